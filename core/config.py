@@ -1,0 +1,239 @@
+"""The one declared schema of every setting, and the layers that fill it.
+
+Layers, lowest first: the schema's defaults < ``config.yaml`` < environment variables < command-line
+flags. Every setting has a default and a line of help here; ``config.yaml`` repeats them with comments
+for deployers (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+log = logging.getLogger("videoflix.config")
+
+
+class ConfigError(Exception):
+    """A setting is missing, unknown or of the wrong type; the message is one sentence naming it."""
+
+
+class Section(BaseModel):
+    """A block of settings: unknown keys are refused so that typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(Section):
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0 picks a free one).")
+    debug: bool = Field(True, description="Debug mode: allows a random SECRET_KEY; never shows tracebacks.")
+    secret_key: str | None = Field(
+        None, description="Signs codes and stream grants; required when debug is off."
+    )
+    frontend_url: str = Field(
+        "http://localhost:4200", description="Base URL of the front-end; its origin may call the API."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Further origins allowed to call the API."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxy addresses whose X-Forwarded-For is believed for the client address.",
+    )
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, description="Seconds to let open requests finish at shutdown."
+    )
+
+
+class DatabaseSettings(Section):
+    uri: str = Field(
+        "memory://", description="MongoDB URI; memory:// is an in-process database forgotten on exit."
+    )
+    name: str = Field("videoflix", description="Database name when the URI names none.")
+    connect_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds to wait for MongoDB at start before giving up."
+    )
+
+
+class EmailSettings(Section):
+    backend: Literal["console", "smtp"] = Field(
+        "console", description="console prints mails to the log; smtp sends them."
+    )
+    host: str = Field("localhost", description="SMTP host.")
+    port: int = Field(25, ge=1, le=65535, description="SMTP port.")
+    user: str = Field("", description="SMTP user name (empty: no login).")
+    password: str = Field("", description="SMTP password.")
+    use_tls: bool = Field(False, description="STARTTLS after connecting (port 587 style).")
+    use_ssl: bool = Field(False, description="Implicit TLS from the first byte (port 465 style).")
+    from_address: str = Field("Videoflix <noreply@videoflix.local>", description="From: header.")
+    timeout_s: float = Field(10.0, gt=0, description="SMTP timeout per attempt.")
+    max_attempts: int = Field(8, ge=1, description="Attempts before a mail is marked failed.")
+    retry_base_s: float = Field(5.0, gt=0, description="First retry delay; doubles each attempt.")
+    poll_interval_s: float = Field(
+        2.0, gt=0, description="How often the outbox looks for mail due for sending."
+    )
+
+
+class AccountSettings(Section):
+    bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor.")
+    password_min_length: int = Field(8, ge=1, description="Shortest password accepted.")
+    token_lifetime_s: int | None = Field(
+        None, ge=1, description="Seconds a login token lives; null: until logout."
+    )
+    verify_code_max_age_s: int = Field(
+        3 * 24 * 3600, ge=1, description="Seconds a signup or e-mail change code stays valid."
+    )
+    reset_code_max_age_s: int = Field(3600, ge=1, description="Seconds a password reset code stays valid.")
+    signup_verify_path: str = Field("/signup/verify", description="Front-end path the signup mail links to.")
+    password_reset_verify_path: str = Field(
+        "/password/reset/verify", description="Front-end path the reset mail links to."
+    )
+    email_change_verify_path: str = Field(
+        "/email/change/verify", description="Front-end path the e-mail change mail links to."
+    )
+    rate_limit_login: str = Field("10/60", description="Login attempts allowed: COUNT/SECONDS.")
+    rate_limit_signup: str = Field("5/3600", description="Signups allowed: COUNT/SECONDS.")
+    rate_limit_password_reset: str = Field(
+        "5/3600", description="Password reset requests allowed: COUNT/SECONDS."
+    )
+
+
+class MediaSettings(Section):
+    root: str = Field("media", description="Folder for uploads and HLS output (relative: to server.py).")
+    max_upload_mb: int = Field(4096, ge=1, description="Largest upload accepted, in MiB.")
+
+
+class TranscodeSettings(Section):
+    workers: int | None = Field(
+        None, ge=1, description="Transcoding processes; null: one per two cores, at least one."
+    )
+
+
+class AdminSettings(Section):
+    email: str | None = Field(None, description="At start, a verified staff user with this e-mail exists.")
+    password: str | None = Field(None, description="Password for that user when it is created.")
+
+
+class Settings(Section):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    accounts: AccountSettings = Field(default_factory=AccountSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    transcode: TranscodeSettings = Field(default_factory=TranscodeSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+
+    @model_validator(mode="after")
+    def _admin_needs_both(self) -> Settings:
+        if bool(self.admin.email) != bool(self.admin.password):
+            raise ValueError("ADMIN_EMAIL and ADMIN_PASSWORD go together: set both or neither")
+        return self
+
+
+# The environment names deployers know from the seed, and the setting each one fills.
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "SECRET_KEY": ("server", "secret_key"),
+    "DEBUG": ("server", "debug"),
+    "HOST": ("server", "host"),
+    "PORT": ("server", "port"),
+    "FRONTEND_URL": ("server", "frontend_url"),
+    "MONGODB_URI": ("database", "uri"),
+    "EMAIL_BACKEND": ("email", "backend"),
+    "EMAIL_HOST": ("email", "host"),
+    "EMAIL_PORT": ("email", "port"),
+    "EMAIL_HOST_USER": ("email", "user"),
+    "EMAIL_HOST_PASSWORD": ("email", "password"),
+    "EMAIL_USE_TLS": ("email", "use_tls"),
+    "EMAIL_USE_SSL": ("email", "use_ssl"),
+    "DEFAULT_FROM_EMAIL": ("email", "from_address"),
+    "MEDIA_ROOT": ("media", "root"),
+    "MAX_UPLOAD_MB": ("media", "max_upload_mb"),
+    "TRANSCODE_WORKERS": ("transcode", "workers"),
+    "ADMIN_EMAIL": ("admin", "email"),
+    "ADMIN_PASSWORD": ("admin", "password"),
+}
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a config file; a missing file is an empty layer, a broken one a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return data
+
+
+def environment_layer(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Turn the contract's environment variables into a nested layer; empty values count as unset."""
+    layer: dict[str, dict[str, Any]] = {}
+    for name, (section, key) in ENVIRONMENT.items():
+        value = environ.get(name)
+        if value is not None and value != "":
+            layer.setdefault(section, {})[key] = value
+    return layer
+
+
+def merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """Overlay one layer on another, section by section."""
+    merged = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def describe(err: ValidationError) -> str:
+    """One sentence naming the first offending key."""
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting '{where}'"
+    if not where:
+        return first["msg"].removeprefix("Value error, ")
+    return f"setting '{where}': {first['msg'].removeprefix('Value error, ')} (got {first['input']!r})"
+
+
+def load_settings(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from every layer and validate them; raise ConfigError with one sentence."""
+    layers = read_yaml(path) if path else {}
+    layers = merge(layers, environment_layer(os.environ if environ is None else environ))
+    layers = merge(layers, overrides or {})
+    try:
+        settings = Settings.model_validate(layers)
+    except ValidationError as err:
+        raise ConfigError(describe(err)) from err
+    return ensure_secret_key(settings)
+
+
+def ensure_secret_key(settings: Settings) -> Settings:
+    """Refuse to run without SECRET_KEY unless in debug mode, where a random one is made (and said so)."""
+    if settings.server.secret_key:
+        return settings
+    if not settings.server.debug:
+        raise ConfigError("setting 'server.secret_key' (SECRET_KEY) is required when DEBUG is off")
+    log.warning("SECRET_KEY is not set: using a random key, so every token, code and grant dies on restart")
+    settings.server.secret_key = secrets.token_urlsafe(48)
+    return settings

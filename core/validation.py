@@ -1,0 +1,55 @@
+"""Request validation with pydantic, answered in the field-error shape DRF front-ends know."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+# pydantic error types, and the sentence a DRF front-end shows for each.
+MESSAGES = {
+    "missing": "This field is required.",
+    "string_type": "Not a valid string.",
+    "int_type": "A valid integer is required.",
+    "int_parsing": "A valid integer is required.",
+    "float_type": "A valid number is required.",
+    "float_parsing": "A valid number is required.",
+    "bool_type": "Must be a valid boolean.",
+    "bool_parsing": "Must be a valid boolean.",
+    "finite_number": "A valid number is required.",
+}
+
+
+class Body(BaseModel):
+    """A JSON request body: strict about types (no "1" for 1), tolerant of keys it does not use."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", str_strip_whitespace=False)
+
+
+def message_for(error: dict) -> str:
+    """The sentence for one pydantic error."""
+    kind = error["type"]
+    context = error.get("ctx") or {}
+    if kind in MESSAGES:
+        return MESSAGES[kind]
+    if kind == "string_too_short":
+        if context.get("min_length") == 1:
+            return "This field may not be blank."
+        return f"Ensure this field has at least {context.get('min_length')} characters."
+    if kind == "string_too_long":
+        return f"Ensure this field has no more than {context.get('max_length')} characters."
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"Ensure this value is greater than or equal to {context.get('ge', context.get('gt'))}."
+    if kind in ("less_than_equal", "less_than"):
+        return f"Ensure this value is less than or equal to {context.get('le', context.get('lt'))}."
+    message = error["msg"].removeprefix("Value error, ")
+    return message if message.endswith(".") else message + "."
+
+
+def field_errors(err: ValidationError) -> dict[str, list[str]]:
+    """Group pydantic's errors by top-level field, DRF style: {"email": ["..."]}."""
+    fields: dict[str, list[str]] = {}
+    for error in err.errors():
+        name = str(error["loc"][0]) if error["loc"] else "non_field_errors"
+        message = message_for(error)
+        if message not in fields.setdefault(name, []):
+            fields[name].append(message)
+    return fields

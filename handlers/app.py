@@ -1,0 +1,78 @@
+"""The app factory: joins every handler module's routes and the parts they share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import tornado.web
+
+from core.clock import Clock, utcnow
+from core.config import Settings
+from core.passwords import PasswordHasher
+from handlers import health
+from handlers.base import NotFoundHandler, check_access_declared
+from models.accounts import AccountService
+from models.db import Database
+
+access_log = logging.getLogger("videoflix.access")
+
+HANDLER_MODULES = [health]
+
+
+@dataclass
+class Services:
+    """What handlers share: reached as `self.services` in a handler."""
+
+    settings: Settings
+    db: Database
+    mailer: Any
+    transcoder: Any
+    accounts: AccountService
+    hasher: PasswordHasher
+    clock: Clock
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """One line a request: method, path (never the query: it can carry codes), status, milliseconds."""
+    status = handler.get_status()
+    level = logging.INFO if status < 500 else logging.ERROR
+    millis = 1000.0 * handler.request.request_time()
+    access_log.log(level, "%s %s %d %.1fms", handler.request.method, handler.request.path, status, millis)
+
+
+def make_app(
+    config: Settings,
+    *,
+    db: Database,
+    mailer: Any = None,
+    transcoder: Any = None,
+    clock: Clock = utcnow,
+    hasher: PasswordHasher | None = None,
+    handler_modules: Sequence[Any] = HANDLER_MODULES,
+) -> tornado.web.Application:
+    """Build the Tornado application from its parts; tests inject fakes where a real part can't run."""
+    hasher = hasher or PasswordHasher(config.accounts.bcrypt_rounds)
+    accounts = AccountService(db, hasher, clock=clock, token_lifetime_s=config.accounts.token_lifetime_s)
+    services = Services(config, db, mailer, transcoder, accounts, hasher, clock)
+    routes: list[Any] = [route for module in handler_modules for route in module.routes]
+    routes.append((r".*", NotFoundHandler))
+    check_access_declared(route[1] for route in routes)
+    cors = {origin_of(config.server.frontend_url), *config.server.cors_origins}
+    return tornado.web.Application(
+        routes,
+        services=services,
+        cors_origins=cors,
+        log_function=log_request,
+        debug=False,  # debug mode would show tracebacks and autoreload; DEBUG only relaxes SECRET_KEY
+        xheaders=False,
+    )

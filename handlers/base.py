@@ -1,0 +1,205 @@
+"""The base of every API handler: who is calling, what they may do, and errors as JSON."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import tornado.web
+from pydantic import BaseModel, ValidationError
+
+from core.validation import field_errors
+from models.users import User
+
+log = logging.getLogger("videoflix.api")
+
+# Access levels every handler method declares; anything else refuses to start.
+PUBLIC, USER, STAFF = "public", "user", "staff"
+HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Messages a DRF front-end already knows.
+DEFAULT_DETAILS = {
+    400: "Bad request.",
+    401: "Authentication credentials were not provided.",
+    403: "You do not have permission to perform this action.",
+    404: "Not found.",
+    409: "Conflict.",
+    413: "Request body too large.",
+    415: "Unsupported media type.",
+    429: "Request was throttled.",
+    500: "A server error occurred.",
+    503: "Service unavailable.",
+    507: "Not enough storage space on the server.",
+}
+
+
+def access(level: str) -> Callable[[F], F]:
+    """Declare who may call a handler method: PUBLIC, USER (verified, active) or STAFF."""
+    if level not in (PUBLIC, USER, STAFF):
+        raise ValueError(f"unknown access level {level!r}")
+
+    def mark(method: F) -> F:
+        method.access = level  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+public, user_only, staff_only = access(PUBLIC), access(USER), access(STAFF)
+
+
+class UndeclaredAccess(Exception):
+    """A handler method says nothing about who may call it."""
+
+
+def check_access_declared(handler_classes: Iterable[type]) -> None:
+    """Refuse to build an app in which a handler method has no access declaration."""
+    for cls in handler_classes:
+        for name in HTTP_METHODS:
+            method = getattr(cls, name, None)
+            if method is None or method is getattr(tornado.web.RequestHandler, name, None):
+                continue
+            if getattr(method, "access", None) not in (PUBLIC, USER, STAFF):
+                raise UndeclaredAccess(
+                    f"{cls.__module__}.{cls.__name__}.{name} declares no access level "
+                    "(mark it @public, @user_only or @staff_only)"
+                )
+
+
+class APIError(tornado.web.HTTPError):
+    """An error whose JSON body the client sees: a detail sentence or field errors."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        *,
+        fields: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status)
+        self.body: dict[str, Any] = fields or {"detail": detail or DEFAULT_DETAILS.get(status, "Error.")}
+        self.headers = headers or {}
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Resolves the caller from the token, enforces the method's access level, speaks JSON."""
+
+    current_user: User | None
+
+    @property
+    def services(self) -> Any:
+        """The app's shared parts: settings, db, mailer, transcoder, ..."""
+        return self.application.settings["services"]
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        origin = self.request.headers.get("Origin")
+        if origin and origin in self.application.settings["cors_origins"]:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Allow-Credentials", "true")
+            self.set_header("Access-Control-Expose-Headers", "Retry-After, Content-Range, ETag")
+            self.add_header("Vary", "Origin")
+
+    async def prepare(self) -> None:
+        method = getattr(self, self.request.method.lower(), None)
+        level = getattr(method, "access", None)
+        self.current_user = None
+        if level is None:
+            return  # not implemented here: Tornado answers 405
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "token" and token.strip():
+            self.current_user = await self.services.accounts.user_for_token(token.strip())
+            if self.current_user is None and level != PUBLIC:
+                raise APIError(401, "Invalid token.")
+        if level == PUBLIC:
+            return
+        user = self.current_user
+        if user is None:
+            raise APIError(401)
+        if not user.is_active:
+            raise APIError(401, "User account not active.")
+        if not user.is_verified:
+            raise APIError(401, "User account not verified.")
+        if level == STAFF and not user.is_staff:
+            raise APIError(403)
+
+    @public
+    def options(self, *args: str) -> None:
+        """CORS preflight: allowed origins get the methods and headers they may use."""
+        self.set_status(204)
+        if self._headers.get("Access-Control-Allow-Origin"):
+            methods = [m.upper() for m in HTTP_METHODS if self._implements(m)]
+            self.set_header("Access-Control-Allow-Methods", ", ".join(methods))
+            self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+            self.set_header("Access-Control-Max-Age", "600")
+        self.clear_header("Content-Type")
+        self.finish()
+
+    def _implements(self, name: str) -> bool:
+        method = getattr(type(self), name, None)
+        return method is not None and hasattr(method, "access")
+
+    def json_body(self) -> Any:
+        """The request body as JSON: 415 when it is declared as something else, 400 when malformed."""
+        content_type = self.request.headers.get("Content-Type", "application/json")
+        media_type = content_type.split(";")[0].strip().lower()
+        if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+            raise APIError(415, f'Unsupported media type "{media_type}" in request.')
+        if not self.request.body:
+            return {}
+        try:
+            return json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise APIError(400, f"JSON parse error - {err}") from err
+
+    def parse(self, model: type[BaseModel]) -> Any:
+        """Validate the JSON body against a model: field errors answer 400 in DRF's shape."""
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise APIError(400, "Expected a JSON object.")
+        try:
+            return model.model_validate(body)
+        except ValidationError as err:
+            raise APIError(400, fields=field_errors(err)) from err
+
+    def send_json(self, data: Any, status: int = 200) -> None:
+        """Finish with a JSON body (lists too, which Tornado's write refuses)."""
+        self.set_status(status)
+        self.finish(json.dumps(data, separators=(",", ":"), default=str))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Every error is the contract's JSON; never HTML or a traceback, debug or not."""
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        self.clear_header("Content-Disposition")
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        if isinstance(error, APIError):
+            body = error.body
+            for name, value in error.headers.items():
+                self.set_header(name, value)
+        elif status_code == 405:
+            body = {"detail": f'Method "{self.request.method}" not allowed.'}
+            allowed = [m.upper() for m in HTTP_METHODS if self._implements(m)]
+            self.set_header("Allow", ", ".join(allowed))
+        else:
+            default = http.client.responses.get(status_code, "Error") + "."
+            body = {"detail": DEFAULT_DETAILS.get(status_code, default)}
+        self.finish(json.dumps(body))
+
+
+class NotFoundHandler(BaseHandler):
+    """The last route: any unknown path answers a JSON 404, whatever the method."""
+
+    @public
+    async def get(self, *args: str) -> None:
+        raise APIError(404)
+
+    head = post = put = patch = delete = get

@@ -1,0 +1,31 @@
+"""Liveness and readiness probes for load balancers, Docker and orchestrators."""
+
+from __future__ import annotations
+
+from handlers.base import APIError, BaseHandler, public
+
+
+class HealthHandler(BaseHandler):
+    """The process is up and its IOLoop answers; touches no database."""
+
+    @public
+    def get(self) -> None:
+        self.send_json({"status": "ok"})
+
+    head = get
+
+
+class ReadyHandler(BaseHandler):
+    """The process can serve: the database answers a ping."""
+
+    @public
+    async def get(self) -> None:
+        if not await self.services.db.ping():
+            raise APIError(503, "The database does not answer.")
+        self.send_json({"status": "ok"})
+
+
+routes = [
+    (r"/api/health/?", HealthHandler),
+    (r"/api/ready/?", ReadyHandler),
+]

@@ -1,0 +1,17 @@
+"""MongoDB documents and the queries on them."""
+
+from __future__ import annotations
+
+from models import tokens, users
+from models.db import Database
+
+COLLECTION_INDEXES = {
+    "users": users.INDEXES,
+    "tokens": tokens.INDEXES,
+}
+
+
+async def ensure_indexes(db: Database) -> None:
+    """Create every index the server's queries need (idempotent)."""
+    for name, indexes in COLLECTION_INDEXES.items():
+        await db.db[name].create_indexes(indexes)

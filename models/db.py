@@ -1,0 +1,98 @@
+"""Opening the database: the one place that turns a URI into a client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
+from pymongo.uri_parser import parse_uri
+
+log = logging.getLogger("videoflix.db")
+
+MEMORY_URI = "memory://"
+
+
+class DatabaseUnavailable(Exception):
+    """MongoDB could not be reached or the URI is unusable; the message names the host, never a password."""
+
+
+@dataclass
+class Database:
+    """An open database and the client behind it."""
+
+    client: Any
+    db: Any
+    in_memory: bool
+
+    def __getattr__(self, name: str) -> Any:
+        # Collections read as attributes: database.users, database.videos, ...
+        return getattr(self.db, name)
+
+    async def ping(self) -> bool:
+        """True when the server answers."""
+        try:
+            await self.db.command("ping")
+        except (PyMongoError, OSError):
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the client (a no-op in memory)."""
+        self.client.close()
+
+
+def hosts_of(uri: str) -> str:
+    """The host list of a URI, for messages: never the user name or password."""
+    try:
+        nodes = parse_uri(uri, validate=False, warn=True)["nodelist"]
+    except (InvalidURI, ConfigurationError, ValueError):
+        return "the configured MONGODB_URI"
+    return ",".join(f"{host}:{port}" for host, port in nodes) or "the configured MONGODB_URI"
+
+
+def open_memory_database(name: str) -> Database:
+    """An in-process MongoDB (mongomock-motor): forgotten on exit."""
+    from mongomock_motor import AsyncMongoMockClient
+
+    client = AsyncMongoMockClient(tz_aware=True)
+    return Database(client=client, db=client[name], in_memory=True)
+
+
+async def open_database(uri: str, name: str, timeout_s: float) -> Database:
+    """Open the database at `uri` and check that it answers within `timeout_s` seconds."""
+    if uri == MEMORY_URI:
+        return open_memory_database(name)
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    where = hosts_of(uri)
+    try:
+        client = AsyncIOMotorClient(
+            uri,
+            serverSelectionTimeoutMS=int(timeout_s * 1000),
+            connectTimeoutMS=int(timeout_s * 1000),
+            tz_aware=True,
+        )
+    except (ConfigurationError, InvalidURI, ValueError) as err:
+        raise DatabaseUnavailable(f"MONGODB_URI for {where} is not usable: {err}") from err
+    database = Database(client=client, db=client.get_default_database(name), in_memory=False)
+    try:
+        await asyncio.wait_for(database.db.command("ping"), timeout_s + 1)
+    except (TimeoutError, PyMongoError, OSError) as err:
+        client.close()
+        raise DatabaseUnavailable(
+            f"cannot reach MongoDB at {where} within {timeout_s:g} s; check MONGODB_URI"
+        ) from err
+    return database
+
+
+def object_id(value: str) -> ObjectId | None:
+    """The ObjectId a string names, or None when it names none (callers answer 404)."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        return None

@@ -1,0 +1,124 @@
+"""Users: documents in the `users` collection and the queries on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from models.db import Database, object_id
+
+INDEXES = [IndexModel([("email_lower", ASCENDING)], unique=True, name="email_lower_unique")]
+
+
+@dataclass
+class User:
+    """A user as the server sees it; `password` is the bcrypt hash, never the password."""
+
+    id: str
+    email: str
+    first_name: str
+    last_name: str
+    password: str | None
+    is_verified: bool
+    is_active: bool
+    is_staff: bool
+    created_at: datetime
+    last_login: datetime | None = None
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> User:
+        """Map a MongoDB document to a User."""
+        return cls(
+            id=str(doc["_id"]),
+            email=doc["email"],
+            first_name=doc.get("first_name", ""),
+            last_name=doc.get("last_name", ""),
+            password=doc.get("password"),
+            is_verified=bool(doc.get("is_verified", False)),
+            is_active=bool(doc.get("is_active", True)),
+            is_staff=bool(doc.get("is_staff", False)),
+            created_at=doc.get("created_at") or ObjectId(doc["_id"]).generation_time,
+            last_login=doc.get("last_login"),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """The fields `users/me/` shows."""
+        return {
+            "id": self.id,
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "is_staff": self.is_staff,
+        }
+
+
+def normalise(email: str) -> str:
+    """The form e-mails are compared in: case-insensitive."""
+    return email.strip().lower()
+
+
+class Users:
+    """Queries on the `users` collection."""
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db.users
+
+    async def get(self, user_id: str | ObjectId) -> User | None:
+        """The user with this id, or None."""
+        oid = user_id if isinstance(user_id, ObjectId) else object_id(user_id)
+        if oid is None:
+            return None
+        doc = await self.collection.find_one({"_id": oid})
+        return User.from_doc(doc) if doc else None
+
+    async def by_email(self, email: str) -> User | None:
+        """The user with this e-mail (any case), or None."""
+        doc = await self.collection.find_one({"email_lower": normalise(email)})
+        return User.from_doc(doc) if doc else None
+
+    async def create(
+        self,
+        email: str,
+        password_hash: str,
+        now: datetime,
+        *,
+        first_name: str = "",
+        last_name: str = "",
+        is_verified: bool = False,
+        is_staff: bool = False,
+    ) -> User | None:
+        """Insert a user; None when the e-mail is taken (the unique index decides races)."""
+        doc = {
+            "email": email.strip(),
+            "email_lower": normalise(email),
+            "first_name": first_name,
+            "last_name": last_name,
+            "password": password_hash,
+            "is_verified": is_verified,
+            "is_active": True,
+            "is_staff": is_staff,
+            "created_at": now,
+            "last_login": None,
+        }
+        try:
+            result = await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        doc["_id"] = result.inserted_id
+        return User.from_doc(doc)
+
+    async def update(self, user_id: str, match: dict[str, Any] | None = None, **fields: Any) -> User | None:
+        """Set fields on a user (only if it still matches `match`); the updated user, or None."""
+        if "email" in fields:
+            fields["email_lower"] = normalise(fields["email"])
+        doc = await self.collection.find_one_and_update(
+            {"_id": ObjectId(user_id), **(match or {})},
+            {"$set": fields},
+            return_document=ReturnDocument.AFTER,
+        )
+        return User.from_doc(doc) if doc else None

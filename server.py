@@ -1,0 +1,158 @@
+"""Videoflix back-end: `python server.py [--host H] [--port P] [--config PATH]`.
+
+Sub-commands: `python server.py createsuperuser [--email E --password P]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+
+from core.config import ConfigError, Settings, load_settings
+from core.passwords import PasswordHasher
+from handlers.app import make_app
+from models import ensure_indexes
+from models.accounts import AccountService
+from models.db import Database, DatabaseUnavailable, open_database
+
+HERE = Path(__file__).resolve().parent
+log = logging.getLogger("videoflix")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line: flags for serving, and the sub-commands."""
+    parser = argparse.ArgumentParser(prog="server.py", description="The Videoflix back-end.")
+    parser.add_argument("--config", type=Path, default=HERE / "config.yaml", help="YAML settings file")
+    parser.add_argument("--host", help="address to listen on (overrides HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (overrides PORT)")
+    commands = parser.add_subparsers(dest="command")
+    superuser = commands.add_parser("createsuperuser", help="create a verified staff user")
+    superuser.add_argument("--email", help="the user's e-mail (asked when missing)")
+    superuser.add_argument("--password", help="the user's password (asked when missing)")
+    return parser.parse_args(argv)
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings that flags set: the top layer."""
+    server = {key: getattr(args, key) for key in ("host", "port") if getattr(args, key) is not None}
+    return {"server": server} if server else {}
+
+
+def configure_logging() -> None:
+    """One line per event on stderr."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Tornado's own access log would repeat ours, with the query string.
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+
+
+async def connect(settings: Settings) -> Database:
+    """Open the database, say loudly when it is the in-memory one, and ensure indexes."""
+    database = await open_database(
+        settings.database.uri, settings.database.name, settings.database.connect_timeout_s
+    )
+    if database.in_memory:
+        log.warning(
+            "IN-MEMORY DATABASE: every user, video and job is forgotten when this process exits. "
+            "Set MONGODB_URI=mongodb://host:27017/videoflix to keep them."
+        )
+    await ensure_indexes(database)
+    return database
+
+
+async def bootstrap_admin(settings: Settings, accounts: AccountService) -> None:
+    """With ADMIN_EMAIL and ADMIN_PASSWORD set, a verified staff user with that e-mail exists."""
+    if settings.admin.email and settings.admin.password:
+        user, created = await accounts.ensure_superuser(settings.admin.email, settings.admin.password)
+        log.info("admin %s %s", user.email, "created" if created else "already present")
+
+
+async def serve(settings: Settings) -> None:
+    """Run the server until SIGINT or SIGTERM, then stop cleanly."""
+    database = await connect(settings)
+    hasher = PasswordHasher(settings.accounts.bcrypt_rounds)
+    app = make_app(settings, db=database, hasher=hasher)
+    await bootstrap_admin(settings, app.settings["services"].accounts)
+    sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
+    server = tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=1 << 20)
+    server.add_sockets(sockets)
+    host, port = sockets[0].getsockname()[:2]
+    log.info("Videoflix listening on http://%s:%d", host, port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("shutting down")
+    server.stop()
+    try:
+        await asyncio.wait_for(server.close_all_connections(), settings.server.shutdown_grace_s)
+    except TimeoutError:
+        log.warning("open requests did not finish within %ss", settings.server.shutdown_grace_s)
+    hasher.close()
+    database.close()
+    log.info("stopped")
+
+
+async def create_superuser(settings: Settings, email: str | None, password: str | None) -> str:
+    """Create (or promote) a verified staff user; asks for what the flags left out."""
+    email = email or input("E-mail: ").strip()
+    while not password:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Password (again): "):
+            print("Passwords differ; try again.", file=sys.stderr)
+            password = None
+    if len(password) < settings.accounts.password_min_length:
+        raise ConfigError(f"the password needs at least {settings.accounts.password_min_length} characters")
+    database = await connect(settings)
+    hasher = PasswordHasher(settings.accounts.bcrypt_rounds)
+    try:
+        user, created = await AccountService(database, hasher).ensure_superuser(email, password)
+    finally:
+        hasher.close()
+        database.close()
+    return f"superuser {user.email} {'created' if created else 'already existed; now staff and verified'}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse flags → load config → run the command. Returns the exit status."""
+    args = parse_args(argv)
+    configure_logging()
+    try:
+        settings = load_settings(args.config, overrides=flag_overrides(args))
+    except ConfigError as err:
+        log.error("configuration error: %s", err)
+        return 2
+    try:
+        if args.command == "createsuperuser":
+            print(asyncio.run(create_superuser(settings, args.email, args.password)))
+        else:
+            asyncio.run(serve(settings))
+    except (DatabaseUnavailable, ConfigError) as err:
+        log.error("%s", err)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as err:
+        log.error("cannot start: %s", err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

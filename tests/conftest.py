@@ -1,0 +1,178 @@
+"""The fixture chain: settings → db → app → api (a JSON client over the real HTTP server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPResponse
+
+from core.clock import utcnow
+from core.config import Settings, load_settings
+from core.passwords import PasswordHasher
+from handlers.app import make_app
+from models import ensure_indexes
+from models.db import open_database, open_memory_database
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-signing"
+
+
+class FakeClock:
+    """A clock the tests move instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def settings_overrides(tmp_path) -> dict[str, Any]:
+    """Override per module to change settings for its tests."""
+    return {}
+
+
+@pytest.fixture
+def settings(tmp_path, settings_overrides) -> Settings:
+    base = {
+        "server": {"secret_key": TEST_SECRET, "debug": False},
+        "accounts": {"bcrypt_rounds": 4},
+        "media": {"root": str(tmp_path / "media")},
+    }
+    layers = {
+        section: {**base.get(section, {}), **settings_overrides.get(section, {})}
+        for section in {*base, *settings_overrides}
+    }
+    return load_settings(None, environ={}, overrides=layers)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db(io_loop):
+    """mongomock-motor; a real MongoDB (a fresh database, dropped after) when TEST_MONGODB_URI is set."""
+    uri = os.environ.get("TEST_MONGODB_URI")
+    if uri:
+        name = f"videoflix_test_{uuid.uuid4().hex[:12]}"
+        database = io_loop.run_sync(lambda: open_database(uri, name, 5.0))
+        database.db = database.client[name]
+    else:
+        database = open_memory_database("videoflix_test")
+    io_loop.run_sync(lambda: ensure_indexes(database))
+    yield database
+    if uri:
+        io_loop.run_sync(lambda: database.client.drop_database(database.db.name))
+    database.close()
+
+
+@pytest.fixture
+def hasher():
+    pool = PasswordHasher(rounds=4)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def handler_modules():
+    """Override to mount extra handlers in a module's tests."""
+    from handlers.app import HANDLER_MODULES
+
+    return HANDLER_MODULES
+
+
+@pytest.fixture
+def app(settings, db, clock, hasher, handler_modules):
+    return make_app(settings, db=db, clock=clock, hasher=hasher, handler_modules=handler_modules)
+
+
+@pytest.fixture
+def services(app):
+    return app.settings["services"]
+
+
+@dataclass
+class Reply:
+    """What a client sees: status, headers, and the JSON body."""
+
+    code: int
+    headers: Any
+    body: bytes
+    data: Any = field(default=None)
+
+    @classmethod
+    def of(cls, response: HTTPResponse) -> Reply:
+        body = response.body or b""
+        data = None
+        if body and response.headers.get("Content-Type", "").startswith("application/json"):
+            data = json.loads(body)
+        return cls(response.code, response.headers, body, data)
+
+
+class Api:
+    """A JSON client over the real HTTP server on a loopback port."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.token: str | None = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        *,
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> Reply:
+        headers = dict(headers or {})
+        token = token or self.token
+        if token:
+            headers.setdefault("Authorization", f"Token {token}")
+        if json_body is not None:
+            body = json.dumps(json_body)
+            headers.setdefault("Content-Type", "application/json")
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""
+        response = await self.client.fetch(
+            path,
+            method=method,
+            body=body,
+            headers=headers,
+            raise_error=False,
+            allow_nonstandard_methods=True,
+            follow_redirects=False,
+        )
+        return Reply.of(response)
+
+    async def get(self, path: str, **kw: Any) -> Reply:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, json_body: Any = None, **kw: Any) -> Reply:
+        return await self.request("POST", path, json_body, **kw)
+
+    async def put(self, path: str, json_body: Any = None, **kw: Any) -> Reply:
+        return await self.request("PUT", path, json_body, **kw)
+
+    async def patch(self, path: str, json_body: Any = None, **kw: Any) -> Reply:
+        return await self.request("PATCH", path, json_body, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Reply:
+        return await self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def api(http_server_client) -> Api:
+    return Api(http_server_client)
