@@ -19,6 +19,7 @@ import tornado.httpserver
 import tornado.netutil
 
 from core.config import ConfigError, Settings, load_settings
+from core.mail import Mailer
 from core.passwords import PasswordHasher
 from handlers.app import make_app
 from models import ensure_indexes
@@ -84,8 +85,10 @@ async def serve(settings: Settings) -> None:
     """Run the server until SIGINT or SIGTERM, then stop cleanly."""
     database = await connect(settings)
     hasher = PasswordHasher(settings.accounts.bcrypt_rounds)
-    app = make_app(settings, db=database, hasher=hasher)
+    mailer = Mailer(database, settings.email)
+    app = make_app(settings, db=database, hasher=hasher, mailer=mailer)
     await bootstrap_admin(settings, app.settings["services"].accounts)
+    mailer.start()
     sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
     server = tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=1 << 20)
     server.add_sockets(sockets)
@@ -104,6 +107,7 @@ async def serve(settings: Settings) -> None:
         await asyncio.wait_for(server.close_all_connections(), settings.server.shutdown_grace_s)
     except TimeoutError:
         log.warning("open requests did not finish within %ss", settings.server.shutdown_grace_s)
+    await mailer.stop()
     hasher.close()
     database.close()
     log.info("stopped")

@@ -81,6 +81,9 @@ class EmailSettings(Section):
     )
 
 
+RATE = r"^[1-9][0-9]*/[1-9][0-9]*$"  # COUNT/SECONDS
+
+
 class AccountSettings(Section):
     bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor.")
     password_min_length: int = Field(8, ge=1, description="Shortest password accepted.")
@@ -98,10 +101,10 @@ class AccountSettings(Section):
     email_change_verify_path: str = Field(
         "/email/change/verify", description="Front-end path the e-mail change mail links to."
     )
-    rate_limit_login: str = Field("10/60", description="Login attempts allowed: COUNT/SECONDS.")
-    rate_limit_signup: str = Field("5/3600", description="Signups allowed: COUNT/SECONDS.")
+    rate_limit_login: str = Field("10/60", pattern=RATE, description="Login attempts allowed: COUNT/SECONDS.")
+    rate_limit_signup: str = Field("5/3600", pattern=RATE, description="Signups allowed: COUNT/SECONDS.")
     rate_limit_password_reset: str = Field(
-        "5/3600", description="Password reset requests allowed: COUNT/SECONDS."
+        "5/3600", pattern=RATE, description="Password reset requests allowed: COUNT/SECONDS."
     )
 
 

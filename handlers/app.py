@@ -12,15 +12,18 @@ import tornado.web
 
 from core.clock import Clock, utcnow
 from core.config import Settings
+from core.mail import Mailer
 from core.passwords import PasswordHasher
-from handlers import health
+from core.signing import Signer
+from handlers import accounts, health
 from handlers.base import NotFoundHandler, check_access_declared
 from models.accounts import AccountService
 from models.db import Database
+from models.ratelimits import RateLimiter
 
 access_log = logging.getLogger("videoflix.access")
 
-HANDLER_MODULES = [health]
+HANDLER_MODULES = [health, accounts]
 
 
 @dataclass
@@ -29,10 +32,11 @@ class Services:
 
     settings: Settings
     db: Database
-    mailer: Any
+    mailer: Mailer
     transcoder: Any
     accounts: AccountService
     hasher: PasswordHasher
+    ratelimiter: RateLimiter
     clock: Clock
 
 
@@ -54,7 +58,7 @@ def make_app(
     config: Settings,
     *,
     db: Database,
-    mailer: Any = None,
+    mailer: Mailer | None = None,
     transcoder: Any = None,
     clock: Clock = utcnow,
     hasher: PasswordHasher | None = None,
@@ -62,8 +66,17 @@ def make_app(
 ) -> tornado.web.Application:
     """Build the Tornado application from its parts; tests inject fakes where a real part can't run."""
     hasher = hasher or PasswordHasher(config.accounts.bcrypt_rounds)
-    accounts = AccountService(db, hasher, clock=clock, token_lifetime_s=config.accounts.token_lifetime_s)
-    services = Services(config, db, mailer, transcoder, accounts, hasher, clock)
+    mailer = mailer or Mailer(db, config.email, clock=clock)
+    accounts = AccountService(
+        db,
+        hasher,
+        clock=clock,
+        settings=config.accounts,
+        mailer=mailer,
+        signer=Signer(config.server.secret_key or "", clock),
+        frontend_url=config.server.frontend_url,
+    )
+    services = Services(config, db, mailer, transcoder, accounts, hasher, RateLimiter(db), clock)
     routes: list[Any] = [route for module in handler_modules for route in module.routes]
     routes.append((r".*", NotFoundHandler))
     check_access_declared(route[1] for route in routes)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import tornado.web
 from pydantic import BaseModel, ValidationError
 
+from core.errors import DEFAULT_DETAILS, APIError
 from core.validation import field_errors
 from models.users import User
 
@@ -21,21 +22,6 @@ PUBLIC, USER, STAFF = "public", "user", "staff"
 HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Messages a DRF front-end already knows.
-DEFAULT_DETAILS = {
-    400: "Bad request.",
-    401: "Authentication credentials were not provided.",
-    403: "You do not have permission to perform this action.",
-    404: "Not found.",
-    409: "Conflict.",
-    413: "Request body too large.",
-    415: "Unsupported media type.",
-    429: "Request was throttled.",
-    500: "A server error occurred.",
-    503: "Service unavailable.",
-    507: "Not enough storage space on the server.",
-}
 
 
 def access(level: str) -> Callable[[F], F]:
@@ -71,31 +57,34 @@ def check_access_declared(handler_classes: Iterable[type]) -> None:
                 )
 
 
-class APIError(tornado.web.HTTPError):
-    """An error whose JSON body the client sees: a detail sentence or field errors."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str | None = None,
-        *,
-        fields: dict[str, list[str]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(status)
-        self.body: dict[str, Any] = fields or {"detail": detail or DEFAULT_DETAILS.get(status, "Error.")}
-        self.headers = headers or {}
-
-
 class BaseHandler(tornado.web.RequestHandler):
     """Resolves the caller from the token, enforces the method's access level, speaks JSON."""
 
     current_user: User | None
 
+    token: str | None = None
+
     @property
     def services(self) -> Any:
         """The app's shared parts: settings, db, mailer, transcoder, ..."""
         return self.application.settings["services"]
+
+    @property
+    def config(self) -> Any:
+        """The server's settings (Tornado's own `settings` are the application's)."""
+        return self.services.settings
+
+    def client_ip(self) -> str:
+        """The client's address; X-Forwarded-For is believed only from a trusted proxy."""
+        address = self.request.remote_ip or ""
+        trusted = self.config.server.trusted_proxies
+        if address not in trusted:
+            return address
+        forwarded = [part.strip() for part in self.request.headers.get("X-Forwarded-For", "").split(",")]
+        for hop in reversed([part for part in forwarded if part]):
+            if hop not in trusted:
+                return hop
+        return address
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -116,7 +105,8 @@ class BaseHandler(tornado.web.RequestHandler):
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "token" and token.strip():
-            self.current_user = await self.services.accounts.user_for_token(token.strip())
+            self.token = token.strip()
+            self.current_user = await self.services.accounts.user_for_token(self.token)
             if self.current_user is None and level != PUBLIC:
                 raise APIError(401, "Invalid token.")
         if level == PUBLIC:
@@ -160,13 +150,13 @@ class BaseHandler(tornado.web.RequestHandler):
         except (ValueError, UnicodeDecodeError) as err:
             raise APIError(400, f"JSON parse error - {err}") from err
 
-    def parse(self, model: type[BaseModel]) -> Any:
+    def parse(self, model: type[BaseModel], context: dict[str, Any] | None = None) -> Any:
         """Validate the JSON body against a model: field errors answer 400 in DRF's shape."""
         body = self.json_body()
         if not isinstance(body, dict):
             raise APIError(400, "Expected a JSON object.")
         try:
-            return model.model_validate(body)
+            return model.model_validate(body, context=context)
         except ValidationError as err:
             raise APIError(400, fields=field_errors(err)) from err
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from models import tokens, users
+from models import outbox, ratelimits, tokens, users
 from models.db import Database
 
 COLLECTION_INDEXES = {
     "users": users.INDEXES,
     "tokens": tokens.INDEXES,
+    "outbox": outbox.INDEXES,
+    "ratelimits": ratelimits.INDEXES,
 }
 
 

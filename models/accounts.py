@@ -1,16 +1,61 @@
-"""The accounts service: who a token belongs to, and the staff users that exist from the start."""
+"""The accounts service: the django-rest-authemail flows over users, tokens, codes and mail."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from core.clock import Clock, utcnow
+from core.config import AccountSettings
+from core.errors import APIError
 from core.passwords import PasswordHasher
+from core.signing import Signer
 from models.db import Database
 from models.tokens import Tokens
 from models.users import User, Users
 
 log = logging.getLogger("videoflix.accounts")
+
+# Code purposes: each signs with its own salt, so no code passes for another.
+SIGNUP, RESET, EMAIL_CHANGE = "signup", "password-reset", "email-change"
+
+TAKEN = "Email address already taken."
+UNABLE_TO_VERIFY = "Unable to verify user."
+BAD_CREDENTIALS = "Unable to login with provided credentials."
+
+
+def fingerprint(user: User, purpose: str) -> str:
+    """A digest of the user's state that a code of this purpose must still match.
+
+    It covers the password hash, the e-mail and the verified flag, so a signup code dies once the
+    address is verified, a reset code once the password changes by any route, and an e-mail change
+    code once the address has changed.
+    """
+    state = "\x00".join([purpose, user.password or "", user.email.lower(), str(user.is_verified)])
+    return hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def describe_age(seconds: int) -> str:
+    """'3 days', '1 hour', '15 minutes': how long a link is valid, for mails."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+@dataclass
+class Links:
+    """Where mail links point: FRONTEND_URL + a path + ?code=."""
+
+    frontend_url: str
+    settings: AccountSettings
+
+    def build(self, path: str, code: str | None = None) -> str:
+        base = self.frontend_url.rstrip("/") + "/" + path.lstrip("/")
+        return f"{base}?code={code}" if code else base
 
 
 class AccountService:
@@ -22,18 +67,169 @@ class AccountService:
         hasher: PasswordHasher,
         *,
         clock: Clock = utcnow,
-        token_lifetime_s: int | None = None,
+        settings: AccountSettings | None = None,
+        signer: Signer | None = None,
+        mailer: Any = None,
+        frontend_url: str = "http://localhost:4200",
     ) -> None:
         self.users = Users(db)
         self.tokens = Tokens(db)
         self.hasher = hasher
         self.clock = clock
-        self.token_lifetime_s = token_lifetime_s
+        self.settings = settings or AccountSettings()
+        self.signer = signer
+        self.mailer = mailer
+        self.links = Links(frontend_url, self.settings)
+
+    # --- tokens -------------------------------------------------------------------------------
 
     async def user_for_token(self, token: str) -> User | None:
         """The user a live token belongs to, or None."""
         user_id = await self.tokens.user_id_for(token, self.clock())
         return await self.users.get(user_id) if user_id else None
+
+    async def issue_token(self, user: User) -> str:
+        """A new login token for the user."""
+        return await self.tokens.issue(user.id, self.clock(), self.settings.token_lifetime_s)
+
+    # --- codes --------------------------------------------------------------------------------
+
+    def make_code(self, user: User, purpose: str, **extra: str) -> str:
+        """A signed code for this user's current state."""
+        assert self.signer is not None
+        return self.signer.dumps(purpose, {"u": user.id, "f": fingerprint(user, purpose), **extra})
+
+    async def redeem(self, code: Any, purpose: str, max_age_s: int) -> tuple[User, dict[str, Any]]:
+        """The user a code is for, if it is genuine, young enough and still matches the user's state."""
+        assert self.signer is not None
+        payload = self.signer.loads(purpose, code, max_age_s) if isinstance(code, str) else None
+        if not isinstance(payload, dict) or not isinstance(payload.get("u"), str):
+            raise APIError(400, UNABLE_TO_VERIFY)
+        user = await self.users.get(payload["u"])
+        if user is None or payload.get("f") != fingerprint(user, purpose):
+            raise APIError(400, UNABLE_TO_VERIFY)
+        return user, payload
+
+    async def mail(self, template: str, to: str, user: User, **context: Any) -> None:
+        """Queue a mail for a user."""
+        name = user.first_name or user.email.split("@")[0]
+        await self.mailer.send(template, to, {"name": name, **context})
+
+    # --- the flows ----------------------------------------------------------------------------
+
+    async def signup(self, email: str, password: str, first_name: str, last_name: str) -> tuple[User, str]:
+        """Create an unverified user (or refresh an unverified one) and mail the verify link."""
+        password_hash = await self.hasher.hash(password)
+        names = {"first_name": first_name, "last_name": last_name}
+        user = await self.users.create(email, password_hash, self.clock(), **names)
+        if user is None:
+            existing = await self.users.by_email(email)
+            if existing is None or existing.is_verified:
+                raise APIError(400, TAKEN)
+            # An unverified address may sign up again: the newest password and link win.
+            user = await self.users.update(
+                existing.id, {"is_verified": False}, password=password_hash, **names
+            )
+            if user is None:
+                raise APIError(400, TAKEN)
+        code = self.make_code(user, SIGNUP)
+        await self.mail(
+            "signup",
+            user.email,
+            user,
+            link=self.links.build(self.settings.signup_verify_path, code),
+            valid_for=describe_age(self.settings.verify_code_max_age_s),
+        )
+        return user, await self.issue_token(user)
+
+    async def verify_signup(self, code: Any) -> str:
+        """Mark the address verified (once) and return a token."""
+        user, _ = await self.redeem(code, SIGNUP, self.settings.verify_code_max_age_s)
+        if user.is_verified:
+            raise APIError(400, UNABLE_TO_VERIFY)
+        verified = await self.users.update(user.id, {"is_verified": False}, is_verified=True)
+        if verified is None:  # another request verified it first
+            raise APIError(400, UNABLE_TO_VERIFY)
+        await self.mail("welcome", verified.email, verified, link=self.links.build("/"))
+        return await self.issue_token(verified)
+
+    async def login(self, email: str, password: str) -> str:
+        """A token for the right password of a verified, active user."""
+        user = await self.users.by_email(email)
+        if not await self.hasher.check(password, user.password if user else None) or user is None:
+            raise APIError(401, BAD_CREDENTIALS)
+        if not user.is_verified:
+            raise APIError(401, "User account not verified.")
+        if not user.is_active:
+            raise APIError(401, "User account not active.")
+        await self.users.update(user.id, last_login=self.clock())
+        return await self.issue_token(user)
+
+    async def logout(self, user: User) -> None:
+        """Revoke every token of the user."""
+        await self.tokens.revoke_all(user.id)
+
+    async def request_password_reset(self, email: str) -> None:
+        """Mail a reset link to a verified, active user; say nothing either way."""
+        user = await self.users.by_email(email)
+        if user is None or not user.is_verified or not user.is_active:
+            log.info("password reset asked for an address with no active account")
+            return
+        code = self.make_code(user, RESET)
+        await self.mail(
+            "password_reset",
+            user.email,
+            user,
+            link=self.links.build(self.settings.password_reset_verify_path, code),
+            valid_for=describe_age(self.settings.reset_code_max_age_s),
+        )
+
+    async def check_reset_code(self, code: Any) -> None:
+        """Raise unless the reset code is still good."""
+        user, _ = await self.redeem(code, RESET, self.settings.reset_code_max_age_s)
+        if not user.is_active:
+            raise APIError(400, UNABLE_TO_VERIFY)
+
+    async def reset_password(self, code: Any, password: str) -> None:
+        """Set a new password with a reset code; the code dies and every token is revoked."""
+        user, _ = await self.redeem(code, RESET, self.settings.reset_code_max_age_s)
+        if not user.is_active:
+            raise APIError(400, UNABLE_TO_VERIFY)
+        password_hash = await self.hasher.hash(password)
+        # Only if the password is still the one the code was made for: a code is spent once.
+        if await self.users.update(user.id, {"password": user.password}, password=password_hash) is None:
+            raise APIError(400, UNABLE_TO_VERIFY)
+        await self.tokens.revoke_all(user.id)
+
+    async def change_password(self, user: User, password: str, current_token: str) -> None:
+        """Set a new password; every other token of the user is revoked."""
+        await self.users.update(user.id, password=await self.hasher.hash(password))
+        await self.tokens.revoke_all(user.id, keep=current_token)
+
+    async def request_email_change(self, user: User, new_email: str) -> None:
+        """Mail a code to the new address and a notice to the old one."""
+        other = await self.users.by_email(new_email)
+        if other is not None and (other.id == user.id or other.is_verified):
+            raise APIError(400, TAKEN)
+        code = self.make_code(user, EMAIL_CHANGE, e=new_email)
+        link = self.links.build(self.settings.email_change_verify_path, code)
+        valid_for = describe_age(self.settings.verify_code_max_age_s)
+        await self.mail("email_change", new_email, user, link=link, new_email=new_email, valid_for=valid_for)
+        await self.mail("email_change_notice", user.email, user, new_email=new_email)
+
+    async def confirm_email_change(self, code: Any) -> None:
+        """Move the user to the new address, if it is still free."""
+        user, payload = await self.redeem(code, EMAIL_CHANGE, self.settings.verify_code_max_age_s)
+        new_email = payload.get("e")
+        if not isinstance(new_email, str):
+            raise APIError(400, UNABLE_TO_VERIFY)
+        other = await self.users.by_email(new_email)
+        if other is not None and other.id != user.id:
+            if other.is_verified:
+                raise APIError(400, TAKEN)
+            await self.users.delete_unverified(other.id)  # an abandoned signup does not block it
+        if await self.users.change_email(user.id, user.email, new_email) is None:
+            raise APIError(400, UNABLE_TO_VERIFY)
 
     async def ensure_superuser(self, email: str, password: str) -> tuple[User, bool]:
         """A verified, active staff user with this e-mail: created, or promoted if it exists.

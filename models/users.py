@@ -122,3 +122,14 @@ class Users:
             return_document=ReturnDocument.AFTER,
         )
         return User.from_doc(doc) if doc else None
+
+    async def change_email(self, user_id: str, old_email: str, new_email: str) -> User | None:
+        """Move a user to a new address if it still has the old one; None if not, or if taken."""
+        try:
+            return await self.update(user_id, {"email": old_email}, email=new_email.strip())
+        except DuplicateKeyError:
+            return None
+
+    async def delete_unverified(self, user_id: str) -> None:
+        """Remove a user that never verified its address (and so never logged in)."""
+        await self.collection.delete_one({"_id": ObjectId(user_id), "is_verified": False})

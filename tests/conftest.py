@@ -18,6 +18,7 @@ from core.passwords import PasswordHasher
 from handlers.app import make_app
 from models import ensure_indexes
 from models.db import open_database, open_memory_database
+from tests.mailbox import Mailbox
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-signing"
 
@@ -42,8 +43,9 @@ def settings_overrides(tmp_path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(tmp_path, settings_overrides) -> Settings:
+def settings(tmp_path, settings_overrides, mail_settings) -> Settings:
     base = {
+        "email": mail_settings,
         "server": {"secret_key": TEST_SECRET, "debug": False},
         "accounts": {"bcrypt_rounds": 4},
         "media": {"root": str(tmp_path / "media")},
@@ -93,8 +95,32 @@ def handler_modules():
 
 
 @pytest.fixture
-def app(settings, db, clock, hasher, handler_modules):
-    return make_app(settings, db=db, clock=clock, hasher=hasher, handler_modules=handler_modules)
+def mailbox():
+    """A real SMTP server on a loopback port, receiving the server's mails."""
+    box = Mailbox()
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def mail_settings(mailbox) -> dict[str, Any]:
+    return {
+        "backend": "smtp",
+        "host": "127.0.0.1",
+        "port": mailbox.port,
+        "timeout_s": 2.0,
+        "retry_base_s": 1.0,
+        "poll_interval_s": 0.05,
+        "max_attempts": 3,
+    }
+
+
+@pytest.fixture
+def app(settings, db, clock, hasher, handler_modules, io_loop):
+    application = make_app(settings, db=db, clock=clock, hasher=hasher, handler_modules=handler_modules)
+    yield application
+    io_loop.run_sync(application.settings["services"].mailer.stop)
 
 
 @pytest.fixture

@@ -1,0 +1,193 @@
+"""Accounts under /api/accounts/: the django-rest-authemail contract, path for path."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+
+from core.errors import APIError
+from core.validation import Body
+from handlers.base import BaseHandler, public, user_only
+from models.accounts import AccountService
+from models.ratelimits import Limit
+
+
+def valid_email(value: str) -> str:
+    """An e-mail address as given (trimmed), if it is well-formed."""
+    value = value.strip()
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise ValueError("Enter a valid email address.") from err
+    return value
+
+
+Email = Annotated[str, Field(max_length=254), AfterValidator(valid_email)]
+Name = Annotated[str, Field(max_length=150)]
+
+
+class PasswordBody(Body):
+    password: str
+
+    @field_validator("password")
+    @classmethod
+    def long_enough(cls, value: str, info: ValidationInfo) -> str:
+        minimum = (info.context or {}).get("password_min_length", 8)
+        if len(value) < minimum:
+            raise ValueError(f"Ensure this field has at least {minimum} characters.")
+        return value
+
+
+class SignupBody(PasswordBody):
+    email: Email
+    first_name: Name = ""
+    last_name: Name = ""
+
+
+class LoginBody(Body):
+    email: Annotated[str, Field(min_length=1, max_length=254)]
+    password: Annotated[str, Field(min_length=1)]
+
+
+class EmailBody(Body):
+    email: Email
+
+
+class ResetVerifiedBody(PasswordBody):
+    code: Annotated[str, Field(min_length=1)]
+
+
+class AccountHandler(BaseHandler):
+    """Shared by the account handlers: validation context and rate limits."""
+
+    def parse_body(self, model: type[Body]) -> Any:
+        """The validated body; passwords checked against the configured minimum length."""
+        return self.parse(model, context={"password_min_length": self.config.accounts.password_min_length})
+
+    @property
+    def accounts(self) -> AccountService:
+        return self.services.accounts
+
+    async def throttle(self, scope: str, spec: str, email: str | None = None) -> None:
+        """429 with Retry-After once this client address, or this e-mail, has used up its limit."""
+        limit = Limit.parse(spec)
+        keys = [f"ip:{self.client_ip()}"] + ([f"email:{email.strip().lower()}"] if email else [])
+        now = self.services.clock()
+        waits = [await self.services.ratelimiter.hit(scope, key, limit, now) for key in keys]
+        wait = max((w for w in waits if w is not None), default=None)
+        if wait is not None:
+            raise APIError(
+                429,
+                f"Request was throttled. Expected available in {int(wait)} seconds.",
+                headers={"Retry-After": str(int(wait))},
+            )
+
+    def code_param(self) -> str:
+        """The ?code= of a verify link."""
+        return self.get_query_argument("code", "")
+
+
+class SignupHandler(AccountHandler):
+    @public
+    async def post(self) -> None:
+        body = self.parse_body(SignupBody)
+        await self.throttle("signup", self.config.accounts.rate_limit_signup, body.email)
+        user, token = await self.accounts.signup(body.email, body.password, body.first_name, body.last_name)
+        self.send_json(
+            {"email": user.email, "first_name": user.first_name, "last_name": user.last_name, "token": token},
+            status=201,
+        )
+
+
+class SignupVerifyHandler(AccountHandler):
+    @public
+    async def get(self) -> None:
+        token = await self.accounts.verify_signup(self.code_param())
+        self.send_json({"success": "Email address verified.", "token": token})
+
+
+class LoginHandler(AccountHandler):
+    @public
+    async def post(self) -> None:
+        body = self.parse_body(LoginBody)
+        await self.throttle("login", self.config.accounts.rate_limit_login, body.email)
+        self.send_json({"token": await self.accounts.login(body.email, body.password)})
+
+
+class LogoutHandler(AccountHandler):
+    @user_only
+    async def get(self) -> None:
+        await self.accounts.logout(self.current_user)
+        self.send_json({"success": "User logged out."})
+
+    post = get
+
+
+class PasswordResetHandler(AccountHandler):
+    @public
+    async def post(self) -> None:
+        body = self.parse_body(EmailBody)
+        await self.throttle("password-reset", self.config.accounts.rate_limit_password_reset, body.email)
+        await self.accounts.request_password_reset(body.email)
+        self.send_json({"email": body.email}, status=201)
+
+
+class PasswordResetVerifyHandler(AccountHandler):
+    @public
+    async def get(self) -> None:
+        await self.accounts.check_reset_code(self.code_param())
+        self.send_json({"success": "Email address verified."})
+
+
+class PasswordResetVerifiedHandler(AccountHandler):
+    @public
+    async def post(self) -> None:
+        body = self.parse_body(ResetVerifiedBody)
+        await self.accounts.reset_password(body.code, body.password)
+        self.send_json({"success": "Password reset."})
+
+
+class PasswordChangeHandler(AccountHandler):
+    @user_only
+    async def post(self) -> None:
+        body = self.parse_body(PasswordBody)
+        await self.accounts.change_password(self.current_user, body.password, self.token)
+        self.send_json({"success": "Password changed."})
+
+
+class EmailChangeHandler(AccountHandler):
+    @user_only
+    async def post(self) -> None:
+        body = self.parse_body(EmailBody)
+        await self.accounts.request_email_change(self.current_user, body.email)
+        self.send_json({"email": body.email}, status=201)
+
+
+class EmailChangeVerifyHandler(AccountHandler):
+    @public
+    async def get(self) -> None:
+        await self.accounts.confirm_email_change(self.code_param())
+        self.send_json({"success": "Email address changed."})
+
+
+class MeHandler(AccountHandler):
+    @user_only
+    def get(self) -> None:
+        self.send_json(self.current_user.to_api())
+
+
+routes = [
+    (r"/api/accounts/signup/?", SignupHandler),
+    (r"/api/accounts/signup/verify/?", SignupVerifyHandler),
+    (r"/api/accounts/login/?", LoginHandler),
+    (r"/api/accounts/logout/?", LogoutHandler),
+    (r"/api/accounts/password/reset/?", PasswordResetHandler),
+    (r"/api/accounts/password/reset/verify/?", PasswordResetVerifyHandler),
+    (r"/api/accounts/password/reset/verified/?", PasswordResetVerifiedHandler),
+    (r"/api/accounts/password/change/?", PasswordChangeHandler),
+    (r"/api/accounts/email/change/?", EmailChangeHandler),
+    (r"/api/accounts/email/change/verify/?", EmailChangeVerifyHandler),
+    (r"/api/accounts/users/me/?", MeHandler),
+]
