@@ -17,6 +17,7 @@ from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
+import tornado.web
 
 from core.config import ConfigError, Settings, load_settings
 from core.mail import Mailer
@@ -27,6 +28,9 @@ from models.accounts import AccountService
 from models.db import Database, DatabaseUnavailable, open_database
 
 HERE = Path(__file__).resolve().parent
+MIB = 1024 * 1024
+# Bytes read from a socket at a time: larger chunks stream uploads with less overhead per byte.
+UPLOAD_CHUNK = 512 * 1024
 log = logging.getLogger("videoflix")
 
 
@@ -81,6 +85,11 @@ async def bootstrap_admin(settings: Settings, accounts: AccountService) -> None:
         log.info("admin %s %s", user.email, "created" if created else "already present")
 
 
+def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
+    """The HTTP server: JSON bodies up to 1 MiB (uploads raise their own limit); large read chunks."""
+    return tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=MIB, chunk_size=UPLOAD_CHUNK)
+
+
 async def serve(settings: Settings) -> None:
     """Run the server until SIGINT or SIGTERM, then stop cleanly."""
     database = await connect(settings)
@@ -90,7 +99,7 @@ async def serve(settings: Settings) -> None:
     await bootstrap_admin(settings, app.settings["services"].accounts)
     mailer.start()
     sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
-    server = tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=1 << 20)
+    server = make_server(app)
     server.add_sockets(sockets)
     host, port = sockets[0].getsockname()[:2]
     log.info("Videoflix listening on http://%s:%d", host, port)

@@ -111,6 +111,16 @@ class AccountSettings(Section):
 class MediaSettings(Section):
     root: str = Field("media", description="Folder for uploads and HLS output (relative: to server.py).")
     max_upload_mb: int = Field(4096, ge=1, description="Largest upload accepted, in MiB.")
+    min_free_mb: int = Field(
+        256, ge=0, description="Free space MEDIA_ROOT keeps beyond an upload; less answers 507."
+    )
+
+
+class CatalogueSettings(Section):
+    cache_ttl_s: float = Field(
+        2.0, ge=0, description="Seconds the users' video lists are cached (0: no cache)."
+    )
+    max_page_size: int = Field(100, ge=1, description="Largest ?limit= a list answers.")
 
 
 class TranscodeSettings(Section):
@@ -130,6 +140,7 @@ class Settings(Section):
     email: EmailSettings = Field(default_factory=EmailSettings)
     accounts: AccountSettings = Field(default_factory=AccountSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    catalogue: CatalogueSettings = Field(default_factory=CatalogueSettings)
     transcode: TranscodeSettings = Field(default_factory=TranscodeSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,17 +15,19 @@ import tornado.web
 from core.clock import Clock, utcnow
 from core.config import Settings
 from core.mail import Mailer
+from core.media import MediaStore
 from core.passwords import PasswordHasher
 from core.signing import Signer
-from handlers import accounts, health
+from handlers import accounts, categories, health, videos
 from handlers.base import NotFoundHandler, check_access_declared
 from models.accounts import AccountService
+from models.catalogue import CatalogueService
 from models.db import Database
 from models.ratelimits import RateLimiter
 
 access_log = logging.getLogger("videoflix.access")
 
-HANDLER_MODULES = [health, accounts]
+HANDLER_MODULES = [health, accounts, categories, videos]
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Services:
     accounts: AccountService
     hasher: PasswordHasher
     ratelimiter: RateLimiter
+    catalogue: CatalogueService
+    media: MediaStore
     clock: Clock
 
 
@@ -44,6 +50,12 @@ def origin_of(url: str) -> str:
     """scheme://host[:port] of a URL."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def media_root(config: Settings) -> Path:
+    """MEDIA_ROOT as an absolute path: a relative one is taken beside server.py."""
+    root = Path(config.media.root)
+    return root if root.is_absolute() else Path(__file__).resolve().parent.parent / root
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -76,7 +88,15 @@ def make_app(
         signer=Signer(config.server.secret_key or "", clock),
         frontend_url=config.server.frontend_url,
     )
-    services = Services(config, db, mailer, transcoder, accounts, hasher, RateLimiter(db), clock)
+    media = MediaStore(media_root(config))
+    # Nothing outside this process writes to the in-memory database: its cache needs no TTL.
+    cache_ttl_s = (
+        math.inf if db.in_memory and config.catalogue.cache_ttl_s > 0 else config.catalogue.cache_ttl_s
+    )
+    catalogue = CatalogueService(db, media, clock, cache_ttl_s=cache_ttl_s)
+    services = Services(
+        config, db, mailer, transcoder, accounts, hasher, RateLimiter(db), catalogue, media, clock
+    )
     routes: list[Any] = [route for module in handler_modules for route in module.routes]
     routes.append((r".*", NotFoundHandler))
     check_access_declared(route[1] for route in routes)

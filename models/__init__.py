@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models import outbox, ratelimits, tokens, users
+from models import categories, jobs, outbox, progress, ratelimits, tokens, users, videos
 from models.db import Database
 
 COLLECTION_INDEXES = {
@@ -10,6 +10,10 @@ COLLECTION_INDEXES = {
     "tokens": tokens.INDEXES,
     "outbox": outbox.INDEXES,
     "ratelimits": ratelimits.INDEXES,
+    "categories": categories.INDEXES,
+    "videos": videos.INDEXES,
+    "progress": progress.INDEXES,
+    "jobs": jobs.INDEXES,
 }
 
 

@@ -1,6 +1,7 @@
 """The outbox: every mail is written here first and sent by a background task, so none is lost.
 
-Bodies carry codes, so they are kept only until the mail is sent (or given up on).
+Bodies carry codes, so they are dropped once the mail is sent; a mail that failed for good keeps them
+so that an admin can re-queue it (docs/admin.md), and its codes expire as usual.
 """
 
 from __future__ import annotations
@@ -77,11 +78,11 @@ class Outbox:
         )
 
     async def give_up(self, mail_id: ObjectId, now: datetime, error: str) -> None:
-        """Failed for good: keep the reason, drop the bodies."""
+        """Failed for good: keep the reason, and the bodies so that an admin can re-queue it."""
         await self.collection.update_one(
             {"_id": mail_id},
             {
                 "$set": {"status": FAILED, "failed_at": now, "last_error": error},
-                "$unset": {"text": "", "html": "", "lease_until": ""},
+                "$unset": {"lease_until": ""},
             },
         )

@@ -202,3 +202,33 @@ class Api:
 @pytest.fixture
 def api(http_server_client) -> Api:
     return Api(http_server_client)
+
+
+async def make_token(services, email: str, *, staff: bool = False, verified: bool = True) -> str:
+    """A login token for a new user."""
+    user = await services.accounts.users.create(
+        email,
+        await services.hasher.hash("password123"),
+        services.clock(),
+        is_verified=verified,
+        is_staff=staff,
+    )
+    return await services.accounts.tokens.issue(user.id, services.clock(), None)
+
+
+@pytest.fixture
+def user_token(services, io_loop) -> str:
+    return io_loop.run_sync(lambda: make_token(services, "viewer@example.com"))
+
+
+@pytest.fixture
+def staff_token(services, io_loop) -> str:
+    return io_loop.run_sync(lambda: make_token(services, "staff@example.com", staff=True))
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory):
+    """Tiny clips made with FFmpeg's test sources, once per run."""
+    from tests.media import make_clips
+
+    return make_clips(tmp_path_factory.mktemp("clips"))

@@ -1,0 +1,49 @@
+"""Where a video's files live under MEDIA_ROOT, and the guarantee that nothing resolves outside it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bson import ObjectId
+
+
+class MediaStore:
+    """MEDIA_ROOT/videos/<id>/ holds one video: its source upload and its HLS output."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def video_dir(self, video_id: ObjectId | str) -> Path:
+        """The folder of one video (ids are hex: no path tricks possible)."""
+        return self.root / "videos" / str(ObjectId(str(video_id)))
+
+    def upload_path(self, video_id: ObjectId) -> Path:
+        """Where an upload is streamed to."""
+        return self.video_dir(video_id) / "source"
+
+    def relative(self, path: Path) -> str:
+        """A path as stored in MongoDB: relative to MEDIA_ROOT."""
+        return str(path.resolve().relative_to(self.root))
+
+    def resolve(self, stored: str) -> Path:
+        """A stored path (relative to MEDIA_ROOT, or absolute as an admin may insert it)."""
+        path = Path(stored)
+        return path if path.is_absolute() else self.root / path
+
+    def inside(self, base: Path, *parts: str) -> Path | None:
+        """base/parts if it stays inside base once links and '..' are resolved, else None."""
+        if any("\x00" in part for part in parts):
+            return None
+        base = base.resolve()
+        candidate = base.joinpath(*parts).resolve()
+        return candidate if candidate == base or base in candidate.parents else None
+
+    def free_bytes(self) -> int:
+        """Free space on MEDIA_ROOT's file system."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return shutil.disk_usage(self.root).free
+
+    def remove_video(self, video_id: ObjectId) -> None:
+        """Delete every file of a video (its folder)."""
+        shutil.rmtree(self.video_dir(video_id), ignore_errors=True)

@@ -1,0 +1,238 @@
+"""Videos under /api/videos/: the list, uploads, detail, edits, retranscode and watch progress."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import tornado.web
+from bson import ObjectId
+from pydantic import Field, field_validator
+
+from core.errors import APIError
+from core.validation import Body
+from handlers.base import staff_only, user_only
+from handlers.categories import CatalogueHandler
+from handlers.upload import UploadReceiver
+from models.videos import STATUSES
+
+MIB = 1024 * 1024
+# Room for the multipart framing and the text fields around the file.
+FORM_OVERHEAD = MIB
+MAX_SEARCH_WORDS = 10
+
+
+class UploadFields(Body):
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=5000)] = ""
+    category: str | None = None
+
+    @field_validator("title")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("This field may not be blank.")
+        return value.strip()
+
+
+class VideoPatch(Body):
+    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    description: Annotated[str, Field(max_length=5000)] | None = None
+    category: str | None = None
+
+
+class ProgressBody(Body):
+    position: float
+
+    @field_validator("position", mode="before")
+    @classmethod
+    def a_number(cls, value: Any) -> Any:
+        # strict mode would refuse an int; a bool is no position
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("A valid number is required.")
+        return float(value)
+
+    @field_validator("position")
+    @classmethod
+    def finite_and_not_negative(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("Ensure this value is greater than or equal to 0.")
+        return value
+
+
+def int_param(handler: tornado.web.RequestHandler, name: str, minimum: int) -> int | None:
+    """An integer query parameter, None when absent; 400 naming it when it is not a whole number ≥ minimum."""
+    raw = handler.get_query_argument(name, None)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError as err:
+        raise APIError(400, fields={name: ["A valid integer is required."]}) from err
+    if value < minimum:
+        raise APIError(400, fields={name: [f"Ensure this value is greater than or equal to {minimum}."]})
+    return value
+
+
+@tornado.web.stream_request_body
+class VideoListHandler(CatalogueHandler):
+    """GET lists videos; POST streams an upload to disk (staff)."""
+
+    upload: UploadReceiver | None = None
+
+    async def prepare(self) -> None:
+        await super().prepare()  # authenticates before a single byte of the body is read
+        if self.request.method == "POST":
+            self.upload = self.begin_upload()
+
+    def begin_upload(self) -> UploadReceiver:
+        """Check type, size and disk space from the headers, then open the receiver."""
+        media_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media_type != "multipart/form-data":
+            raise APIError(
+                415, f'Unsupported media type "{media_type}" in request; send multipart/form-data.'
+            )
+        limit = self.config.media.max_upload_mb * MIB + FORM_OVERHEAD
+        length = self.request.headers.get("Content-Length")
+        declared = int(length) if length and length.isdigit() else 0
+        if declared > limit:
+            raise APIError(
+                413, f"The upload is larger than the limit of {self.config.media.max_upload_mb} MB."
+            )
+        media = self.services.media
+        if media.free_bytes() < declared + self.config.media.min_free_mb * MIB:
+            raise APIError(507, "Not enough disk space on the server for this upload.")
+        # Our own count answers a JSON 413 first; Tornado's limit is the backstop.
+        self.request.connection.set_max_body_size(limit + MIB)
+        return UploadReceiver(dict(self.request.headers), media.upload_path(ObjectId()), limit)
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.upload is None or self._finished:
+            return
+        try:
+            await self.upload.feed(chunk)
+        except APIError as err:
+            self.upload.discard()
+            self.upload = None
+            self.send_error(err.status_code, exc_info=(type(err), err, None))
+
+    def on_connection_close(self) -> None:
+        """A client that went away mid-upload leaves no file behind."""
+        if self.upload is not None:
+            self.upload.discard()
+            self.upload = None
+
+    @user_only
+    async def get(self) -> None:
+        limit = int_param(self, "limit", 1)
+        offset = int_param(self, "offset", 0) or 0
+        status = self.get_query_argument("status", None) or None
+        if status is not None and status not in STATUSES:
+            raise APIError(400, fields={"status": [f"Select one of: {', '.join(STATUSES)}."]})
+        search = tuple(self.get_query_argument("search", "").split()[:MAX_SEARCH_WORDS])
+        category = self.get_query_argument("category", None) or None
+        if limit is not None:
+            limit = min(limit, self.config.catalogue.max_page_size)
+        videos, count = await self.catalogue.list_videos(
+            self.current_user, status=status, category=category, search=search, offset=offset, limit=limit
+        )
+        if limit is None and self.get_query_argument("offset", None) is None:
+            self.send_json(videos)
+            return
+        page = limit or count or 1
+        self.send_json(
+            {
+                "count": count,
+                "next": self.page_url(offset + page, page) if offset + page < count else None,
+                "previous": self.page_url(max(0, offset - page), page) if offset > 0 else None,
+                "results": videos,
+            }
+        )
+
+    def page_url(self, offset: int, limit: int) -> str:
+        """The absolute URL of another page, keeping the other parameters (as DRF does)."""
+        params = {
+            k: v[-1].decode() for k, v in self.request.query_arguments.items() if k not in ("limit", "offset")
+        }
+        params.update(limit=str(limit), offset=str(offset))
+        return f"{self.request.protocol}://{self.request.host}{self.request.path}?{urlencode(params)}"
+
+    @staff_only
+    async def post(self) -> None:
+        upload, self.upload = self.upload, None
+        assert upload is not None
+        try:
+            if not upload.has_file:
+                raise APIError(400, fields={"file": ["No file was submitted."]})
+            if upload.path.stat().st_size == 0:
+                raise APIError(400, fields={"file": ["The submitted file is empty."]})
+            sent = {name: upload.value(name) for name in ("title", "description", "category")}
+            fields = self.validate(UploadFields, {k: v for k, v in sent.items() if v is not None})
+            video = await self.catalogue.add_upload(
+                self.current_user,
+                ObjectId(upload.path.parent.name),
+                upload.path,
+                fields.title,
+                fields.description,
+                fields.category or None,
+            )
+        except BaseException:
+            upload.discard()
+            raise
+        self.send_json(video, status=201)
+
+
+class ContinueWatchingHandler(CatalogueHandler):
+    @user_only
+    async def get(self) -> None:
+        limit = min(int_param(self, "limit", 1) or 20, self.config.catalogue.max_page_size)
+        self.send_json(await self.catalogue.continue_watching(self.current_user, limit))
+
+
+class VideoHandler(CatalogueHandler):
+    @user_only
+    async def get(self, video_id: str) -> None:
+        self.send_json(await self.catalogue.video_for(self.current_user, video_id))
+
+    @staff_only
+    async def patch(self, video_id: str) -> None:
+        body = self.parse(VideoPatch)
+        fields = body.model_dump(exclude_unset=True)
+        for name in ("title", "description"):
+            if name in fields and fields[name] is None:
+                raise APIError(400, fields={name: ["This field may not be null."]})
+        self.send_json(await self.catalogue.update_video(self.current_user, video_id, fields))
+
+    @staff_only
+    async def delete(self, video_id: str) -> None:
+        await self.catalogue.delete_video(video_id)
+        self.set_status(204)
+        self.finish()
+
+
+class RetranscodeHandler(CatalogueHandler):
+    @staff_only
+    async def post(self, video_id: str) -> None:
+        await self.catalogue.retranscode(video_id)
+        self.send_json({"detail": "Transcoding queued."}, status=202)
+
+
+class ProgressHandler(CatalogueHandler):
+    @user_only
+    async def get(self, video_id: str) -> None:
+        self.send_json(await self.catalogue.get_progress(self.current_user, video_id))
+
+    @user_only
+    async def put(self, video_id: str) -> None:
+        body = self.parse(ProgressBody)
+        self.send_json(await self.catalogue.save_progress(self.current_user, video_id, body.position))
+
+
+routes = [
+    (r"/api/videos/?", VideoListHandler),
+    (r"/api/videos/continue/?", ContinueWatchingHandler),
+    (r"/api/videos/([^/]+)/retranscode/?", RetranscodeHandler),
+    (r"/api/videos/([^/]+)/progress/?", ProgressHandler),
+    (r"/api/videos/([^/]+)/?", VideoHandler),
+]

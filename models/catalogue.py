@@ -1,0 +1,235 @@
+"""The catalogue service: categories, videos, uploads and watch progress, with their rules."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId
+
+from core.clock import Clock, isoformat
+from core.errors import APIError
+from core.media import MediaStore
+from models import categories as category_docs
+from models import videos as video_docs
+from models.categories import Categories, SlugTaken, slugify
+from models.db import Database, object_id
+from models.jobs import Jobs
+from models.progress import Progress
+from models.users import User
+from models.videos import READY, VideoQuery, Videos, new_video
+from transcode.probe import NotAVideo, probe
+
+log = logging.getLogger("videoflix.catalogue")
+
+# Stream URLs for a video and a user; the streaming part provides them (None while not ready).
+UrlMaker = Callable[[dict[str, Any], User], dict[str, Any]]
+
+
+class CatalogueService:
+    """What handlers ask of the catalogue."""
+
+    def __init__(self, db: Database, media: MediaStore, clock: Clock, *, cache_ttl_s: float = 2.0) -> None:
+        self.categories = Categories(db)
+        self.videos = Videos(db, cache_ttl_s)
+        self.progress = Progress(db)
+        self.jobs = Jobs(db)
+        self.media = media
+        self.clock = clock
+        self.url_maker: UrlMaker = lambda doc, user: {}
+        self.on_job_queued: Callable[[], None] = lambda: None
+
+    # --- categories ---------------------------------------------------------------------------
+
+    async def list_categories(self) -> list[dict[str, Any]]:
+        return [category_docs.to_api(doc) for doc in await self.categories.all()]
+
+    async def create_category(self, name: str, slug: str | None, description: str) -> dict[str, Any]:
+        slug = slug or slugify(name)
+        if not slug:
+            raise APIError(400, fields={"slug": ["Enter a valid slug of letters, numbers or hyphens."]})
+        try:
+            doc = await self.categories.create(name, slug, description, self.clock())
+        except SlugTaken as err:
+            raise APIError(400, fields={"slug": ["category with this slug already exists."]}) from err
+        return category_docs.to_api(doc)
+
+    async def update_category(self, category_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        oid = object_id(category_id)
+        if oid is None or await self.categories.get(oid) is None:
+            raise APIError(404)
+        try:
+            doc = await self.categories.update(oid, fields) if fields else await self.categories.get(oid)
+        except SlugTaken as err:
+            raise APIError(400, fields={"slug": ["category with this slug already exists."]}) from err
+        if doc is None:
+            raise APIError(404)
+        return category_docs.to_api(doc)
+
+    async def delete_category(self, category_id: str) -> None:
+        """Delete an unused category; one that videos still use answers 409 (nothing is orphaned)."""
+        oid = object_id(category_id)
+        if oid is None or await self.categories.get(oid) is None:
+            raise APIError(404)
+        used = await self.videos.count_in_category(oid)
+        if used:
+            raise APIError(409, f"The category is used by {used} video(s); move or delete them first.")
+        await self.categories.delete(oid)
+
+    async def category_by_id_or_slug(self, value: str, field: str) -> ObjectId:
+        doc = await self.categories.find(value)
+        if doc is None:
+            raise APIError(
+                400,
+                fields={field: ["Select a valid choice. That choice is not one of the available choices."]},
+            )
+        return doc["_id"]
+
+    # --- videos -------------------------------------------------------------------------------
+
+    async def serialize(self, user: User, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Videos as the API shows them to this user: one query for every watch position."""
+        positions = await self.progress.positions(user.id, (doc["_id"] for doc in docs))
+        return [
+            video_docs.to_api(doc, positions.get(doc["_id"], 0), self.url_maker(doc, user)) for doc in docs
+        ]
+
+    async def list_videos(
+        self,
+        user: User,
+        *,
+        status: str | None,
+        category: str | None,
+        search: tuple[str, ...],
+        offset: int,
+        limit: int | None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of videos, newest first: only ready ones for users, any (or `status`) for staff."""
+        statuses: tuple[str, ...] | None = (READY,)
+        if user.is_staff:
+            statuses = (status,) if status else None
+        category_id = await self.category_by_id_or_slug(category, "category") if category else None
+        docs, count = await self.videos.page(VideoQuery(statuses, category_id, search), offset, limit)
+        return await self.serialize(user, docs), count
+
+    async def visible_video(self, user: User, video_id: str) -> dict[str, Any]:
+        """A video this user may see (users: ready ones), else 404."""
+        doc = await self.videos.get(video_id)
+        if doc is None or (doc.get("status") != READY and not user.is_staff):
+            raise APIError(404)
+        return doc
+
+    async def video_for(self, user: User, video_id: str) -> dict[str, Any]:
+        [shown] = await self.serialize(user, [await self.visible_video(user, video_id)])
+        return shown
+
+    async def add_upload(
+        self,
+        user: User,
+        video_id: ObjectId,
+        path: Path,
+        title: str,
+        description: str,
+        category: str | None,
+    ) -> dict[str, Any]:
+        """Register a streamed upload: probe it, then create the video (pending) and its job."""
+        category_id = await self.category_by_id_or_slug(category, "category") if category else None
+        try:
+            info = await probe(path)
+        except NotAVideo as err:
+            raise APIError(400, fields={"file": [f"{err} Upload a video file."]}) from err
+        doc = new_video(
+            video_id, title, description, category_id, self.media.relative(path), user.id, self.clock()
+        )
+        doc.update(duration=round(info.duration, 3), width=info.width, height=info.height)
+        await self.videos.insert(doc)
+        await self.jobs.enqueue(video_id, self.clock())
+        self.on_job_queued()
+        log.info(
+            "video %s uploaded by %s (%dx%d, %.1fs)",
+            video_id,
+            user.id,
+            info.width,
+            info.height,
+            info.duration,
+        )
+        [shown] = await self.serialize(user, [doc])
+        return shown
+
+    async def update_video(self, user: User, video_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        doc = await self.videos.get(video_id)
+        if doc is None:
+            raise APIError(404)
+        if "category" in fields:
+            category = fields.pop("category")
+            fields["category_id"] = (
+                await self.category_by_id_or_slug(category, "category") if category else None
+            )
+        if fields:
+            doc = await self.videos.update(doc["_id"], fields, self.clock())
+            if doc is None:
+                raise APIError(404)
+        [shown] = await self.serialize(user, [doc])
+        return shown
+
+    async def delete_video(self, video_id: str) -> None:
+        """Remove the video, its job (stopping its FFmpeg), its progress rows and every file."""
+        doc = await self.videos.get(video_id)
+        if doc is None:
+            raise APIError(404)
+        await self.jobs.cancel(doc["_id"])
+        await self.videos.delete(doc["_id"])
+        await self.progress.delete_for_video(doc["_id"])
+        self.media.remove_video(doc["_id"])
+        log.info("video %s deleted", doc["_id"])
+
+    async def retranscode(self, video_id: str) -> None:
+        """Queue a new transcode; a ready video stays playable until the new ladder is whole."""
+        doc = await self.videos.get(video_id)
+        if doc is None:
+            raise APIError(404)
+        if not doc.get("source"):
+            raise APIError(409, "The video has no source file to transcode.")
+        if doc.get("status") != READY:
+            await self.videos.update(
+                doc["_id"],
+                {"status": video_docs.PENDING, "error": None, "transcode_progress": 0},
+                self.clock(),
+            )
+        await self.jobs.enqueue(doc["_id"], self.clock())
+        self.on_job_queued()
+
+    # --- watch progress -----------------------------------------------------------------------
+
+    async def save_progress(self, user: User, video_id: str, position: float) -> dict[str, Any]:
+        doc = await self.visible_video(user, video_id)
+        duration = doc.get("duration")
+        clamped = min(position, duration) if duration else position
+        row = await self.progress.save(user.id, doc["_id"], clamped, duration, self.clock())
+        return progress_to_api(row, duration)
+
+    async def get_progress(self, user: User, video_id: str) -> dict[str, Any]:
+        doc = await self.visible_video(user, video_id)
+        return progress_to_api(await self.progress.get(user.id, doc["_id"]), doc.get("duration"))
+
+    async def continue_watching(self, user: User, limit: int) -> list[dict[str, Any]]:
+        """Videos begun and not finished, most recently watched first (ready ones only)."""
+        rows = await self.progress.started(user.id, limit)
+        found = await self.videos.by_ids([row["video_id"] for row in rows])
+        docs = [
+            found[row["video_id"]]
+            for row in rows
+            if row["video_id"] in found and found[row["video_id"]].get("status") == READY
+        ]
+        return await self.serialize(user, docs)
+
+
+def progress_to_api(row: dict[str, Any] | None, duration: float | None) -> dict[str, Any]:
+    """{position, duration, updated_at}: position 0 and no time when never watched."""
+    return {
+        "position": row["position"] if row else 0,
+        "duration": duration,
+        "updated_at": isoformat(row["updated_at"]) if row else None,
+    }

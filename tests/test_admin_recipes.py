@@ -1,0 +1,104 @@
+"""Every recipe of docs/admin.md, performed through the driver, and what the API then answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tests.conftest import make_token
+
+
+async def test_listing_users_shows_each_account_without_secrets(api, services, db):
+    await make_token(services, "ann@example.com")
+    users = (
+        await db.users.find(
+            {}, {"email": 1, "is_staff": 1, "is_verified": 1, "is_active": 1, "last_login": 1}
+        )
+        .sort("created_at", -1)
+        .to_list(None)
+    )
+    assert [u["email"] for u in users] == ["ann@example.com"]
+    assert "password" not in users[0]
+
+
+async def test_making_a_user_staff_lets_them_write_the_catalogue(api, services, db):
+    token = await make_token(services, "Ann@Example.com")
+    assert (await api.post("/api/categories/", {"name": "Drama"}, token=token)).code == 403
+    await db.users.update_one({"email_lower": "ann@example.com"}, {"$set": {"is_staff": True}})
+    assert (await api.post("/api/categories/", {"name": "Drama"}, token=token)).code == 201
+
+
+async def test_deactivating_a_user_ends_every_session(api, services, db):
+    token = await make_token(services, "ann@example.com")
+    user = await db.users.find_one({"email_lower": "ann@example.com"})
+    await db.users.update_one({"_id": user["_id"]}, {"$set": {"is_active": False}})
+    await db.tokens.delete_many({"user_id": str(user["_id"])})
+    assert (await api.get("/api/accounts/users/me/", token=token)).code == 401
+
+
+async def test_a_category_added_in_mongosh_is_listed(api, user_token, db, services):
+    await db.categories.insert_one(
+        {"name": "Drama", "slug": "drama", "description": "", "created_at": datetime.now(UTC)}
+    )
+    services.catalogue.categories.invalidate()  # another process wrote it; this one's cache is stale
+    reply = await api.get("/api/categories/", token=user_token)
+    assert [c["slug"] for c in reply.data] == ["drama"]
+
+
+async def test_a_video_inserted_in_mongosh_is_seen_by_staff_as_pending(api, staff_token, db, services):
+    await db.videos.insert_one(
+        {
+            "title": "Big Buck Bunny",
+            "description": "An imported film",
+            "category_id": None,
+            "created_at": datetime.now(UTC),
+            "status": "pending",
+            "source": "imports/big_buck_bunny.mp4",
+            "transcode_progress": 0,
+            "renditions": [],
+        }
+    )
+    reply = await api.get("/api/videos/?status=pending", token=staff_token)
+    assert [v["title"] for v in reply.data] == ["Big Buck Bunny"]
+    assert reply.data[0]["watch_position"] == 0
+
+
+async def test_finding_failed_videos_shows_why(db):
+    await db.videos.insert_many(
+        [
+            {
+                "title": "broken",
+                "status": "failed",
+                "error": "The file has no video stream.",
+                "created_at": datetime.now(UTC),
+            },
+            {"title": "fine", "status": "ready", "created_at": datetime.now(UTC)},
+        ]
+    )
+    failed = await db.videos.find({"status": "failed"}, {"title": 1, "error": 1, "updated_at": 1}).to_list(
+        None
+    )
+    assert [(v["title"], v["error"]) for v in failed] == [("broken", "The file has no video stream.")]
+
+
+async def test_failed_mails_can_be_found_and_queued_again(db, services, clock, mailbox):
+    mailer = services.mailer
+    await mailer.outbox.enqueue(
+        {
+            "to": "ann@example.com",
+            "template": "welcome",
+            "subject": "Welcome",
+            "text": "hello",
+            "html": "<p>hello</p>",
+        },
+        clock(),
+    )
+    await db.outbox.update_one({}, {"$set": {"status": "failed", "attempts": 8, "last_error": "SMTP down"}})
+    failed = await db.outbox.find(
+        {"status": "failed"}, {"to": 1, "template": 1, "attempts": 1, "last_error": 1}
+    ).to_list(None)
+    assert [m["last_error"] for m in failed] == ["SMTP down"]
+    await db.outbox.update_many(
+        {"status": "failed"}, {"$set": {"status": "pending", "attempts": 0, "next_attempt_at": clock()}}
+    )
+    assert await mailer.deliver_due() == 1
+    await mailbox.wait_for("ann@example.com")

@@ -1,0 +1,160 @@
+"""Probing a media file: duration, size, rotation, frame rate, audio. ffprobe when there, else ffmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from transcode.ffmpeg import ffmpeg_binary, ffprobe_binary
+
+PROBE_TIMEOUT_S = 30.0
+
+
+class NotAVideo(Exception):
+    """The file has no video stream FFmpeg can read; the message is a sentence for the user."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What the transcoder needs to know of a source. width/height are as displayed (rotation applied)."""
+
+    duration: float
+    width: int
+    height: int
+    rotation: int
+    fps: float
+    has_audio: bool
+    video_codec: str
+
+
+def displayed(width: int, height: int, rotation: int) -> tuple[int, int]:
+    """The size as shown: a quarter turn swaps width and height."""
+    return (height, width) if rotation % 180 == 90 else (width, height)
+
+
+def parse_rate(value: str | None) -> float:
+    """'30000/1001' → 29.97."""
+    if not value:
+        return 0.0
+    num, _, den = value.partition("/")
+    try:
+        return float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+
+
+def from_ffprobe(data: dict) -> MediaInfo:
+    """MediaInfo from `ffprobe -print_format json -show_format -show_streams`."""
+    streams = data.get("streams") or []
+    videos = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
+    if not videos:
+        raise NotAVideo("The file has no video stream.")
+    video = videos[0]
+    rotation = 0
+    for side in video.get("side_data_list") or []:
+        if "rotation" in side:
+            rotation = round(float(side["rotation"]))
+    if not rotation and "rotate" in (video.get("tags") or {}):
+        rotation = int(video["tags"]["rotate"])
+    rotation %= 360
+    width, height = displayed(int(video.get("width") or 0), int(video.get("height") or 0), rotation)
+    duration = float((data.get("format") or {}).get("duration") or video.get("duration") or 0)
+    return MediaInfo(
+        duration=duration,
+        width=width,
+        height=height,
+        rotation=rotation,
+        fps=parse_rate(video.get("avg_frame_rate")) or parse_rate(video.get("r_frame_rate")),
+        has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        video_codec=video.get("codec_name", ""),
+    )
+
+
+VIDEO_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*")
+SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
+FPS = re.compile(r"([\d.]+) fps")
+DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+ROTATION = re.compile(r"(?:displaymatrix: rotation of|rotate\s*:)\s*(-?[\d.]+)")
+
+
+def from_ffmpeg(stderr: str) -> MediaInfo:
+    """MediaInfo from what `ffmpeg -i FILE` prints (for when only ffmpeg is installed)."""
+    lines = stderr.splitlines()
+    video_at = next(
+        (i for i, line in enumerate(lines) if VIDEO_LINE.search(line) and "attached pic" not in line), None
+    )
+    if video_at is None:
+        raise NotAVideo("The file has no video stream.")
+    line = lines[video_at]
+    codec = VIDEO_LINE.search(line).group(1)
+    size = SIZE.search(line.split("Video:", 1)[1])
+    fps = FPS.search(line)
+    rotation = 0
+    for follower in lines[video_at + 1 : video_at + 12]:
+        if "Stream #" in follower:
+            break
+        match = ROTATION.search(follower)
+        if match:
+            rotation = round(float(match.group(1)))
+    rotation %= 360
+    width, height = displayed(int(size.group(1)), int(size.group(2)), rotation) if size else (0, 0)
+    duration = DURATION.search(stderr)
+    seconds = (
+        int(duration.group(1)) * 3600 + int(duration.group(2)) * 60 + float(duration.group(3))
+        if duration
+        else 0.0
+    )
+    return MediaInfo(
+        duration=seconds,
+        width=width,
+        height=height,
+        rotation=rotation,
+        fps=float(fps.group(1)) if fps else 0.0,
+        has_audio=re.search(r"Stream #\d+:\d+.*?: Audio:", stderr) is not None,
+        video_codec=codec,
+    )
+
+
+async def run(args: list[str], timeout_s: float) -> tuple[int, str, str]:
+    """Run a command without blocking the IOLoop; kill it if it outlives the timeout."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise NotAVideo("The file could not be read in time.") from None
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def probe(path: Path, *, use_ffprobe: bool = True, timeout_s: float = PROBE_TIMEOUT_S) -> MediaInfo:
+    """What the file holds; NotAVideo when it has no readable video stream."""
+    ffprobe = ffprobe_binary() if use_ffprobe else None
+    if ffprobe:
+        code, out, _ = await run(
+            [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+            timeout_s,
+        )
+        if code != 0:
+            raise NotAVideo("The file is not a video FFmpeg can read.")
+        info = from_ffprobe(json.loads(out or "{}"))
+    else:
+        _, _, err = await run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)], timeout_s)
+        if "Invalid data found" in err or "Input #0" not in err:
+            raise NotAVideo("The file is not a video FFmpeg can read.")
+        info = from_ffmpeg(err)
+    if info.width <= 0 or info.height <= 0:
+        raise NotAVideo("The video stream has no picture size.")
+    return info
