@@ -21,11 +21,13 @@ import tornado.web
 
 from core.config import ConfigError, Settings, load_settings
 from core.mail import Mailer
+from core.media import MediaStore
 from core.passwords import PasswordHasher
-from handlers.app import make_app
+from handlers.app import make_app, media_root
 from models import ensure_indexes
 from models.accounts import AccountService
 from models.db import Database, DatabaseUnavailable, open_database
+from transcode.runner import Transcoder
 
 HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
@@ -95,9 +97,11 @@ async def serve(settings: Settings) -> None:
     database = await connect(settings)
     hasher = PasswordHasher(settings.accounts.bcrypt_rounds)
     mailer = Mailer(database, settings.email)
-    app = make_app(settings, db=database, hasher=hasher, mailer=mailer)
+    transcoder = Transcoder(database, MediaStore(media_root(settings)), settings.transcode)
+    app = make_app(settings, db=database, hasher=hasher, mailer=mailer, transcoder=transcoder)
     await bootstrap_admin(settings, app.settings["services"].accounts)
     mailer.start()
+    transcoder.start()
     sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
     server = make_server(app)
     server.add_sockets(sockets)
@@ -116,6 +120,7 @@ async def serve(settings: Settings) -> None:
         await asyncio.wait_for(server.close_all_connections(), settings.server.shutdown_grace_s)
     except TimeoutError:
         log.warning("open requests did not finish within %ss", settings.server.shutdown_grace_s)
+    await transcoder.stop()
     await mailer.stop()
     hasher.close()
     database.close()

@@ -127,6 +127,23 @@ class TranscodeSettings(Section):
     workers: int | None = Field(
         None, ge=1, description="Transcoding processes; null: one per two cores, at least one."
     )
+    ffmpeg: str | None = Field(
+        None, description="FFmpeg binary; null: ffmpeg on PATH, else imageio-ffmpeg's."
+    )
+    preset: str = Field("veryfast", description="x264 preset.")
+    crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor (lower: better, larger).")
+    segment_s: int = Field(4, ge=1, le=30, description="HLS segment length; keyframes fall on its multiples.")
+    audio_bitrate_k: int = Field(128, ge=32, le=512, description="AAC bitrate, kbit/s.")
+    nice: int = Field(10, ge=0, le=19, description="FFmpeg's CPU niceness, so the API stays responsive.")
+    max_attempts: int = Field(3, ge=1, description="Attempts before a video is marked failed.")
+    retry_base_s: float = Field(30.0, gt=0, description="First retry delay; doubles each attempt.")
+    lease_s: float = Field(60.0, gt=0, description="A job's lease; another process takes it over after.")
+    poll_interval_s: float = Field(2.0, gt=0, description="How often jobs and pending videos are looked for.")
+    timeout_base_s: float = Field(120.0, gt=0, description="FFmpeg timeout: this much ...")
+    timeout_factor: float = Field(10.0, gt=0, description="... plus this many times the source's duration.")
+    progress_interval_s: float = Field(
+        0.5, gt=0, description="Least time between two progress writes of one video."
+    )
 
 
 class AdminSettings(Section):

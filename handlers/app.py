@@ -24,6 +24,7 @@ from models.accounts import AccountService
 from models.catalogue import CatalogueService
 from models.db import Database
 from models.ratelimits import RateLimiter
+from transcode.runner import Transcoder
 
 access_log = logging.getLogger("videoflix.access")
 
@@ -37,7 +38,7 @@ class Services:
     settings: Settings
     db: Database
     mailer: Mailer
-    transcoder: Any
+    transcoder: Transcoder | None
     accounts: AccountService
     hasher: PasswordHasher
     ratelimiter: RateLimiter
@@ -71,7 +72,7 @@ def make_app(
     *,
     db: Database,
     mailer: Mailer | None = None,
-    transcoder: Any = None,
+    transcoder: Transcoder | None = None,
     clock: Clock = utcnow,
     hasher: PasswordHasher | None = None,
     handler_modules: Sequence[Any] = HANDLER_MODULES,
@@ -94,6 +95,10 @@ def make_app(
         math.inf if db.in_memory and config.catalogue.cache_ttl_s > 0 else config.catalogue.cache_ttl_s
     )
     catalogue = CatalogueService(db, media, clock, cache_ttl_s=cache_ttl_s)
+    if transcoder is not None:
+        transcoder.attach(catalogue.videos)
+        catalogue.on_job_queued = transcoder.wake
+        catalogue.on_video_deleted = transcoder.cancel
     services = Services(
         config, db, mailer, transcoder, accounts, hasher, RateLimiter(db), catalogue, media, clock
     )

@@ -40,6 +40,7 @@ class CatalogueService:
         self.clock = clock
         self.url_maker: UrlMaker = lambda doc, user: {}
         self.on_job_queued: Callable[[], None] = lambda: None
+        self.on_video_deleted: Callable[[ObjectId], None] = lambda video_id: None
 
     # --- categories ---------------------------------------------------------------------------
 
@@ -180,6 +181,7 @@ class CatalogueService:
         if doc is None:
             raise APIError(404)
         await self.jobs.cancel(doc["_id"])
+        self.on_video_deleted(doc["_id"])
         await self.videos.delete(doc["_id"])
         await self.progress.delete_for_video(doc["_id"])
         self.media.remove_video(doc["_id"])

@@ -1,0 +1,209 @@
+"""The HLS ladder: which rungs a source gets, the one FFmpeg command that makes them, the master playlist.
+
+One FFmpeg process decodes the source once, splits the picture to every rung, and encodes them with
+keyframes forced at the same instants (every segment length), so all rungs cut at the same times and a
+player can switch between them at any segment boundary.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from transcode.probe import MediaInfo
+
+LADDER = (120, 360, 720, 1080)
+# Peak video bitrate per rung (kbit/s): CRF decides, this caps it so a rung fits its bandwidth.
+MAXRATE_K = {120: 250, 360: 900, 720: 3000, 1080: 6000}
+AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
+THUMBNAIL_WIDTH = 640
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rendition: its displayed size and H.264 level."""
+
+    height: int
+    width: int
+    level: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.height}p"
+
+    @property
+    def codecs(self) -> str:
+        """The RFC 6381 codec string of H.264 High profile at this level."""
+        major, minor = self.level.split(".")
+        return f"avc1.6400{int(major) * 10 + int(minor):02x}"
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """The encoder knobs from config."""
+
+    preset: str = "veryfast"
+    crf: int = 23
+    segment_s: int = 4
+    audio_bitrate_k: int = 128
+
+
+def even(value: float) -> int:
+    """The nearest even number ≥ 2 (H.264 with 4:2:0 needs even sizes)."""
+    return max(2, round(value / 2) * 2)
+
+
+def h264_level(width: int, height: int, fps: float) -> str:
+    """The lowest common H.264 level that holds this size and frame rate."""
+    macroblocks_per_s = math.ceil(width / 16) * math.ceil(height / 16) * max(fps, 1)
+    for level, limit in (
+        ("3.0", 40500),
+        ("3.1", 108000),
+        ("3.2", 216000),
+        ("4.0", 245760),
+        ("4.2", 522240),
+        ("5.1", 983040),
+    ):
+        if macroblocks_per_s <= limit:
+            return level
+    return "5.2"
+
+
+def plan_rungs(info: MediaInfo) -> list[Rung]:
+    """Rungs at or below the source's height (the smallest always), widths even, aspect kept."""
+    heights = [h for h in LADDER if h <= info.height] or [LADDER[0]]
+    fps = min(info.fps or 30.0, 60.0)
+    rungs = []
+    for height in heights:
+        width = even(info.width * height / info.height)
+        rungs.append(Rung(height=height, width=width, level=h264_level(width, height, fps)))
+    return rungs
+
+
+def thumbnail_at(duration: float) -> float:
+    """Where to look for the thumbnail: a tenth in, at most 30 s (past black intros, fades)."""
+    return round(min(max(duration, 0.0) * 0.1, 30.0), 3)
+
+
+def ffmpeg_command(
+    ffmpeg: str, source: Path, out_dir: Path, info: MediaInfo, rungs: list[Rung], settings: EncodeSettings
+) -> list[str]:
+    """The single FFmpeg command that writes every rung's VOD playlist and segments, and the thumbnail."""
+    count = len(rungs)
+    fps = min(info.fps or 30.0, 60.0)
+    gop = max(1, round(fps * settings.segment_s))
+    splits = "".join(f"[s{i}]" for i in range(count)) + "[sthumb]"
+    graph = [f"[0:v:0]format=yuv420p,split={count + 1}{splits}"]
+    for i, rung in enumerate(rungs):
+        graph.append(f"[s{i}]scale={rung.width}:{rung.height}:flags=bicubic,setsar=1[v{i}]")
+    graph.append(
+        f"[sthumb]select='gte(t\\,{thumbnail_at(info.duration)})',"
+        f"scale={THUMBNAIL_WIDTH}:-2,thumbnail=25[thumb]"
+    )
+    args = [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+        "-i",
+        str(source),
+        "-filter_complex",
+        ";".join(graph),
+    ]
+    for i in range(count):
+        args += ["-map", f"[v{i}]"]
+        if info.has_audio:
+            args += ["-map", "0:a:0"]
+    for i, rung in enumerate(rungs):
+        maxrate = MAXRATE_K[rung.height]
+        args += [
+            f"-c:v:{i}",
+            "libx264",
+            f"-profile:v:{i}",
+            "high",
+            f"-level:v:{i}",
+            rung.level,
+            f"-crf:v:{i}",
+            str(settings.crf),
+            f"-maxrate:v:{i}",
+            f"{maxrate}k",
+            f"-bufsize:v:{i}",
+            f"{maxrate * 2}k",
+        ]
+    args += [
+        "-preset",
+        settings.preset,
+        "-g",
+        str(gop),
+        "-keyint_min",
+        str(gop),
+        "-sc_threshold",
+        "0",
+        "-force_key_frames",
+        f"expr:gte(t,n_forced*{settings.segment_s})",
+    ]
+    if info.has_audio:
+        args += ["-c:a", "aac", "-b:a", f"{settings.audio_bitrate_k}k", "-ac", "2"]
+    stream_map = " ".join(
+        f"v:{i},a:{i},name:{rung.name}" if info.has_audio else f"v:{i},name:{rung.name}"
+        for i, rung in enumerate(rungs)
+    )
+    args += [
+        "-f",
+        "hls",
+        "-hls_time",
+        str(settings.segment_s),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_flags",
+        "independent_segments",
+        "-hls_segment_type",
+        "mpegts",
+        "-hls_segment_filename",
+        str(out_dir / "%v" / "seg_%05d.ts"),
+        "-var_stream_map",
+        stream_map,
+        str(out_dir / "%v" / "index.m3u8"),
+    ]
+    args += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_dir / "thumbnail.jpg")]
+    return args
+
+
+SEGMENT = re.compile(r"#EXTINF:([\d.]+),\s*\n(\S+)")
+
+
+def measure(playlist: Path) -> tuple[int, int]:
+    """(peak, average) bits per second of a VOD playlist's segments."""
+    text = playlist.read_text()
+    peak, total_bits, total_s = 0, 0, 0.0
+    for duration, name in SEGMENT.findall(text):
+        seconds = max(float(duration), 0.001)
+        bits = (playlist.parent / name).stat().st_size * 8
+        peak = max(peak, int(bits / seconds))
+        total_bits += bits
+        total_s += seconds
+    return peak, int(total_bits / total_s) if total_s else 0
+
+
+def master_playlist(out_dir: Path, rungs: list[Rung], has_audio: bool, fps: float) -> list[dict[str, int]]:
+    """Write master.m3u8 (BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS) and return the renditions."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    renditions = []
+    for rung in rungs:
+        peak, average = measure(out_dir / rung.name / "index.m3u8")
+        codecs = rung.codecs + (f",{AUDIO_CODEC}" if has_audio else "")
+        lines.append(
+            f"#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},"
+            f'RESOLUTION={rung.width}x{rung.height},FRAME-RATE={min(fps or 30.0, 60.0):.3f},CODECS="{codecs}"'
+        )
+        lines.append(f"{rung.name}/index.m3u8")
+        renditions.append({"height": rung.height, "width": rung.width, "bandwidth": peak})
+    (out_dir / "master.m3u8").write_text("\n".join(lines) + "\n")
+    return renditions

@@ -1,0 +1,170 @@
+"""What runs inside a pool process: one FFmpeg per job, supervised, reporting back to the server.
+
+Workers never touch MongoDB (with memory:// they could not see it): they send progress through a queue
+that the server reads, and return an Outcome. They are started with `spawn`, and die with the server:
+the kernel kills a worker when its parent dies, and an FFmpeg when its worker dies (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transcode.ladder import EncodeSettings, Rung, ffmpeg_command, master_playlist
+from transcode.probe import MediaInfo
+
+PR_SET_PDEATHSIG = 1
+CANCEL_FILE = "CANCEL"
+# Outcome kinds: the runner retries TRANSIENT, fails INVALID at once, and hands CANCELLED back.
+DONE, TRANSIENT, INVALID, CANCELLED = "done", "transient", "invalid", "cancelled"
+
+_events: Any = None  # the queue to the server, set by init_worker
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a worker needs, picklable."""
+
+    key: str
+    ffmpeg: str
+    source: str
+    out_dir: str
+    info: MediaInfo
+    rungs: tuple[Rung, ...]
+    settings: EncodeSettings
+    timeout_s: float
+    nice: int
+    progress_interval_s: float = 0.5
+
+
+@dataclass
+class Outcome:
+    """How a job ended; on success the renditions of the master playlist."""
+
+    kind: str
+    error: str | None = None
+    renditions: list[dict[str, int]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux); elsewhere a no-op."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def init_worker(events: Any, parent_pid: int) -> None:
+    """Pool initializer: remember the queue, die with the server, leave SIGINT to the server."""
+    global _events
+    _events = events
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+    if os.getppid() != parent_pid:  # the server died before we could ask
+        os._exit(1)
+
+
+def report(key: str, kind: str, value: Any) -> None:
+    """Send an event to the server; never block the encode for it."""
+    if _events is not None:
+        with contextlib.suppress(Exception):
+            _events.put_nowait((key, kind, value))
+
+
+def _child_setup(nice: int) -> None:
+    os.nice(nice)
+    die_with_parent()
+
+
+def tail(path: Path, lines: int = 6) -> str:
+    """The last lines of FFmpeg's error log, for the video's `error`."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " ".join(line.strip() for line in text[-lines:])[:500]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate FFmpeg, and kill it if it does not go within a second."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def transcode(spec: JobSpec) -> Outcome:
+    """Run the ladder's FFmpeg for one job and supervise it: progress, cancellation, timeout."""
+    started = time.monotonic()
+    out_dir = Path(spec.out_dir)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    for rung in spec.rungs:
+        (out_dir / rung.name).mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "ffmpeg.log"
+    cancel_path = out_dir / CANCEL_FILE
+    args = ffmpeg_command(spec.ffmpeg, Path(spec.source), out_dir, spec.info, list(spec.rungs), spec.settings)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            preexec_fn=lambda: _child_setup(spec.nice),
+        )
+    report(spec.key, "pid", proc.pid)
+    deadline = started + spec.timeout_s
+    last_report, buffer, percent = 0.0, b"", 0
+    assert proc.stdout is not None
+    try:
+        while True:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.25)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"out_time_us=") and spec.info.duration > 0:
+                        with contextlib.suppress(ValueError):
+                            done_s = int(line.split(b"=", 1)[1]) / 1e6
+                            percent = max(percent, min(99, int(100 * done_s / spec.info.duration)))
+            now = time.monotonic()
+            if now - last_report >= spec.progress_interval_s:
+                report(spec.key, "progress", percent)
+                last_report = now
+            if cancel_path.exists():
+                stop(proc)
+                return Outcome(CANCELLED, cancel_path.read_text().strip() or "cancelled")
+            if now > deadline:
+                stop(proc)
+                return Outcome(TRANSIENT, f"FFmpeg took longer than {spec.timeout_s:.0f} s and was stopped.")
+        code = proc.wait()
+    finally:
+        stop(proc)
+        proc.stdout.close()
+    if cancel_path.exists():
+        return Outcome(CANCELLED, cancel_path.read_text().strip() or "cancelled")
+    if code != 0:
+        reason = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        detail = tail(log_path)
+        return Outcome(TRANSIENT, f"FFmpeg failed ({reason}){': ' + detail if detail else '.'}")
+    missing = [r.name for r in spec.rungs if not (out_dir / r.name / "index.m3u8").exists()]
+    if missing or not (out_dir / "thumbnail.jpg").exists():
+        return Outcome(TRANSIENT, f"FFmpeg finished without writing {', '.join(missing) or 'the thumbnail'}.")
+    renditions = master_playlist(out_dir, list(spec.rungs), spec.info.has_audio, spec.info.fps)
+    log_path.unlink(missing_ok=True)
+    report(spec.key, "progress", 100)
+    return Outcome(DONE, renditions=renditions, seconds=time.monotonic() - started)
