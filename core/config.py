@@ -140,7 +140,7 @@ class TranscodeSettings(Section):
     lease_s: float = Field(60.0, gt=0, description="A job's lease; another process takes it over after.")
     poll_interval_s: float = Field(2.0, gt=0, description="How often jobs and pending videos are looked for.")
     timeout_base_s: float = Field(120.0, gt=0, description="FFmpeg timeout: this much ...")
-    timeout_factor: float = Field(10.0, gt=0, description="... plus this many times the source's duration.")
+    timeout_factor: float = Field(10.0, ge=0, description="... plus this many times the source's duration.")
     progress_interval_s: float = Field(
         0.5, gt=0, description="Least time between two progress writes of one video."
     )

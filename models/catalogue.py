@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ class CatalogueService:
         self.clock = clock
         self.url_maker: UrlMaker = lambda doc, user: {}
         self.on_job_queued: Callable[[], None] = lambda: None
-        self.on_video_deleted: Callable[[ObjectId], None] = lambda video_id: None
+        self.on_video_deleted: Callable[[ObjectId], Awaitable[None]] = _nothing
 
     # --- categories ---------------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ class CatalogueService:
         if doc is None:
             raise APIError(404)
         await self.jobs.cancel(doc["_id"])
-        self.on_video_deleted(doc["_id"])
+        await self.on_video_deleted(doc["_id"])  # its FFmpeg stops before its files go
         await self.videos.delete(doc["_id"])
         await self.progress.delete_for_video(doc["_id"])
         self.media.remove_video(doc["_id"])
@@ -226,6 +226,10 @@ class CatalogueService:
             if row["video_id"] in found and found[row["video_id"]].get("status") == READY
         ]
         return await self.serialize(user, docs)
+
+
+async def _nothing(video_id: ObjectId) -> None:
+    """No transcoder in this process: nothing to stop."""
 
 
 def progress_to_api(row: dict[str, Any] | None, duration: float | None) -> dict[str, Any]:

@@ -52,7 +52,7 @@ class EncodeSettings:
 
 def even(value: float) -> int:
     """The nearest even number ≥ 2 (H.264 with 4:2:0 needs even sizes)."""
-    return max(2, round(value / 2) * 2)
+    return max(2, math.floor(value / 2 + 0.5) * 2)
 
 
 def h264_level(width: int, height: int, fps: float) -> str:

@@ -132,11 +132,14 @@ class Transcoder:
         """Look for work now (a job was queued)."""
         self._wake.set()
 
-    def cancel(self, video_id: ObjectId) -> None:
-        """Stop the video's FFmpeg at once, if this process runs it (the video was deleted)."""
+    async def cancel(self, video_id: ObjectId, wait_s: float = 3.0) -> None:
+        """Stop the video's FFmpeg, if this process runs it, and wait until it has stopped."""
         job = self.running.get(video_id)
-        if job:
-            job.cancel("cancelled")
+        if job is None:
+            return
+        job.cancel("cancelled")
+        if job.task is not None:
+            await asyncio.wait([job.task], timeout=wait_s)
 
     @property
     def ffmpeg(self) -> str:

@@ -105,6 +105,14 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def cancelled_why(cancel_path: Path) -> str:
+    """The reason the server wrote in the cancel file ("shutdown" hands the job back)."""
+    try:
+        return cancel_path.read_text().strip() or "cancelled"
+    except OSError:
+        return "cancelled"
+
+
 def transcode(spec: JobSpec) -> Outcome:
     """Run the ladder's FFmpeg for one job and supervise it: progress, cancellation, timeout."""
     started = time.monotonic()
@@ -145,9 +153,9 @@ def transcode(spec: JobSpec) -> Outcome:
             if now - last_report >= spec.progress_interval_s:
                 report(spec.key, "progress", percent)
                 last_report = now
-            if cancel_path.exists():
+            if cancel_path.exists() or not out_dir.exists():  # asked to stop, or the video was deleted
                 stop(proc)
-                return Outcome(CANCELLED, cancel_path.read_text().strip() or "cancelled")
+                return Outcome(CANCELLED, cancelled_why(cancel_path))
             if now > deadline:
                 stop(proc)
                 return Outcome(TRANSIENT, f"FFmpeg took longer than {spec.timeout_s:.0f} s and was stopped.")
@@ -155,8 +163,8 @@ def transcode(spec: JobSpec) -> Outcome:
     finally:
         stop(proc)
         proc.stdout.close()
-    if cancel_path.exists():
-        return Outcome(CANCELLED, cancel_path.read_text().strip() or "cancelled")
+    if cancel_path.exists() or not out_dir.exists():
+        return Outcome(CANCELLED, cancelled_why(cancel_path))
     if code != 0:
         reason = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         detail = tail(log_path)

@@ -1,0 +1,87 @@
+"""Fixtures of the transcoding tests: a started Transcoder, fake FFmpegs, and no FFmpeg left behind."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.media import MediaStore
+from handlers.app import make_app
+from tests.transcoding.helpers import ours
+from transcode.ffmpeg import ffmpeg_binary
+from transcode.runner import Transcoder
+
+FAKE = Path(__file__).resolve().parent.parent / "fake_ffmpeg.py"
+
+
+def fake_wrapper(tmp_path: Path, mode: str) -> tuple[Path, Path]:
+    """An executable that runs the fake FFmpeg in `mode`; and the file listing its runs."""
+    state = tmp_path / f"fake-{mode}"
+    state.mkdir(exist_ok=True)
+    wrapper = tmp_path / f"ffmpeg-{mode}"
+    wrapper.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" {mode} "{state}" "{ffmpeg_binary()}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper, state / "runs"
+
+
+@pytest.fixture
+def settings_overrides():
+    return {
+        "transcode": {
+            "workers": 1,
+            "poll_interval_s": 0.05,
+            "retry_base_s": 30,
+            "max_attempts": 2,
+            "lease_s": 60,
+            "progress_interval_s": 0.05,
+            "preset": "ultrafast",
+            "segment_s": 1,
+        }
+    }
+
+
+@pytest.fixture
+def transcoder(db, settings, clock):
+    return Transcoder(db, MediaStore(Path(settings.media.root)), settings.transcode, clock=clock)
+
+
+@pytest.fixture
+def app(settings, db, clock, hasher, handler_modules, io_loop, transcoder):
+    application = make_app(
+        settings, db=db, clock=clock, hasher=hasher, handler_modules=handler_modules, transcoder=transcoder
+    )
+
+    async def start() -> None:
+        transcoder.start()
+
+    io_loop.run_sync(start)
+    yield application
+    io_loop.run_sync(transcoder.stop)
+    io_loop.run_sync(application.settings["services"].mailer.stop)
+
+
+@pytest.fixture(autouse=True)
+def no_ffmpeg_left(tmp_path):
+    """After every test, no FFmpeg of it is running (checked on the process table)."""
+    yield
+    deadline = time.monotonic() + 5
+    while ours(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ours(tmp_path) == [], "FFmpeg processes outlived the test"
+
+
+@pytest.fixture
+def fake_ffmpeg(tmp_path, settings):
+    """Point the transcoder at a fake FFmpeg in the given mode; returns the file listing its runs."""
+
+    def use(mode: str) -> Path:
+        wrapper, runs = fake_wrapper(tmp_path, mode)
+        settings.transcode.ffmpeg = str(wrapper)
+        return runs
+
+    return use

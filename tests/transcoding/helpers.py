@@ -1,0 +1,93 @@
+"""Helpers for the transcoding tests: uploads, polling, the process table."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import psutil
+from bson import ObjectId
+
+from tests.media import multipart
+
+
+def ours(tmp_path: Path) -> list[psutil.Process]:
+    """FFmpeg processes (real or fake) working on this test's files, wherever they were re-parented."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(tmp_path) in cmdline and ("ffmpeg" in cmdline or "fake_ffmpeg" in cmdline):
+            found.append(proc)
+    return found
+
+
+async def upload(api, token: str, clip: Path, title: str = "clip") -> str:
+    """Upload a clip as staff; the new video's id."""
+    body, content_type = multipart({"title": title}, clip.read_bytes(), filename=clip.name)
+    reply = await api.post("/api/videos/", body=body, headers={"Content-Type": content_type}, token=token)
+    assert reply.code == 201, reply.data
+    return reply.data["id"]
+
+
+async def wait_for(db, video_id: str, check, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll the video until check(doc) holds; the document."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        doc = await db.videos.find_one({"_id": ObjectId(video_id)})
+        if doc is not None and check(doc):
+            return doc
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"video never got there; last state: {doc}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_status(db, video_id: str, status: str, timeout: float = 60.0) -> dict[str, Any]:
+    return await wait_for(db, video_id, lambda doc: doc.get("status") == status, timeout)
+
+
+async def wait_for_job(db, video_id: str, check, timeout: float = 20.0) -> dict[str, Any]:
+    """Poll the video's job until check(job) holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        job = await db.jobs.find_one({"video_id": ObjectId(video_id)})
+        if job is not None and check(job):
+            return job
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"job never got there: {job}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for_run(runs: Path, count: int = 1, timeout: float = 20.0) -> list[str]:
+    """The fake FFmpeg's run log, once it holds `count` runs."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        lines = runs.read_text().splitlines() if runs.exists() else []
+        if len(lines) >= count:
+            return lines
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"fake FFmpeg ran {len(lines)} time(s), not {count}")
+        await asyncio.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    """True while the process runs (a zombie counts as gone)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def gone(pid: int, timeout: float = 3.0) -> bool:
+    """Wait until the process is gone; False if it outlives the timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while alive(pid):
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def media_files(settings, video_id: str) -> list[Path]:
+    folder = Path(settings.media.root) / "videos" / video_id
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
