@@ -94,10 +94,13 @@ def ffmpeg_command(
     count = len(rungs)
     fps = min(info.fps or 30.0, 60.0)
     gop = max(1, round(fps * settings.segment_s))
-    splits = "".join(f"[s{i}]" for i in range(count)) + "[sthumb]"
-    graph = [f"[0:v:0]format=yuv420p,split={count + 1}{splits}"]
-    for i, rung in enumerate(rungs):
-        graph.append(f"[s{i}]scale={rung.width}:{rung.height}:flags=bicubic,setsar=1[v{i}]")
+    graph = [f"[0:v:0]format=yuv420p,split=2[c{count}][sthumb]"]
+    # A cascade: the top rung is scaled from the source, each lower one from the rung above it, which
+    # costs less than scaling every rung from the full-size picture.
+    for i in range(count - 1, -1, -1):
+        rung = rungs[i]
+        scaled = f"[c{i + 1}]scale={rung.width}:{rung.height}:flags=bicubic,setsar=1"
+        graph.append(f"{scaled},split=2[v{i}][c{i}]" if i > 0 else f"{scaled}[v{i}]")
     graph.append(
         f"[sthumb]select='gte(t\\,{thumbnail_at(info.duration)})',"
         f"scale={THUMBNAIL_WIDTH}:-2,thumbnail=25[thumb]"

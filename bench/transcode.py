@@ -1,0 +1,233 @@
+"""Transcoding speed: the pipeline against one FFmpeg per rung and against its own command run by hand.
+
+Generates a 1080p, 30 fps, 20 s clip with audio, then times, in one run and interleaved:
+  (a) the pipeline end to end: a job queued → the video `ready` (probe, pool, FFmpeg, master playlist);
+  (b) the naive ladder of the original Django/RQ design: one FFmpeg per rung, one after the other;
+  (c) the single FFmpeg command the pipeline runs, launched directly.
+Same codec settings for all three. Then the latency of GET /api/health/ (wrk) while two transcodes run,
+and while 16 clients log in (bcrypt) on top.
+
+    .venv/bin/python bench/transcode.py [--repeat 3] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import tornado.netutil
+from bson import ObjectId
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import table  # noqa: E402
+
+from core.config import load_settings  # noqa: E402
+from core.media import MediaStore  # noqa: E402
+from handlers.app import make_app  # noqa: E402
+from models import ensure_indexes  # noqa: E402
+from models.db import open_memory_database  # noqa: E402
+from server import make_server  # noqa: E402
+from transcode.ffmpeg import ffmpeg_binary  # noqa: E402
+from transcode.ladder import MAXRATE_K, EncodeSettings, ffmpeg_command, plan_rungs  # noqa: E402
+from transcode.probe import probe  # noqa: E402
+from transcode.runner import Transcoder  # noqa: E402
+
+ENCODE = EncodeSettings()  # the shipped settings: veryfast, CRF 23, 4 s segments, AAC 128k
+
+
+def make_source(path: Path, seconds: int) -> None:
+    subprocess.run([
+        ffmpeg_binary(), "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+        "-c:v", "libx264", "-preset", "fast", "-b:v", "8M", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+        str(path),
+    ], check=True)
+
+
+def timed(args: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def single_pass(source: Path, out: Path, info) -> float:
+    """(c): the pipeline's own command, by hand."""
+    shutil.rmtree(out, ignore_errors=True)
+    rungs = plan_rungs(info)
+    for rung in rungs:
+        (out / rung.name).mkdir(parents=True)
+    return timed(ffmpeg_command(ffmpeg_binary(), source, out, info, rungs, ENCODE))
+
+
+def per_rung(source: Path, out: Path, info) -> float:
+    """(b): one FFmpeg per rung (and one for the thumbnail), each decoding the source again."""
+    shutil.rmtree(out, ignore_errors=True)
+    total = 0.0
+    gop = round(info.fps * ENCODE.segment_s)
+    for rung in plan_rungs(info):
+        folder = out / rung.name
+        folder.mkdir(parents=True)
+        maxrate = MAXRATE_K[rung.height]
+        total += timed([
+            ffmpeg_binary(), "-loglevel", "error", "-y", "-i", str(source),
+            "-vf", f"format=yuv420p,scale={rung.width}:{rung.height}", "-c:v", "libx264", "-profile:v", "high",
+            "-level:v", rung.level, "-preset", ENCODE.preset, "-crf", str(ENCODE.crf), "-maxrate", f"{maxrate}k",
+            "-bufsize", f"{maxrate * 2}k", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
+            "-c:a", "aac", "-b:a", f"{ENCODE.audio_bitrate_k}k", "-ac", "2",
+            "-f", "hls", "-hls_time", str(ENCODE.segment_s), "-hls_playlist_type", "vod",
+            "-hls_segment_filename", str(folder / "seg_%05d.ts"), str(folder / "index.m3u8"),
+        ])
+    total += timed([ffmpeg_binary(), "-loglevel", "error", "-y", "-ss", "2", "-i", str(source),
+                    "-vf", "scale=640:-2,thumbnail=25", "-frames:v", "1", str(out / "thumbnail.jpg")])
+    return total
+
+
+class Pipeline:
+    """A server's transcoding part on the embedded database, with its HTTP app for the health probe."""
+
+    async def start(self, media: Path, workers: int) -> None:
+        self.settings = load_settings(None, environ={}, overrides={
+            "server": {"secret_key": "bench", "debug": False}, "media": {"root": str(media)},
+            "transcode": {"workers": workers, "poll_interval_s": 0.1},
+        })
+        self.db = open_memory_database("bench")
+        await ensure_indexes(self.db)
+        self.transcoder = Transcoder(self.db, MediaStore(media), self.settings.transcode)
+        self.app = make_app(self.settings, db=self.db, transcoder=self.transcoder)
+        self.services = self.app.settings["services"]
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.server = make_server(self.app)
+        self.server.add_sockets(sockets)
+        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        self.transcoder.start()
+
+    async def run(self, source: Path) -> float:
+        """(a): queue a job for a video of this source; seconds until it is ready."""
+        video_id = ObjectId()
+        await self.db.videos.insert_one({"_id": video_id, "title": "bench", "status": "pending",
+                                         "source": str(source), "created_at": self.services.clock()})
+        started = time.perf_counter()
+        await self.services.catalogue.jobs.enqueue(video_id, self.services.clock())
+        self.transcoder.wake()
+        while (await self.db.videos.find_one({"_id": video_id}))["status"] not in ("ready", "failed"):
+            await asyncio.sleep(0.02)
+        return time.perf_counter() - started
+
+    async def stop(self) -> None:
+        self.server.stop()
+        await self.transcoder.stop()
+
+
+async def health_latency(url: str, seconds: int, lua: Path | None = None, token: str | None = None) -> tuple:
+    """p50/p99 of /api/health/ from wrk at 4 connections."""
+    proc = await asyncio.create_subprocess_exec(
+        "wrk", "--latency", "-t", "1", "-c", "4", "-d", f"{seconds}s", f"{url}/api/health/",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    from catalogue import parse_wrk
+
+    return parse_wrk(out.decode())
+
+
+async def login_load(url: str, clients: int, stop: asyncio.Event) -> int:
+    """N clients logging in back to back (bcrypt cost 12); how many logins completed."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    client = AsyncHTTPClient(force_instance=True, max_clients=clients)
+    body = json.dumps({"email": "bench@example.com", "password": "bench-password"})
+    done = 0
+
+    async def one() -> None:
+        nonlocal done
+        while not stop.is_set():
+            await client.fetch(f"{url}/api/accounts/login/", method="POST", body=body,
+                               headers={"Content-Type": "application/json"}, request_timeout=120)
+            done += 1
+
+    await asyncio.gather(*(one() for _ in range(clients)))
+    client.close()
+    return done
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        source = root / "source.mp4"
+        make_source(source, args.seconds)
+        info = await probe(source)
+        pipeline = Pipeline()
+        await pipeline.start(root / "media", workers=1)
+        warm = root / "warm.mp4"
+        subprocess.run([ffmpeg_binary(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=duration=1",
+                        "-c:v", "libx264", str(warm)], check=True)
+        await pipeline.run(warm)  # start the pool's worker, as a running server has
+        times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        for _ in range(args.repeat):
+            times["c"].append(single_pass(source, root / "c", info))
+            times["b"].append(per_rung(source, root / "b", info))
+            times["a"].append(await pipeline.run(source))
+        await pipeline.stop()
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"HLS ladder of a 1080p30 {args.seconds} s clip with audio ({len(plan_rungs(info))} rungs, "
+              f"x264 {ENCODE.preset}, CRF {ENCODE.crf}), median of {args.repeat}\n")
+        rows = [
+            ("(a) pipeline end to end", med["a"], args.seconds / med["a"], " ".join(f"{t:.1f}" for t in times["a"])),
+            ("(b) one FFmpeg per rung", med["b"], args.seconds / med["b"], " ".join(f"{t:.1f}" for t in times["b"])),
+            ("(c) the single command by hand", med["c"], args.seconds / med["c"],
+             " ".join(f"{t:.1f}" for t in times["c"])),
+        ]
+        print(table(["run", "median s", "x real time", "all runs s"], rows))
+        print(f"\n(a)/(c) = {med['a'] / med['c']:.3f} (target <= 1.05)   "
+              f"(a)/(b) = {med['a'] / med['b']:.3f} (target <= 0.75)")
+
+        pipeline = Pipeline()
+        await pipeline.start(root / "media2", workers=2)
+        users = pipeline.services.accounts
+        await users.ensure_superuser("bench@example.com", "bench-password")
+        await pipeline.services.ratelimiter.collection.drop()
+        pipeline.settings.accounts.rate_limit_login = "1000000/60"
+        idle = await health_latency(pipeline.url, 5)
+        busy = [asyncio.create_task(pipeline.run(source)) for _ in range(2)]
+        await asyncio.sleep(2)
+        transcoding = await health_latency(pipeline.url, 8)
+        stop = asyncio.Event()
+        logins = asyncio.create_task(login_load(pipeline.url, 16, stop))
+        await asyncio.sleep(1)
+        with_logins = await health_latency(pipeline.url, 6)
+        stop.set()
+        completed = await logins
+        await asyncio.gather(*busy)
+        await pipeline.stop()
+        print("\nGET /api/health/ (wrk, 4 connections)\n")
+        print(table(["while", "req/s", "p50 ms", "p99 ms"], [
+            ("idle", *idle), ("2 transcodes run", *transcoding),
+            (f"2 transcodes + 16 logins ({completed} done)", *with_logins),
+        ]))
+        print("\ntarget: p99 < 25 ms while 16 logins hash passwords and 2 transcodes run")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=20)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
