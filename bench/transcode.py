@@ -29,30 +29,52 @@ from bson import ObjectId
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import table  # noqa: E402
+from core.config import load_settings
+from core.media import MediaStore
+from handlers.app import make_app
+from models import ensure_indexes
+from models.db import open_memory_database
+from server import make_server
+from transcode.ffmpeg import ffmpeg_binary
+from transcode.ladder import MAXRATE_K, EncodeSettings, ffmpeg_command, plan_rungs
+from transcode.probe import probe
+from transcode.runner import Transcoder
 
-from core.config import load_settings  # noqa: E402
-from core.media import MediaStore  # noqa: E402
-from handlers.app import make_app  # noqa: E402
-from models import ensure_indexes  # noqa: E402
-from models.db import open_memory_database  # noqa: E402
-from server import make_server  # noqa: E402
-from transcode.ffmpeg import ffmpeg_binary  # noqa: E402
-from transcode.ladder import MAXRATE_K, EncodeSettings, ffmpeg_command, plan_rungs  # noqa: E402
-from transcode.probe import probe  # noqa: E402
-from transcode.runner import Transcoder  # noqa: E402
+from common import table
 
 ENCODE = EncodeSettings()  # the shipped settings: veryfast, CRF 23, 4 s segments, AAC 128k
 
 
 def make_source(path: Path, seconds: int) -> None:
-    subprocess.run([
-        ffmpeg_binary(), "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=30:duration={seconds}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
-        "-c:v", "libx264", "-preset", "fast", "-b:v", "8M", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-        str(path),
-    ], check=True)
+    subprocess.run(
+        [
+            ffmpeg_binary(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=1920x1080:rate=30:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "fast",
+            "-b:v",
+            "8M",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 def timed(args: list[str]) -> float:
@@ -79,17 +101,70 @@ def per_rung(source: Path, out: Path, info) -> float:
         folder = out / rung.name
         folder.mkdir(parents=True)
         maxrate = MAXRATE_K[rung.height]
-        total += timed([
-            ffmpeg_binary(), "-loglevel", "error", "-y", "-i", str(source),
-            "-vf", f"format=yuv420p,scale={rung.width}:{rung.height}", "-c:v", "libx264", "-profile:v", "high",
-            "-level:v", rung.level, "-preset", ENCODE.preset, "-crf", str(ENCODE.crf), "-maxrate", f"{maxrate}k",
-            "-bufsize", f"{maxrate * 2}k", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
-            "-c:a", "aac", "-b:a", f"{ENCODE.audio_bitrate_k}k", "-ac", "2",
-            "-f", "hls", "-hls_time", str(ENCODE.segment_s), "-hls_playlist_type", "vod",
-            "-hls_segment_filename", str(folder / "seg_%05d.ts"), str(folder / "index.m3u8"),
-        ])
-    total += timed([ffmpeg_binary(), "-loglevel", "error", "-y", "-ss", "2", "-i", str(source),
-                    "-vf", "scale=640:-2,thumbnail=25", "-frames:v", "1", str(out / "thumbnail.jpg")])
+        total += timed(
+            [
+                ffmpeg_binary(),
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(source),
+                "-vf",
+                f"format=yuv420p,scale={rung.width}:{rung.height}",
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "high",
+                "-level:v",
+                rung.level,
+                "-preset",
+                ENCODE.preset,
+                "-crf",
+                str(ENCODE.crf),
+                "-maxrate",
+                f"{maxrate}k",
+                "-bufsize",
+                f"{maxrate * 2}k",
+                "-g",
+                str(gop),
+                "-keyint_min",
+                str(gop),
+                "-sc_threshold",
+                "0",
+                "-c:a",
+                "aac",
+                "-b:a",
+                f"{ENCODE.audio_bitrate_k}k",
+                "-ac",
+                "2",
+                "-f",
+                "hls",
+                "-hls_time",
+                str(ENCODE.segment_s),
+                "-hls_playlist_type",
+                "vod",
+                "-hls_segment_filename",
+                str(folder / "seg_%05d.ts"),
+                str(folder / "index.m3u8"),
+            ]
+        )
+    total += timed(
+        [
+            ffmpeg_binary(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-ss",
+            "2",
+            "-i",
+            str(source),
+            "-vf",
+            "scale=640:-2,thumbnail=25",
+            "-frames:v",
+            "1",
+            str(out / "thumbnail.jpg"),
+        ]
+    )
     return total
 
 
@@ -97,10 +172,15 @@ class Pipeline:
     """A server's transcoding part on the embedded database, with its HTTP app for the health probe."""
 
     async def start(self, media: Path, workers: int) -> None:
-        self.settings = load_settings(None, environ={}, overrides={
-            "server": {"secret_key": "bench", "debug": False}, "media": {"root": str(media)},
-            "transcode": {"workers": workers, "poll_interval_s": 0.1},
-        })
+        self.settings = load_settings(
+            None,
+            environ={},
+            overrides={
+                "server": {"secret_key": "bench", "debug": False},
+                "media": {"root": str(media)},
+                "transcode": {"workers": workers, "poll_interval_s": 0.1},
+            },
+        )
         self.db = open_memory_database("bench")
         await ensure_indexes(self.db)
         self.transcoder = Transcoder(self.db, MediaStore(media), self.settings.transcode)
@@ -115,8 +195,15 @@ class Pipeline:
     async def run(self, source: Path) -> float:
         """(a): queue a job for a video of this source; seconds until it is ready."""
         video_id = ObjectId()
-        await self.db.videos.insert_one({"_id": video_id, "title": "bench", "status": "pending",
-                                         "source": str(source), "created_at": self.services.clock()})
+        await self.db.videos.insert_one(
+            {
+                "_id": video_id,
+                "title": "bench",
+                "status": "pending",
+                "source": str(source),
+                "created_at": self.services.clock(),
+            }
+        )
         started = time.perf_counter()
         await self.services.catalogue.jobs.enqueue(video_id, self.services.clock())
         self.transcoder.wake()
@@ -132,7 +219,15 @@ class Pipeline:
 async def health_latency(url: str, seconds: int, lua: Path | None = None, token: str | None = None) -> tuple:
     """p50/p99 of /api/health/ from wrk at 4 connections."""
     proc = await asyncio.create_subprocess_exec(
-        "wrk", "--latency", "-t", "1", "-c", "4", "-d", f"{seconds}s", f"{url}/api/health/",
+        "wrk",
+        "--latency",
+        "-t",
+        "1",
+        "-c",
+        "4",
+        "-d",
+        f"{seconds}s",
+        f"{url}/api/health/",
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await proc.communicate()
@@ -152,8 +247,13 @@ async def login_load(url: str, clients: int, stop: asyncio.Event) -> int:
     async def one() -> None:
         nonlocal done
         while not stop.is_set():
-            await client.fetch(f"{url}/api/accounts/login/", method="POST", body=body,
-                               headers={"Content-Type": "application/json"}, request_timeout=120)
+            await client.fetch(
+                f"{url}/api/accounts/login/",
+                method="POST",
+                body=body,
+                headers={"Content-Type": "application/json"},
+                request_timeout=120,
+            )
             done += 1
 
     await asyncio.gather(*(one() for _ in range(clients)))
@@ -170,8 +270,21 @@ async def run(args: argparse.Namespace) -> None:
         pipeline = Pipeline()
         await pipeline.start(root / "media", workers=1)
         warm = root / "warm.mp4"
-        subprocess.run([ffmpeg_binary(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=duration=1",
-                        "-c:v", "libx264", str(warm)], check=True)
+        subprocess.run(
+            [
+                ffmpeg_binary(),
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=duration=1",
+                "-c:v",
+                "libx264",
+                str(warm),
+            ],
+            check=True,
+        )
         await pipeline.run(warm)  # start the pool's worker, as a running server has
         times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
         for _ in range(args.repeat):
@@ -180,17 +293,35 @@ async def run(args: argparse.Namespace) -> None:
             times["a"].append(await pipeline.run(source))
         await pipeline.stop()
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"HLS ladder of a 1080p30 {args.seconds} s clip with audio ({len(plan_rungs(info))} rungs, "
-              f"x264 {ENCODE.preset}, CRF {ENCODE.crf}), median of {args.repeat}\n")
+        print(
+            f"HLS ladder of a 1080p30 {args.seconds} s clip with audio ({len(plan_rungs(info))} rungs, "
+            f"x264 {ENCODE.preset}, CRF {ENCODE.crf}), median of {args.repeat}\n"
+        )
         rows = [
-            ("(a) pipeline end to end", med["a"], args.seconds / med["a"], " ".join(f"{t:.1f}" for t in times["a"])),
-            ("(b) one FFmpeg per rung", med["b"], args.seconds / med["b"], " ".join(f"{t:.1f}" for t in times["b"])),
-            ("(c) the single command by hand", med["c"], args.seconds / med["c"],
-             " ".join(f"{t:.1f}" for t in times["c"])),
+            (
+                "(a) pipeline end to end",
+                med["a"],
+                args.seconds / med["a"],
+                " ".join(f"{t:.1f}" for t in times["a"]),
+            ),
+            (
+                "(b) one FFmpeg per rung",
+                med["b"],
+                args.seconds / med["b"],
+                " ".join(f"{t:.1f}" for t in times["b"]),
+            ),
+            (
+                "(c) the single command by hand",
+                med["c"],
+                args.seconds / med["c"],
+                " ".join(f"{t:.1f}" for t in times["c"]),
+            ),
         ]
         print(table(["run", "median s", "x real time", "all runs s"], rows))
-        print(f"\n(a)/(c) = {med['a'] / med['c']:.3f} (target <= 1.05)   "
-              f"(a)/(b) = {med['a'] / med['b']:.3f} (target <= 0.75)")
+        print(
+            f"\n(a)/(c) = {med['a'] / med['c']:.3f} (target <= 1.05)   "
+            f"(a)/(b) = {med['a'] / med['b']:.3f} (target <= 0.75)"
+        )
 
         pipeline = Pipeline()
         await pipeline.start(root / "media2", workers=2)
@@ -211,10 +342,16 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.gather(*busy)
         await pipeline.stop()
         print("\nGET /api/health/ (wrk, 4 connections)\n")
-        print(table(["while", "req/s", "p50 ms", "p99 ms"], [
-            ("idle", *idle), ("2 transcodes run", *transcoding),
-            (f"2 transcodes + 16 logins ({completed} done)", *with_logins),
-        ]))
+        print(
+            table(
+                ["while", "req/s", "p50 ms", "p99 ms"],
+                [
+                    ("idle", *idle),
+                    ("2 transcodes run", *transcoding),
+                    (f"2 transcodes + 16 logins ({completed} done)", *with_logins),
+                ],
+            )
+        )
         print("\ntarget: p99 < 25 ms while 16 logins hash passwords and 2 transcodes run")
 
 

@@ -114,6 +114,12 @@ class MediaSettings(Section):
     min_free_mb: int = Field(
         256, ge=0, description="Free space MEDIA_ROOT keeps beyond an upload; less answers 507."
     )
+    grant_max_age_s: int = Field(
+        6 * 3600, ge=60, description="Seconds a stream URL (its signed grant) stays valid."
+    )
+    accel_redirect: str | None = Field(
+        None, description="nginx internal location for MEDIA_ROOT: the server answers X-Accel-Redirect."
+    )
 
 
 class CatalogueSettings(Section):

@@ -18,7 +18,7 @@ from core.mail import Mailer
 from core.media import MediaStore
 from core.passwords import PasswordHasher
 from core.signing import Signer
-from handlers import accounts, categories, health, videos
+from handlers import accounts, categories, health, stream, videos
 from handlers.base import NotFoundHandler, check_access_declared
 from models.accounts import AccountService
 from models.catalogue import CatalogueService
@@ -28,7 +28,7 @@ from transcode.runner import Transcoder
 
 access_log = logging.getLogger("videoflix.access")
 
-HANDLER_MODULES = [health, accounts, categories, videos]
+HANDLER_MODULES = [health, accounts, categories, videos, stream]
 
 
 @dataclass
@@ -80,13 +80,14 @@ def make_app(
     """Build the Tornado application from its parts; tests inject fakes where a real part can't run."""
     hasher = hasher or PasswordHasher(config.accounts.bcrypt_rounds)
     mailer = mailer or Mailer(db, config.email, clock=clock)
-    accounts = AccountService(
+    signer = Signer(config.server.secret_key or "", clock)
+    account_service = AccountService(
         db,
         hasher,
         clock=clock,
         settings=config.accounts,
         mailer=mailer,
-        signer=Signer(config.server.secret_key or "", clock),
+        signer=signer,
         frontend_url=config.server.frontend_url,
     )
     media = MediaStore(media_root(config))
@@ -95,12 +96,13 @@ def make_app(
         math.inf if db.in_memory and config.catalogue.cache_ttl_s > 0 else config.catalogue.cache_ttl_s
     )
     catalogue = CatalogueService(db, media, clock, cache_ttl_s=cache_ttl_s)
+    catalogue.url_maker = lambda doc, user: stream.stream_urls(signer, doc, user.id)
     if transcoder is not None:
         transcoder.attach(catalogue.videos)
         catalogue.on_job_queued = transcoder.wake
         catalogue.on_video_deleted = transcoder.cancel
     services = Services(
-        config, db, mailer, transcoder, accounts, hasher, RateLimiter(db), catalogue, media, clock
+        config, db, mailer, transcoder, account_service, hasher, RateLimiter(db), catalogue, media, clock
     )
     routes: list[Any] = [route for module in handler_modules for route in module.routes]
     routes.append((r".*", NotFoundHandler))

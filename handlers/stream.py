@@ -1,0 +1,150 @@
+"""HLS delivery: /api/stream/<grant>/... for any player, /api/video/<id>/<height>p/... with the token.
+
+A grant is a signed, expiring token for one video and one user, carried in the path, so that relative
+URIs in the playlists resolve under it and a plain <video>, hls.js or ffmpeg plays without a header.
+Only the files of the video's current ladder can be named, and nothing resolves outside its folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+
+from core.errors import APIError
+from handlers.base import BaseHandler, public, user_only
+
+# The only names a ladder has: anything else (traversal, encodings, NUL) is simply not found.
+FILE = re.compile(r"^(master\.m3u8|thumbnail\.jpg|(\d{2,4})p/(index\.m3u8|seg_\d{5}\.ts))$")
+CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".jpg": "image/jpeg"}
+# Segments never change (a new ladder gets a new folder); playlists and thumbnails may be re-made.
+CACHE_CONTROL = {
+    ".ts": "private, max-age=31536000, immutable",
+    ".m3u8": "private, max-age=60",
+    ".jpg": "private, max-age=3600",
+}
+GRANT = "stream-grant"
+
+
+def stream_urls(signer: Any, doc: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """The URLs of a ready video for one user, under a fresh grant; nothing while it is not ready."""
+    if doc.get("status") != "ready" or not doc.get("hls_path"):
+        return {}
+    grant = signer.dumps(GRANT, {"v": str(doc["_id"]), "u": user_id})
+    base = f"/api/stream/{grant}"
+    return {
+        "hls_url": f"{base}/master.m3u8",
+        "thumbnail_url": f"{base}/thumbnail.jpg" if doc.get("thumbnail_path") else None,
+        "renditions": [{**r, "url": f"{base}/{r['height']}p/index.m3u8"} for r in doc.get("renditions", [])],
+    }
+
+
+class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
+    """Serves one file of a video's ladder: Range, ETag/304, HEAD, Cache-Control, chunked reads."""
+
+    def initialize(self, **kwargs: Any) -> None:
+        super().initialize(path="/")
+
+    async def serve(self, video: dict[str, Any], name: str, include_body: bool) -> None:
+        """Send `name` from the video's ladder folder, or 404."""
+        if video.get("status") != "ready" or not video.get("hls_path"):
+            raise APIError(404)
+        media = self.services.media
+        folder = media.resolve(video["hls_path"]).parent
+        target = media.inside(folder, name)
+        if target is None or not target.is_file():
+            raise APIError(404)
+        accel = self.config.media.accel_redirect
+        if accel:
+            self.hand_to_nginx(accel, media.relative(target), target.suffix)
+            return
+        self.root = str(folder)
+        await tornado.web.StaticFileHandler.get(self, name, include_body=include_body)
+
+    def hand_to_nginx(self, prefix: str, relative: str, suffix: str) -> None:
+        """X-Accel-Redirect: nginx sends the bytes from its internal location (Range and all)."""
+        self.set_header("Content-Type", CONTENT_TYPES[suffix])
+        self.set_header("Cache-Control", CACHE_CONTROL[suffix])
+        self.set_header("X-Accel-Redirect", prefix.rstrip("/") + "/" + relative)
+        self.finish()
+
+    def get_content_type(self) -> str:
+        return CONTENT_TYPES.get(Path(self.absolute_path).suffix, "application/octet-stream")
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("Cache-Control", CACHE_CONTROL.get(Path(path).suffix, "private, no-cache"))
+
+    def get_cache_time(self, path: str, modified: Any, mime_type: str) -> int:
+        return 0  # Cache-Control is set above; no Expires header
+
+    @classmethod
+    def get_content_version(cls, abspath: str) -> str:
+        """An ETag from size and mtime, as nginx makes it: no need to read the file to hash it."""
+        stat = Path(abspath).stat()
+        return f"{int(stat.st_mtime):x}-{stat.st_size:x}"
+
+    def compute_etag(self) -> str | None:
+        if not hasattr(self, "absolute_path"):
+            return None  # an error answer: no ETag
+        return f'"{self.get_content_version(self.absolute_path)}"'
+
+
+class GrantStreamHandler(MediaFileHandler):
+    """/api/stream/<grant>/<file>: the grant is the key; no header needed."""
+
+    async def video_for(self, grant: str) -> dict[str, Any]:
+        """The video a good grant opens, for a user who may still watch; 403 otherwise."""
+        payload = self.services.accounts.signer.loads(GRANT, grant, self.config.media.grant_max_age_s)
+        if not isinstance(payload, dict) or not isinstance(payload.get("v"), str):
+            raise APIError(403, "The stream link is invalid or has expired.")
+        user = await self.services.accounts.users.get(payload.get("u", ""))
+        if user is None or not user.is_active:
+            raise APIError(403, "The stream link is no longer valid.")
+        video = await self.services.catalogue.videos.get(payload["v"])
+        if video is None:
+            raise APIError(404)
+        return video
+
+    @public
+    async def get(self, grant: str, name: str, include_body: bool = True) -> None:
+        video = await self.video_for(grant)
+        if not FILE.match(name):
+            raise APIError(404)
+        await self.serve(video, name, include_body)
+
+    @public
+    async def head(self, grant: str, name: str) -> None:
+        await self.get(grant, name, include_body=False)
+
+
+class CourseSpecHandler(MediaFileHandler):
+    """/api/video/<id>/<height>p/<index.m3u8 | segment> with the token header (the course spec)."""
+
+    @user_only
+    async def get(self, video_id: str, height: str, file: str, include_body: bool = True) -> None:
+        video = await self.services.catalogue.visible_video(self.current_user, video_id)
+        name = f"{nearest_rung(video, int(height))}p/{file}"
+        if not FILE.match(name):
+            raise APIError(404)
+        await self.serve(video, name, include_body)
+
+    @user_only
+    async def head(self, video_id: str, height: str, file: str) -> None:
+        await self.get(video_id, height, file, include_body=False)
+
+
+def nearest_rung(video: dict[str, Any], height: int) -> int:
+    """The rung asked for, or the largest below it (a course-spec front-end may ask for 480p)."""
+    heights = sorted(r["height"] for r in video.get("renditions", []))
+    if not heights:
+        raise APIError(404)
+    below = [h for h in heights if h <= height]
+    return below[-1] if below else heights[0]
+
+
+routes = [
+    (r"/api/stream/([^/]+)/(.+)", GrantStreamHandler),
+    (r"/api/video/([^/]+)/(\d{2,4})p/([^/]+?)/?", CourseSpecHandler),
+]
