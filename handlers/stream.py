@@ -7,7 +7,10 @@ Only the files of the video's current ladder can be named, and nothing resolves 
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ CACHE_CONTROL = {
     ".jpg": "private, max-age=3600",
 }
 GRANT = "stream-grant"
+READ_CHUNK = 256 * 1024
 
 
 def stream_urls(signer: Any, doc: dict[str, Any], user_id: str) -> dict[str, Any]:
@@ -52,9 +56,9 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
         if video.get("status") != "ready" or not video.get("hls_path"):
             raise APIError(404)
         media = self.services.media
-        folder = media.resolve(video["hls_path"]).parent
-        target = media.inside(folder, name)
-        if target is None or not target.is_file():
+        folder = media.inside(media.root, str(Path(video["hls_path"]).parent))
+        target = ladder_file(folder, name) if folder else None
+        if target is None:
             raise APIError(404)
         accel = self.config.media.accel_redirect
         if accel:
@@ -80,6 +84,20 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
         return 0  # Cache-Control is set above; no Expires header
 
     @classmethod
+    def get_content(cls, abspath: str, start: int | None = None, end: int | None = None) -> Iterator[bytes]:
+        """The file in 1 MiB chunks (Tornado reads 64 KiB): a segment goes out in a few writes."""
+        with open(abspath, "rb") as file:
+            file.seek(start or 0)
+            remaining = None if end is None else end - (start or 0)
+            while remaining is None or remaining > 0:
+                chunk = file.read(READ_CHUNK if remaining is None else min(READ_CHUNK, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    @classmethod
     def get_content_version(cls, abspath: str) -> str:
         """An ETag from size and mtime, as nginx makes it: no need to read the file to hash it."""
         stat = Path(abspath).stat()
@@ -102,7 +120,7 @@ class GrantStreamHandler(MediaFileHandler):
         user = await self.services.accounts.users.get(payload.get("u", ""))
         if user is None or not user.is_active:
             raise APIError(403, "The stream link is no longer valid.")
-        video = await self.services.catalogue.videos.get(payload["v"])
+        video = await self.services.catalogue.videos.for_streaming(payload["v"])
         if video is None:
             raise APIError(404)
         return video
@@ -124,7 +142,9 @@ class CourseSpecHandler(MediaFileHandler):
 
     @user_only
     async def get(self, video_id: str, height: str, file: str, include_body: bool = True) -> None:
-        video = await self.services.catalogue.visible_video(self.current_user, video_id)
+        video = await self.services.catalogue.videos.for_streaming(video_id)
+        if video is None:
+            raise APIError(404)
         name = f"{nearest_rung(video, int(height))}p/{file}"
         if not FILE.match(name):
             raise APIError(404)
@@ -133,6 +153,26 @@ class CourseSpecHandler(MediaFileHandler):
     @user_only
     async def head(self, video_id: str, height: str, file: str) -> None:
         await self.get(video_id, height, file, include_body=False)
+
+
+def ladder_file(folder: Path, name: str) -> Path | None:
+    """folder/name if every part below the folder is a real directory or file, never a link out.
+
+    `name` already matched FILE (no '..', no absolute path), so only a symlink could lead elsewhere:
+    lstat each part instead of resolving the whole path (two system calls, not a dozen).
+    """
+    path = folder
+    parts = name.split("/")
+    for index, part in enumerate(parts):
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return None
+        wanted = stat.S_ISREG if index == len(parts) - 1 else stat.S_ISDIR
+        if not wanted(mode):
+            return None
+    return path
 
 
 def nearest_rung(video: dict[str, Any], height: int) -> int:

@@ -128,10 +128,26 @@ class Videos:
         self.collection = db.videos
         self.cache_ttl_s = cache_ttl_s
         self._cache: OrderedDict[VideoQuery, tuple[float, list[dict[str, Any]]]] = OrderedDict()
+        self._streamed: OrderedDict[ObjectId, tuple[float, dict[str, Any] | None]] = OrderedDict()
 
     def invalidate(self) -> None:
-        """Forget every cached list (after any write)."""
+        """Forget every cached list and document (after any write)."""
         self._cache.clear()
+        self._streamed.clear()
+
+    async def for_streaming(self, video_id: str) -> dict[str, Any] | None:
+        """One video for the stream handlers, which ask for it on every segment: cached like the lists."""
+        oid = object_id(video_id)
+        if oid is None:
+            return None
+        now = time.monotonic()
+        hit = self._streamed.get(oid)
+        if hit is None or hit[0] <= now:
+            hit = (now + self.cache_ttl_s, await self.collection.find_one({"_id": oid}))
+            self._streamed[oid] = hit
+            while len(self._streamed) > CACHE_ENTRIES:
+                self._streamed.popitem(last=False)
+        return hit[1]
 
     async def get(self, video_id: str | ObjectId) -> dict[str, Any] | None:
         """One video by id; None for an unknown or malformed id."""
