@@ -55,6 +55,17 @@ def test_the_ffmpeg_parser_ignores_cover_art_and_needs_a_real_video_stream():
         from_ffmpeg(stderr)
 
 
+def test_the_ffmpeg_parser_reads_the_rotation_as_newer_ffmpeg_prints_it():
+    stderr = (
+        "Input #0, mov,mp4, from 'phone.mp4':\n  Duration: 00:00:01.00, start: 0.0, bitrate: 208 kb/s\n"
+        "  Stream #0:0[0x1](und): Video: h264 (High), yuv420p(progressive), 320x180 [SAR 1:1 DAR 16:9], "
+        "201 kb/s, 25 fps, 25 tbr, 12800 tbn (default)\n    Metadata:\n      handler_name    : VideoHandler\n"
+        "    Side data:\n      Display Matrix: rotation of 90.00 degrees\n"
+    )
+    info = from_ffmpeg(stderr)
+    assert (info.width, info.height, info.rotation) == (180, 320, 90)
+
+
 def test_the_ffmpeg_parser_reads_hours_and_odd_frame_rates():
     stderr = (
         "Input #0, mov,mp4, from 'film.mov':\n  Duration: 01:02:03.50, start: 0.0, bitrate: 5000 kb/s\n"

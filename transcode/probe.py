@@ -81,7 +81,8 @@ VIDEO_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*")
 SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
 FPS = re.compile(r"([\d.]+) fps")
 DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
-ROTATION = re.compile(r"(?:displaymatrix: rotation of|rotate\s*:)\s*(-?[\d.]+)")
+# "displaymatrix: rotation of -90.00 degrees" (FFmpeg 5), "Display Matrix: rotation of 90.00 degrees" (7+)
+ROTATION = re.compile(r"(?:display ?matrix: rotation of|rotate\s*:)\s*(-?[\d.]+)", re.IGNORECASE)
 
 
 def from_ffmpeg(stderr: str) -> MediaInfo:
