@@ -17,7 +17,6 @@ import logging
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,9 +36,8 @@ from models import ensure_indexes
 from models.db import open_memory_database
 from models.videos import new_video
 from server import make_server
-from transcode.ffmpeg import ffmpeg_binary
 
-from common import table
+from common import lavfi_clip, table
 
 MIB = 1024 * 1024
 DJANGO = (
@@ -141,30 +139,9 @@ async def wrk(url: str, token: str, connections: int, seconds: int) -> tuple[flo
     return parse_wrk(out.decode())
 
 
-def video_file(path: Path, megabytes: int, clip: Path) -> None:
+def video_file(path: Path, megabytes: int) -> None:
     """A valid MP4 of about `megabytes`: a real clip, then a sparse 'free' box."""
-    small = path.with_suffix(".small.mp4")
-    subprocess.run(
-        [
-            ffmpeg_binary(),
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:duration=1",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-movflags",
-            "+faststart",
-            str(small),
-        ],
-        check=True,
-    )
-    head = small.read_bytes()
+    head = lavfi_clip(path.with_suffix(".small.mp4"), "320x240", 1, audio=False, faststart=True).read_bytes()
     padding = megabytes * MIB - len(head)
     with open(path, "wb") as out:
         out.write(head + struct.pack(">I", padding) + b"free")
@@ -231,7 +208,7 @@ async def run(args: argparse.Namespace) -> None:
         print(f"reference: {DJANGO}")
 
         big = Path(folder) / "big.mp4"
-        video_file(big, args.upload_mb, big)
+        video_file(big, args.upload_mb)
         server, url, (token, staff_token) = await start(Path(folder) / "upload", 2.0, 0)
         seconds, growth, status = await upload(url, staff_token, big)
         server.stop()

@@ -69,3 +69,34 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
     return "\n".join(lines)
+
+
+def lavfi_clip(
+    path: Path,
+    size: str,
+    seconds: float,
+    *,
+    audio: bool = True,
+    bitrate: str | None = None,
+    faststart: bool = False,
+) -> Path:
+    """An H.264 clip of FFmpeg's moving test pattern (with a tone when `audio`), as a bench source."""
+    from transcode.ffmpeg import ffmpeg_binary
+
+    args = [
+        ffmpeg_binary(),
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate=30:duration={seconds}",
+    ]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", "-shortest"]
+    args += ["-c:v", "libx264", "-preset", "fast", "-pix_fmt", "yuv420p"]
+    args += ["-b:v", bitrate] if bitrate else []
+    args += ["-movflags", "+faststart"] if faststart else []
+    subprocess.run([*args, str(path)], check=True)
+    return path

@@ -32,10 +32,9 @@ from handlers.app import make_app
 from models import ensure_indexes
 from models.db import open_memory_database
 from server import make_server
-from transcode.ffmpeg import ffmpeg_binary
 from transcode.runner import Transcoder
 
-from common import table
+from common import lavfi_clip, table
 
 NGINX_CONF = """
 worker_processes 1;
@@ -120,32 +119,7 @@ async def run(args: argparse.Namespace) -> None:
         root = Path(folder)
         media = root / "media"
         source = root / "source.mp4"
-        subprocess.run(
-            [
-                ffmpeg_binary(),
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=1280x720:rate=30:duration=16",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=duration=16",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-b:v",
-                "4M",
-                "-c:a",
-                "aac",
-                "-shortest",
-                str(source),
-            ],
-            check=True,
-        )
+        lavfi_clip(source, "1280x720", 16, bitrate="4M")
         settings = load_settings(
             None,
             environ={},

@@ -36,45 +36,13 @@ from models import ensure_indexes
 from models.db import open_memory_database
 from server import make_server
 from transcode.ffmpeg import ffmpeg_binary
-from transcode.ladder import MAXRATE_K, EncodeSettings, ffmpeg_command, plan_rungs
+from transcode.ladder import EncodeSettings, aac_args, ffmpeg_command, gop_args, plan_rungs, x264_args
 from transcode.probe import probe
 from transcode.runner import Transcoder
 
-from common import table
+from common import lavfi_clip, table
 
 ENCODE = EncodeSettings()  # the shipped settings: veryfast, CRF 23, 4 s segments, AAC 128k
-
-
-def make_source(path: Path, seconds: int) -> None:
-    subprocess.run(
-        [
-            ffmpeg_binary(),
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size=1920x1080:rate=30:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=440:duration={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "fast",
-            "-b:v",
-            "8M",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(path),
-        ],
-        check=True,
-    )
 
 
 def timed(args: list[str]) -> float:
@@ -96,11 +64,9 @@ def per_rung(source: Path, out: Path, info) -> float:
     """(b): one FFmpeg per rung (and one for the thumbnail), each decoding the source again."""
     shutil.rmtree(out, ignore_errors=True)
     total = 0.0
-    gop = round(info.fps * ENCODE.segment_s)
     for rung in plan_rungs(info):
         folder = out / rung.name
         folder.mkdir(parents=True)
-        maxrate = MAXRATE_K[rung.height]
         total += timed(
             [
                 ffmpeg_binary(),
@@ -111,38 +77,10 @@ def per_rung(source: Path, out: Path, info) -> float:
                 str(source),
                 "-vf",
                 f"format=yuv420p,scale={rung.width}:{rung.height}",
-                "-c:v",
-                "libx264",
-                "-profile:v",
-                "high",
-                "-level:v",
-                rung.level,
-                "-preset",
-                ENCODE.preset,
-                "-crf",
-                str(ENCODE.crf),
-                "-maxrate",
-                f"{maxrate}k",
-                "-bufsize",
-                f"{maxrate * 2}k",
-                "-g",
-                str(gop),
-                "-keyint_min",
-                str(gop),
-                "-sc_threshold",
-                "0",
-                "-c:a",
-                "aac",
-                "-b:a",
-                f"{ENCODE.audio_bitrate_k}k",
-                "-ac",
-                "2",
-                "-f",
-                "hls",
-                "-hls_time",
-                str(ENCODE.segment_s),
-                "-hls_playlist_type",
-                "vod",
+                *x264_args(rung, ENCODE),
+                *gop_args(info.fps, ENCODE),
+                *aac_args(ENCODE),
+                *f"-f hls -hls_time {ENCODE.segment_s} -hls_playlist_type vod".split(),
                 "-hls_segment_filename",
                 str(folder / "seg_%05d.ts"),
                 str(folder / "index.m3u8"),
@@ -265,26 +203,11 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         source = root / "source.mp4"
-        make_source(source, args.seconds)
+        lavfi_clip(source, "1920x1080", args.seconds, bitrate="8M")
         info = await probe(source)
         pipeline = Pipeline()
         await pipeline.start(root / "media", workers=1)
-        warm = root / "warm.mp4"
-        subprocess.run(
-            [
-                ffmpeg_binary(),
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=duration=1",
-                "-c:v",
-                "libx264",
-                str(warm),
-            ],
-            check=True,
-        )
+        warm = lavfi_clip(root / "warm.mp4", "320x240", 1, audio=False)
         await pipeline.run(warm)  # start the pool's worker, as a running server has
         times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
         for _ in range(args.repeat):

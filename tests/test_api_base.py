@@ -19,6 +19,7 @@ from handlers.base import (
     user_only,
 )
 from models.db import Database
+from tests.conftest import make_token
 
 
 class EchoHandler(BaseHandler):
@@ -68,16 +69,10 @@ def handler_modules():
 
 
 async def make_user(services, email="user@example.com", *, verified=True, staff=False, active=True):
-    user = await services.accounts.users.create(
-        email,
-        await services.hasher.hash("password123"),
-        services.clock(),
-        is_verified=verified,
-        is_staff=staff,
-    )
+    token = await make_token(services, email, staff=staff, verified=verified)
     if not active:
-        await services.accounts.users.update(user.id, is_active=False)
-    return await services.accounts.tokens.issue(user.id, services.clock(), None)
+        await services.db.users.update_one({"email_lower": email}, {"$set": {"is_active": False}})
+    return token
 
 
 async def test_health_answers_ok(api):

@@ -87,13 +87,35 @@ def thumbnail_at(duration: float) -> float:
     return round(min(max(duration, 0.0) * 0.1, 30.0), 3)
 
 
+def x264_args(rung: Rung, settings: EncodeSettings, index: int | None = None) -> list[str]:
+    """The x264 options of one rung (for output stream `index` of a multi-output command)."""
+    v = ":v" if index is None else f":v:{index}"
+    maxrate = MAXRATE_K[rung.height]
+    return (
+        f"-c{v} libx264 -profile{v} high -level{v} {rung.level} -crf{v} {settings.crf} "
+        f"-maxrate{v} {maxrate}k -bufsize{v} {maxrate * 2}k"
+    ).split()
+
+
+def gop_args(fps: float, settings: EncodeSettings) -> list[str]:
+    """Preset and keyframes: one every segment, forced at the same instants in every rung."""
+    gop = max(1, round(min(fps or 30.0, 60.0) * settings.segment_s))
+    return (
+        f"-preset {settings.preset} -g {gop} -keyint_min {gop} -sc_threshold 0 "
+        f"-force_key_frames expr:gte(t,n_forced*{settings.segment_s})"
+    ).split()
+
+
+def aac_args(settings: EncodeSettings) -> list[str]:
+    """Stereo AAC-LC."""
+    return f"-c:a aac -b:a {settings.audio_bitrate_k}k -ac 2".split()
+
+
 def ffmpeg_command(
     ffmpeg: str, source: Path, out_dir: Path, info: MediaInfo, rungs: list[Rung], settings: EncodeSettings
 ) -> list[str]:
     """The single FFmpeg command that writes every rung's VOD playlist and segments, and the thumbnail."""
     count = len(rungs)
-    fps = min(info.fps or 30.0, 60.0)
-    gop = max(1, round(fps * settings.segment_s))
     graph = [f"[0:v:0]format=yuv420p,split=2[c{count}][sthumb]"]
     # A cascade: the top rung is scaled from the source, each lower one from the rung above it, which
     # costs less than scaling every rung from the full-size picture.
@@ -107,74 +129,25 @@ def ffmpeg_command(
     )
     args = [
         ffmpeg,
-        "-hide_banner",
-        "-nostdin",
-        "-y",
-        "-loglevel",
-        "error",
-        "-progress",
-        "pipe:1",
-        "-nostats",
-        "-i",
+        *["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats", "-i"],
         str(source),
-        "-filter_complex",
-        ";".join(graph),
     ]
+    args += ["-filter_complex", ";".join(graph)]
     for i in range(count):
-        args += ["-map", f"[v{i}]"]
-        if info.has_audio:
-            args += ["-map", "0:a:0"]
+        args += ["-map", f"[v{i}]", *(["-map", "0:a:0"] if info.has_audio else [])]
     for i, rung in enumerate(rungs):
-        maxrate = MAXRATE_K[rung.height]
-        args += [
-            f"-c:v:{i}",
-            "libx264",
-            f"-profile:v:{i}",
-            "high",
-            f"-level:v:{i}",
-            rung.level,
-            f"-crf:v:{i}",
-            str(settings.crf),
-            f"-maxrate:v:{i}",
-            f"{maxrate}k",
-            f"-bufsize:v:{i}",
-            f"{maxrate * 2}k",
-        ]
-    args += [
-        "-preset",
-        settings.preset,
-        "-g",
-        str(gop),
-        "-keyint_min",
-        str(gop),
-        "-sc_threshold",
-        "0",
-        "-force_key_frames",
-        f"expr:gte(t,n_forced*{settings.segment_s})",
-    ]
+        args += x264_args(rung, settings, i)
+    args += gop_args(info.fps, settings)
     if info.has_audio:
-        args += ["-c:a", "aac", "-b:a", f"{settings.audio_bitrate_k}k", "-ac", "2"]
+        args += aac_args(settings)
     stream_map = " ".join(
         f"v:{i},a:{i},name:{rung.name}" if info.has_audio else f"v:{i},name:{rung.name}"
         for i, rung in enumerate(rungs)
     )
-    args += [
-        "-f",
-        "hls",
-        "-hls_time",
-        str(settings.segment_s),
-        "-hls_playlist_type",
-        "vod",
-        "-hls_flags",
-        "independent_segments",
-        "-hls_segment_type",
-        "mpegts",
-        "-hls_segment_filename",
-        str(out_dir / "%v" / "seg_%05d.ts"),
-        "-var_stream_map",
-        stream_map,
-        str(out_dir / "%v" / "index.m3u8"),
-    ]
+    args += f"-f hls -hls_time {settings.segment_s} -hls_playlist_type vod".split()
+    args += ["-hls_flags", "independent_segments"]
+    args += ["-hls_segment_type", "mpegts", "-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts")]
+    args += ["-var_stream_map", stream_map, str(out_dir / "%v" / "index.m3u8")]
     args += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_dir / "thumbnail.jpg")]
     return args
 
