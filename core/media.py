@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -44,6 +45,11 @@ class MediaStore:
         self.root.mkdir(parents=True, exist_ok=True)
         return shutil.disk_usage(self.root).free
 
-    def remove_video(self, video_id: ObjectId) -> None:
+    async def remove_video(self, video_id: ObjectId) -> None:
         """Delete every file of a video (its folder)."""
-        shutil.rmtree(self.video_dir(video_id), ignore_errors=True)
+        await remove_tree(self.video_dir(video_id))
+
+
+async def remove_tree(folder: Path) -> None:
+    """rmtree off the IOLoop: a ladder holds hundreds of segment files."""
+    await asyncio.get_running_loop().run_in_executor(None, lambda: shutil.rmtree(folder, ignore_errors=True))

@@ -19,7 +19,7 @@ from core.media import MediaStore
 from core.passwords import PasswordHasher
 from core.signing import Signer
 from handlers import accounts, categories, health, stream, videos
-from handlers.base import NotFoundHandler, check_access_declared
+from handlers.base import NotFoundHandler, check_access_declared, loggable_path
 from models.accounts import AccountService
 from models.catalogue import CatalogueService
 from models.db import Database
@@ -60,11 +60,13 @@ def media_root(config: Settings) -> Path:
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """One line a request: method, path (never the query: it can carry codes), status, milliseconds."""
+    """One line a request: method, path, status, milliseconds; never a query, token, code or grant."""
     status = handler.get_status()
     level = logging.INFO if status < 500 else logging.ERROR
     millis = 1000.0 * handler.request.request_time()
-    access_log.log(level, "%s %s %d %.1fms", handler.request.method, handler.request.path, status, millis)
+    access_log.log(
+        level, "%s %s %d %.1fms", handler.request.method, loggable_path(handler.request.path), status, millis
+    )
 
 
 def make_app(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -22,6 +23,14 @@ PUBLIC, USER, STAFF = "public", "user", "staff"
 HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+GRANT_IN_PATH = re.compile(r"^/api/stream/[^/]+/")
+
+
+def loggable_path(path: str) -> str:
+    """The path with any stream grant (a bearer credential) blanked out, for logs."""
+    return GRANT_IN_PATH.sub("/api/stream/<grant>/", path)
 
 
 def access(level: str) -> Callable[[F], F]:
@@ -169,6 +178,18 @@ class BaseHandler(tornado.web.RequestHandler):
         """Finish with a JSON body (lists too, which Tornado's write refuses)."""
         self.set_status(status)
         self.finish(json.dumps(data, separators=(",", ":"), default=str))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Log a crash by method and path only: Tornado's own message shows the query and the headers,
+        which carry codes and tokens. Errors answered on purpose (APIError) are not crashes."""
+        if isinstance(value, tornado.web.HTTPError):
+            return
+        log.error(
+            "uncaught exception in %s %s",
+            self.request.method,
+            loggable_path(self.request.path),
+            exc_info=(typ, value, tb),
+        )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Every error is the contract's JSON; never HTML or a traceback, debug or not."""

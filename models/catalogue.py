@@ -184,7 +184,7 @@ class CatalogueService:
         await self.on_video_deleted(doc["_id"])  # its FFmpeg stops before its files go
         await self.videos.delete(doc["_id"])
         await self.progress.delete_for_video(doc["_id"])
-        self.media.remove_video(doc["_id"])
+        await self.media.remove_video(doc["_id"])
         log.info("video %s deleted", doc["_id"])
 
     async def retranscode(self, video_id: str) -> None:

@@ -157,6 +157,15 @@ async def test_a_crash_is_a_json_500_without_traceback_or_secrets(api, caplog):
     assert b"hunter2" not in reply.body and b"Traceback" not in reply.body
 
 
+async def test_a_crash_is_logged_by_path_without_the_query_or_the_token(api, services, caplog):
+    token = await make_user(services)
+    with caplog.at_level("ERROR"):
+        await api.get("/probe/crash/?code=secret-code-123", token=token)
+    assert "uncaught exception in GET /probe/crash/" in caplog.text
+    assert "secret-code-123" not in caplog.text
+    assert token not in caplog.text
+
+
 async def test_api_errors_carry_their_headers(api):
     reply = await api.get("/probe/limited/")
     assert reply.code == 429

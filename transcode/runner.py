@@ -12,7 +12,6 @@ import logging
 import multiprocessing
 import os
 import secrets
-import shutil
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,7 +24,7 @@ from bson import ObjectId
 
 from core.clock import Clock, utcnow
 from core.config import TranscodeSettings
-from core.media import MediaStore
+from core.media import MediaStore, remove_tree
 from models.db import Database
 from models.jobs import Jobs
 from models.videos import FAILED, PENDING, PROCESSING, READY, Videos
@@ -242,7 +241,7 @@ class Transcoder:
         except Exception:
             log.exception("job for video %s broke; it will be retried when its lease runs out", video_id)
         finally:
-            shutil.rmtree(running.tmp_dir, ignore_errors=True)
+            await remove_tree(running.tmp_dir)
             self.running.pop(video_id, None)
             self._wake.set()
 
@@ -353,12 +352,12 @@ class Transcoder:
             "thumbnail_path": self.media.relative(final / "thumbnail.jpg"),
         }
         if before is None or not await self.jobs.finish(video_id, self.owner, self.clock()):
-            shutil.rmtree(final, ignore_errors=True)  # deleted or taken over meanwhile
+            await remove_tree(final)  # deleted or taken over meanwhile
             return
         await self.videos.update(video_id, fields, self.clock())
         old = before.get("hls_path")
         if old and self.media.resolve(old).parent != final:
-            shutil.rmtree(self.media.resolve(old).parent, ignore_errors=True)
+            await remove_tree(self.media.resolve(old).parent)
         log.info(
             "video %s ready: %d rendition(s) in %.1f s", video_id, len(outcome.renditions), outcome.seconds
         )

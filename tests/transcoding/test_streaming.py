@@ -228,3 +228,12 @@ async def test_the_front_end_origin_may_fetch_segments_cross_origin(api, user_to
     video = await video_json(api, user_token, ready_video)
     reply = await api.get(video["hls_url"], headers={"Origin": "http://localhost:4200"})
     assert reply.headers["Access-Control-Allow-Origin"] == "http://localhost:4200"
+
+
+async def test_stream_requests_are_logged_without_their_grant(api, user_token, ready_video, caplog):
+    video = await video_json(api, user_token, ready_video)
+    grant = video["hls_url"].split("/")[3]
+    with caplog.at_level("INFO", logger="videoflix.access"):
+        await api.get(video["hls_url"])
+    assert "GET /api/stream/<grant>/master.m3u8 200" in caplog.text
+    assert grant not in caplog.text
