@@ -80,7 +80,17 @@ async def start(
             None,
             services.clock(),
         )
-        doc.update(status="ready", duration=600.0, width=1920, height=1080)
+        doc.update(
+            status="ready",
+            duration=600.0,
+            width=1920,
+            height=1080,
+            hls_path=f"videos/{doc['_id']}/hls-1-abc/master.m3u8",
+            thumbnail_path=f"videos/{doc['_id']}/hls-1-abc/thumbnail.jpg",
+            renditions=[
+                {"height": h, "width": h * 16 // 9, "bandwidth": h * 5000} for h in (120, 360, 720, 1080)
+            ],
+        )  # as the transcoder leaves a video: every answer carries freshly signed stream URLs
         docs.append(doc)
     if docs:
         await db.videos.insert_many(docs)

@@ -27,14 +27,18 @@ class Signer:
     def __init__(self, secret_key: str, clock: Clock = utcnow) -> None:
         self._secret_key = secret_key
         self._clock = clock
+        self._serializers: dict[str, URLSafeTimedSerializer] = {}
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(
-            self._secret_key,
-            salt=f"videoflix.{purpose}",
-            signer=_ClockedSigner,
-            signer_kwargs={"clock": self._clock, "digest_method": hashlib.sha256},
-        )
+        serializer = self._serializers.get(purpose)
+        if serializer is None:
+            serializer = self._serializers[purpose] = URLSafeTimedSerializer(
+                self._secret_key,
+                salt=f"videoflix.{purpose}",
+                signer=_ClockedSigner,
+                signer_kwargs={"clock": self._clock, "digest_method": hashlib.sha256},
+            )
+        return serializer
 
     def dumps(self, purpose: str, payload: Any) -> str:
         """A URL-safe signed code carrying the payload and the time it was made."""

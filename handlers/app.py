@@ -98,7 +98,8 @@ def make_app(
         math.inf if db.in_memory and config.catalogue.cache_ttl_s > 0 else config.catalogue.cache_ttl_s
     )
     catalogue = CatalogueService(db, media, clock, cache_ttl_s=cache_ttl_s)
-    catalogue.url_maker = lambda doc, user: stream.stream_urls(signer, doc, user.id)
+    grants = stream.Grants(signer, clock)
+    catalogue.url_maker = lambda doc, user: grants.urls(doc, user.id)
     if transcoder is not None:
         transcoder.attach(catalogue.videos)
         catalogue.on_job_queued = transcoder.wake

@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections import OrderedDict
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import tornado.web
 
+from core.clock import Clock
 from core.errors import APIError
+from core.signing import Signer
 from handlers.base import BaseHandler, public, user_only
 
 # The only names a ladder has: anything else (traversal, encodings, NUL) is simply not found.
@@ -32,17 +36,42 @@ GRANT = "stream-grant"
 READ_CHUNK = 256 * 1024
 
 
-def stream_urls(signer: Any, doc: dict[str, Any], user_id: str) -> dict[str, Any]:
-    """The URLs of a ready video for one user, under a fresh grant; nothing while it is not ready."""
-    if doc.get("status") != "ready" or not doc.get("hls_path"):
-        return {}
-    grant = signer.dumps(GRANT, {"v": str(doc["_id"]), "u": user_id})
-    base = f"/api/stream/{grant}"
-    return {
-        "hls_url": f"{base}/master.m3u8",
-        "thumbnail_url": f"{base}/thumbnail.jpg" if doc.get("thumbnail_path") else None,
-        "renditions": [{**r, "url": f"{base}/{r['height']}p/index.m3u8"} for r in doc.get("renditions", [])],
-    }
+class Grants:
+    """Signed stream grants, each re-used for a minute per user and video (a page shows 24 videos)."""
+
+    def __init__(self, signer: Signer, clock: Clock, reuse_s: float = 60.0, entries: int = 50_000) -> None:
+        self.signer = signer
+        self.clock = clock
+        self.reuse_s = reuse_s
+        self.entries = entries
+        self._made: OrderedDict[tuple[str, str], tuple[str, datetime]] = OrderedDict()
+
+    def grant(self, video_id: str, user_id: str) -> str:
+        """A grant for this video and user, no older than reuse_s."""
+        now = self.clock()
+        key = (video_id, user_id)
+        hit = self._made.get(key)
+        if hit is not None and (now - hit[1]).total_seconds() < self.reuse_s:
+            return hit[0]
+        grant = self.signer.dumps(GRANT, {"v": video_id, "u": user_id})
+        self._made[key] = (grant, now)
+        self._made.move_to_end(key)
+        while len(self._made) > self.entries:
+            self._made.popitem(last=False)
+        return grant
+
+    def urls(self, doc: dict[str, Any], user_id: str) -> dict[str, Any]:
+        """The URLs of a ready video for one user, under its grant; nothing while it is not ready."""
+        if doc.get("status") != "ready" or not doc.get("hls_path"):
+            return {}
+        base = f"/api/stream/{self.grant(str(doc['_id']), user_id)}"
+        return {
+            "hls_url": f"{base}/master.m3u8",
+            "thumbnail_url": f"{base}/thumbnail.jpg" if doc.get("thumbnail_path") else None,
+            "renditions": [
+                {**r, "url": f"{base}/{r['height']}p/index.m3u8"} for r in doc.get("renditions", [])
+            ],
+        }
 
 
 class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):

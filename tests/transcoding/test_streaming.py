@@ -237,3 +237,12 @@ async def test_stream_requests_are_logged_without_their_grant(api, user_token, r
         await api.get(video["hls_url"])
     assert "GET /api/stream/<grant>/master.m3u8 200" in caplog.text
     assert grant not in caplog.text
+
+
+async def test_a_grant_is_reused_for_a_minute_then_renewed_and_both_play(api, user_token, ready_video, clock):
+    first = (await video_json(api, user_token, ready_video))["hls_url"]
+    assert (await video_json(api, user_token, ready_video))["hls_url"] == first
+    clock.advance(seconds=61)
+    renewed = (await video_json(api, user_token, ready_video))["hls_url"]
+    assert renewed != first
+    assert (await api.get(first)).code == (await api.get(renewed)).code == 200
