@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+from collections import OrderedDict
 from pathlib import Path
 
 from bson import ObjectId
+
+FOLDER_CACHE = 4096
 
 
 class MediaStore:
@@ -14,6 +18,7 @@ class MediaStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._folders: OrderedDict[str, Path | None] = OrderedDict()
 
     def video_dir(self, video_id: ObjectId | str) -> Path:
         """The folder of one video (ids are hex: no path tricks possible)."""
@@ -39,6 +44,15 @@ class MediaStore:
         base = base.resolve()
         candidate = base.joinpath(*parts).resolve()
         return candidate if candidate == base or base in candidate.parents else None
+
+    def ladder_folder(self, hls_path: str) -> Path | None:
+        """The folder of a stored playlist path, resolved once (segment requests ask for it again and
+        again); None when it leads outside MEDIA_ROOT."""
+        if hls_path not in self._folders:
+            self._folders[hls_path] = self.inside(self.root, os.path.dirname(hls_path))
+            while len(self._folders) > FOLDER_CACHE:
+                self._folders.popitem(last=False)
+        return self._folders[hls_path]
 
     def free_bytes(self) -> int:
         """Free space on MEDIA_ROOT's file system."""

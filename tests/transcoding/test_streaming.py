@@ -246,3 +246,19 @@ async def test_a_grant_is_reused_for_a_minute_then_renewed_and_both_play(api, us
     renewed = (await video_json(api, user_token, ready_video))["hls_url"]
     assert renewed != first
     assert (await api.get(first)).code == (await api.get(renewed)).code == 200
+
+
+async def test_a_client_leaving_mid_segment_is_no_crash(
+    api, user_token, ready_video, http_server_client, caplog
+):
+    video = await video_json(api, user_token, ready_video)
+    segment = video["hls_url"].rsplit("/", 1)[0] + "/360p/seg_00000.ts"
+    with caplog.at_level("ERROR"):
+        for _ in range(5):
+            _reader, writer = await asyncio.open_connection("127.0.0.1", http_server_client.get_http_port())
+            writer.write(f"GET {segment} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            await writer.drain()
+            writer.close()
+            await asyncio.sleep(0.05)
+        assert (await api.get(segment)).code == 200
+    assert "uncaught exception" not in caplog.text
