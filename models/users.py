@@ -12,7 +12,10 @@ from pymongo.errors import DuplicateKeyError
 
 from models.db import Database, object_id
 
-INDEXES = [IndexModel([("email_lower", ASCENDING)], unique=True, name="email_lower_unique")]
+INDEXES = [
+    IndexModel([("email_lower", ASCENDING)], unique=True, name="email_lower_unique"),  # what look-ups use
+    IndexModel([("email", ASCENDING)], unique=True, name="email_unique"),  # as admins expect to find it
+]
 
 
 @dataclass

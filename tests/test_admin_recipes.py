@@ -20,6 +20,12 @@ async def test_listing_users_shows_each_account_without_secrets(api, services, d
     assert "password" not in users[0]
 
 
+async def test_users_email_has_a_unique_index_as_the_contract_says(db):
+    indexes = await db.users.index_information()
+    unique = {tuple(k for k, _ in index["key"]) for index in indexes.values() if index.get("unique")}
+    assert ("email",) in unique and ("email_lower",) in unique
+
+
 async def test_making_a_user_staff_lets_them_write_the_catalogue(api, services, db):
     token = await make_token(services, "Ann@Example.com")
     assert (await api.post("/api/categories/", {"name": "Drama"}, token=token)).code == 403
