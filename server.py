@@ -20,14 +20,12 @@ import tornado.netutil
 import tornado.web
 
 from core.config import ConfigError, Settings, load_settings
-from core.mail import Mailer
-from core.media import MediaStore
-from core.passwords import PasswordHasher
-from handlers.app import make_app, media_root
+from handlers.app import make_app
 from models import ensure_indexes
-from models.accounts import AccountService
 from models.db import Database, DatabaseUnavailable, open_database
-from transcode.runner import Transcoder
+from services.accounts import AccountService
+from services.container import build_services
+from services.jobs import node_name
 
 HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
@@ -62,7 +60,8 @@ def configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Tornado's own access log would repeat ours, with the query string.
+    # Tornado's access log is not used (the app logs each request itself, without the query string);
+    # its warnings about malformed requests stay.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
 
 
@@ -95,14 +94,12 @@ def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
 async def serve(settings: Settings) -> None:
     """Run the server until SIGINT or SIGTERM, then stop cleanly."""
     database = await connect(settings)
-    hasher = PasswordHasher(settings.accounts.bcrypt_rounds)
-    mailer = Mailer(database, settings.email)
-    transcoder = Transcoder(database, MediaStore(media_root(settings)), settings.transcode)
-    app = make_app(settings, db=database, hasher=hasher, mailer=mailer, transcoder=transcoder)
-    await bootstrap_admin(settings, app.settings["services"].accounts)
-    mailer.start()
-    transcoder.start()
     sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
+    port = sockets[0].getsockname()[1]
+    services = build_services(settings, database, node=node_name(settings.jobs, port))
+    app = make_app(services)
+    await bootstrap_admin(settings, services.accounts)
+    services.start()
     server = make_server(app)
     server.add_sockets(sockets)
     host, port = sockets[0].getsockname()[:2]
@@ -120,10 +117,8 @@ async def serve(settings: Settings) -> None:
         await asyncio.wait_for(server.close_all_connections(), settings.server.shutdown_grace_s)
     except TimeoutError:
         log.warning("open requests did not finish within %ss", settings.server.shutdown_grace_s)
-    await transcoder.stop()
-    await mailer.stop()
-    hasher.close()
-    database.close()
+    await services.stop()
+    await database.close()
     log.info("stopped")
 
 
@@ -138,12 +133,12 @@ async def create_superuser(settings: Settings, email: str | None, password: str 
     if len(password) < settings.accounts.password_min_length:
         raise ConfigError(f"the password needs at least {settings.accounts.password_min_length} characters")
     database = await connect(settings)
-    hasher = PasswordHasher(settings.accounts.bcrypt_rounds)
+    services = build_services(settings, database, run_types=())
     try:
-        user, created = await AccountService(database, hasher).ensure_superuser(email, password)
+        user, created = await services.accounts.ensure_superuser(email, password)
     finally:
-        hasher.close()
-        database.close()
+        await services.stop()
+        await database.close()
     return f"superuser {user.email} {'created' if created else 'already existed; now staff and verified'}"
 
 

@@ -26,13 +26,14 @@ import tornado.netutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from transcode.runner import Transcoder
+
 from core.config import load_settings
 from core.media import MediaStore
 from handlers.app import make_app
 from models import ensure_indexes
 from models.db import open_memory_database
 from server import make_server
-from transcode.runner import Transcoder
 
 from common import lavfi_clip, table
 

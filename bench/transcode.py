@@ -29,6 +29,8 @@ from bson import ObjectId
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from transcode.runner import Transcoder
+
 from core.config import load_settings
 from core.media import MediaStore
 from handlers.app import make_app
@@ -38,7 +40,6 @@ from server import make_server
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import EncodeSettings, aac_args, ffmpeg_command, gop_args, plan_rungs, x264_args
 from transcode.probe import probe
-from transcode.runner import Transcoder
 
 from common import lavfi_clip, table
 

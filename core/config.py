@@ -76,9 +76,7 @@ class EmailSettings(Section):
     timeout_s: float = Field(10.0, gt=0, description="SMTP timeout per attempt.")
     max_attempts: int = Field(8, ge=1, description="Attempts before a mail is marked failed.")
     retry_base_s: float = Field(5.0, gt=0, description="First retry delay; doubles each attempt.")
-    poll_interval_s: float = Field(
-        2.0, gt=0, description="How often the outbox looks for mail due for sending."
-    )
+    concurrency: int = Field(4, ge=1, description="Mails this process sends at once.")
 
 
 RATE = r"^[1-9][0-9]*/[1-9][0-9]*$"  # COUNT/SECONDS
@@ -143,12 +141,32 @@ class TranscodeSettings(Section):
     nice: int = Field(10, ge=0, le=19, description="FFmpeg's CPU niceness, so the API stays responsive.")
     max_attempts: int = Field(3, ge=1, description="Attempts before a video is marked failed.")
     retry_base_s: float = Field(30.0, gt=0, description="First retry delay; doubles each attempt.")
-    lease_s: float = Field(60.0, gt=0, description="A job's lease; another process takes it over after.")
-    poll_interval_s: float = Field(2.0, gt=0, description="How often jobs and pending videos are looked for.")
     timeout_base_s: float = Field(120.0, gt=0, description="FFmpeg timeout: this much ...")
     timeout_factor: float = Field(10.0, ge=0, description="... plus this many times the source's duration.")
     progress_interval_s: float = Field(
         0.5, gt=0, description="Least time between two progress writes of one video."
+    )
+
+
+class JobSettings(Section):
+    poll_interval_s: float = Field(
+        2.0, gt=0, description="How often the queue looks for due jobs (new jobs wake it at once)."
+    )
+    lease_s: float = Field(
+        60.0, gt=0, description="A running job's lease; another process takes it over once it runs out."
+    )
+    backoff_cap_s: float = Field(3600.0, gt=0, description="Longest delay between two attempts of a job.")
+    jitter: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Retry delays vary by up to this share, so failures do not march in step.",
+    )
+    keep_done_days: float = Field(7.0, gt=0, description="Days finished jobs are kept for staff to see.")
+    node: str | None = Field(
+        None,
+        description="This process's stable name among job runners (default: host:port); after a restart "
+        "it takes its own stale jobs back at once.",
     )
 
 
@@ -165,6 +183,7 @@ class Settings(Section):
     media: MediaSettings = Field(default_factory=MediaSettings)
     catalogue: CatalogueSettings = Field(default_factory=CatalogueSettings)
     transcode: TranscodeSettings = Field(default_factory=TranscodeSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
 
     @model_validator(mode="after")

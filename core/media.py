@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections import OrderedDict
 from pathlib import Path
 
 from bson import ObjectId
+from cachetools import LRUCache
 
 FOLDER_CACHE = 4096
+
+
+def media_root(configured: str) -> Path:
+    """MEDIA_ROOT as an absolute path: a relative one is taken beside server.py."""
+    root = Path(configured)
+    return root if root.is_absolute() else Path(__file__).resolve().parent.parent / root
 
 
 class MediaStore:
@@ -18,7 +24,7 @@ class MediaStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self._folders: OrderedDict[str, Path | None] = OrderedDict()
+        self._folders: LRUCache[str, Path | None] = LRUCache(FOLDER_CACHE)
 
     def video_dir(self, video_id: ObjectId | str) -> Path:
         """The folder of one video (ids are hex: no path tricks possible)."""
@@ -50,8 +56,6 @@ class MediaStore:
         again); None when it leads outside MEDIA_ROOT."""
         if hls_path not in self._folders:
             self._folders[hls_path] = self.inside(self.root, os.path.dirname(hls_path))
-            while len(self._folders) > FOLDER_CACHE:
-                self._folders.popitem(last=False)
         return self._folders[hls_path]
 
     def free_bytes(self) -> int:

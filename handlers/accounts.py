@@ -7,11 +7,9 @@ from typing import Annotated, Any
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from core.errors import APIError
 from core.validation import Body
 from handlers.base import BaseHandler, public, user_only
-from models.accounts import AccountService
-from models.ratelimits import Limit
+from services.accounts import AccountService
 
 
 def valid_email(value: str) -> str:
@@ -72,17 +70,8 @@ class AccountHandler(BaseHandler):
 
     async def throttle(self, scope: str, spec: str, email: str | None = None) -> None:
         """429 with Retry-After once this client address, or this e-mail, has used up its limit."""
-        limit = Limit.parse(spec)
         keys = [f"ip:{self.client_ip()}"] + ([f"email:{email.strip().lower()}"] if email else [])
-        now = self.services.clock()
-        waits = [await self.services.ratelimiter.hit(scope, key, limit, now) for key in keys]
-        wait = max((w for w in waits if w is not None), default=None)
-        if wait is not None:
-            raise APIError(
-                429,
-                f"Request was throttled. Expected available in {int(wait)} seconds.",
-                headers={"Retry-After": str(int(wait))},
-            )
+        await self.services.throttle.check(scope, spec, keys)
 
     def code_param(self) -> str:
         """The ?code= of a verify link."""

@@ -8,13 +8,23 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import tornado.web
 from pydantic import BaseModel, ValidationError
 
-from core.errors import DEFAULT_DETAILS, APIError
+from core.errors import (
+    DomainError,
+    Forbidden,
+    Inactive,
+    InvalidField,
+    NotVerified,
+    Unauthenticated,
+    status_of,
+)
 from core.validation import field_errors
 from models.users import User
+from services.container import Services
 
 log = logging.getLogger("videoflix.api")
 
@@ -23,6 +33,38 @@ PUBLIC, USER, STAFF = "public", "user", "staff"
 HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Messages a DRF front-end already knows.
+DEFAULT_DETAILS = {
+    400: "Bad request.",
+    401: "Authentication credentials were not provided.",
+    403: "You do not have permission to perform this action.",
+    404: "Not found.",
+    409: "Conflict.",
+    413: "Request body too large.",
+    415: "Unsupported media type.",
+    429: "Request was throttled.",
+    500: "A server error occurred.",
+    503: "Service unavailable.",
+    507: "Not enough storage space on the server.",
+}
+
+
+class APIError(tornado.web.HTTPError):
+    """An HTTP-level refusal (media type, framing, size from the headers) whose JSON body the client sees.
+    Rules raise domain errors instead (core.errors); `write_error` maps both."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        *,
+        fields: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status)
+        self.body: dict[str, Any] = fields or {"detail": detail or DEFAULT_DETAILS.get(status, "Error.")}
+        self.headers = headers or {}
 
 
 GRANT_IN_PATH = re.compile(r"^/api/stream/[^/]+/")
@@ -74,8 +116,8 @@ class BaseHandler(tornado.web.RequestHandler):
     token: str | None = None
 
     @property
-    def services(self) -> Any:
-        """The app's shared parts: settings, db, mailer, transcoder, ..."""
+    def services(self) -> Services:
+        """The app's services, built by the composition root."""
         return self.application.settings["services"]
 
     @property
@@ -117,18 +159,18 @@ class BaseHandler(tornado.web.RequestHandler):
             self.token = token.strip()
             self.current_user = await self.services.accounts.user_for_token(self.token)
             if self.current_user is None and level != PUBLIC:
-                raise APIError(401, "Invalid token.")
+                raise Unauthenticated("Invalid token.")
         if level == PUBLIC:
             return
         user = self.current_user
         if user is None:
-            raise APIError(401)
+            raise Unauthenticated()
         if not user.is_active:
-            raise APIError(401, "User account not active.")
+            raise Inactive()
         if not user.is_verified:
-            raise APIError(401, "User account not verified.")
+            raise NotVerified()
         if level == STAFF and not user.is_staff:
-            raise APIError(403)
+            raise Forbidden()
 
     @public
     def options(self, *args: str) -> None:
@@ -174,6 +216,38 @@ class BaseHandler(tornado.web.RequestHandler):
         except ValidationError as err:
             raise APIError(400, fields=field_errors(err)) from err
 
+    def int_param(self, name: str, minimum: int) -> int | None:
+        """An integer query parameter, None when absent; 400 naming it when not a whole number ≥ minimum."""
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = int(raw)
+        except ValueError as err:
+            raise InvalidField(name, "A valid integer is required.") from err
+        if value < minimum:
+            raise InvalidField(name, f"Ensure this value is greater than or equal to {minimum}.")
+        return value
+
+    def send_page(self, results: list[Any], count: int, offset: int, limit: int) -> None:
+        """DRF's limit/offset envelope: {count, next, previous, results}."""
+        self.send_json(
+            {
+                "count": count,
+                "next": self.page_url(offset + limit, limit) if offset + limit < count else None,
+                "previous": self.page_url(max(0, offset - limit), limit) if offset > 0 else None,
+                "results": results,
+            }
+        )
+
+    def page_url(self, offset: int, limit: int) -> str:
+        """The absolute URL of another page, keeping the other parameters (as DRF does)."""
+        params = {
+            k: v[-1].decode() for k, v in self.request.query_arguments.items() if k not in ("limit", "offset")
+        }
+        params.update(limit=str(limit), offset=str(offset))
+        return f"{self.request.protocol}://{self.request.host}{self.request.path}?{urlencode(params)}"
+
     def send_json(self, data: Any, status: int = 200) -> None:
         """Finish with a JSON body (lists too, which Tornado's write refuses)."""
         self.set_status(status)
@@ -181,8 +255,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Log a crash by method and path only: Tornado's own message shows the query and the headers,
-        which carry codes and tokens. Errors answered on purpose (APIError) are not crashes."""
-        if isinstance(value, tornado.web.HTTPError):
+        which carry codes and tokens. Errors answered on purpose are not crashes."""
+        if isinstance(value, tornado.web.HTTPError | DomainError):
             return
         log.error(
             "uncaught exception in %s %s",
@@ -197,7 +271,9 @@ class BaseHandler(tornado.web.RequestHandler):
         self.clear_header("Content-Disposition")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
-        if isinstance(error, APIError):
+        if isinstance(error, DomainError):
+            self.set_status(status_of(error))  # Tornado sent it as a 500: it is an answer, not a crash
+        if isinstance(error, APIError | DomainError):
             body = error.body
             for name, value in error.headers.items():
                 self.set_header(name, value)

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from core.validation import Body
 from handlers.base import BaseHandler, staff_only, user_only
-from models.catalogue import CatalogueService
+from services.catalogue import CatalogueService
 
 Slug = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
 

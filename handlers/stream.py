@@ -11,18 +11,14 @@ import asyncio
 import os
 import re
 import stat
-from collections import OrderedDict
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import tornado.web
 from tornado.iostream import StreamClosedError
 
-from core.clock import Clock
-from core.errors import APIError
-from core.signing import Signer
+from core.errors import NotFound
 from handlers.base import BaseHandler, public, user_only
 
 # The only names a ladder has: anything else (traversal, encodings, NUL) is simply not found.
@@ -34,45 +30,6 @@ CACHE_CONTROL = {
     ".m3u8": "private, max-age=60",
     ".jpg": "private, max-age=3600",
 }
-GRANT = "stream-grant"
-
-
-class Grants:
-    """Signed stream grants, each re-used for a minute per user and video (a page shows 24 videos)."""
-
-    def __init__(self, signer: Signer, clock: Clock, reuse_s: float = 60.0, entries: int = 50_000) -> None:
-        self.signer = signer
-        self.clock = clock
-        self.reuse_s = reuse_s
-        self.entries = entries
-        self._made: OrderedDict[tuple[str, str], tuple[str, datetime]] = OrderedDict()
-
-    def grant(self, video_id: str, user_id: str) -> str:
-        """A grant for this video and user, no older than reuse_s."""
-        now = self.clock()
-        key = (video_id, user_id)
-        hit = self._made.get(key)
-        if hit is not None and (now - hit[1]).total_seconds() < self.reuse_s:
-            return hit[0]
-        grant = self.signer.dumps(GRANT, {"v": video_id, "u": user_id})
-        self._made[key] = (grant, now)
-        self._made.move_to_end(key)
-        while len(self._made) > self.entries:
-            self._made.popitem(last=False)
-        return grant
-
-    def urls(self, doc: dict[str, Any], user_id: str) -> dict[str, Any]:
-        """The URLs of a ready video for one user, under its grant; nothing while it is not ready."""
-        if doc.get("status") != "ready" or not doc.get("hls_path"):
-            return {}
-        base = f"/api/stream/{self.grant(str(doc['_id']), user_id)}"
-        return {
-            "hls_url": f"{base}/master.m3u8",
-            "thumbnail_url": f"{base}/thumbnail.jpg" if doc.get("thumbnail_path") else None,
-            "renditions": [
-                {**r, "url": f"{base}/{r['height']}p/index.m3u8"} for r in doc.get("renditions", [])
-            ],
-        }
 
 
 class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
@@ -83,13 +40,11 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
 
     async def serve(self, video: dict[str, Any], name: str, include_body: bool) -> None:
         """Send `name` from the video's ladder folder, or 404."""
-        if video.get("status") != "ready" or not video.get("hls_path"):
-            raise APIError(404)
         media = self.services.media
         folder = media.ladder_folder(video["hls_path"])
         target = ladder_file(folder, name) if folder else None
         if target is None:
-            raise APIError(404)
+            raise NotFound()
         accel = self.config.media.accel_redirect
         if accel:
             self.hand_to_nginx(accel, media.relative(target), target.suffix)
@@ -154,24 +109,11 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
 class GrantStreamHandler(MediaFileHandler):
     """/api/stream/<grant>/<file>: the grant is the key; no header needed."""
 
-    async def video_for(self, grant: str) -> dict[str, Any]:
-        """The video a good grant opens, for a user who may still watch; 403 otherwise."""
-        payload = self.services.accounts.signer.loads(GRANT, grant, self.config.media.grant_max_age_s)
-        if not isinstance(payload, dict) or not isinstance(payload.get("v"), str):
-            raise APIError(403, "The stream link is invalid or has expired.")
-        user = await self.services.accounts.users.get(payload.get("u", ""))
-        if user is None or not user.is_active:
-            raise APIError(403, "The stream link is no longer valid.")
-        video = await self.services.catalogue.videos.for_streaming(payload["v"])
-        if video is None:
-            raise APIError(404)
-        return video
-
     @public
     async def get(self, grant: str, name: str, include_body: bool = True) -> None:
-        video = await self.video_for(grant)
+        video = await self.services.grants.open(grant)
         if not FILE.match(name):
-            raise APIError(404)
+            raise NotFound()
         await self.serve(video, name, include_body)
 
     @public
@@ -184,12 +126,10 @@ class CourseSpecHandler(MediaFileHandler):
 
     @user_only
     async def get(self, video_id: str, height: str, file: str, include_body: bool = True) -> None:
-        video = await self.services.catalogue.videos.for_streaming(video_id)
-        if video is None:
-            raise APIError(404)
+        video = await self.services.grants.streamable(video_id)
         name = f"{nearest_rung(video, int(height))}p/{file}"
         if not FILE.match(name):
-            raise APIError(404)
+            raise NotFound()
         await self.serve(video, name, include_body)
 
     @user_only
@@ -221,7 +161,7 @@ def nearest_rung(video: dict[str, Any], height: int) -> int:
     """The rung asked for, or the largest below it (a course-spec front-end may ask for 480p)."""
     heights = sorted(r["height"] for r in video.get("renditions", []))
     if not heights:
-        raise APIError(404)
+        raise NotFound()
     below = [h for h in heights if h <= height]
     return below[-1] if below else heights[0]
 

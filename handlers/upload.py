@@ -13,7 +13,7 @@ from streaming_form_data.parser import ParseFailedException
 from streaming_form_data.targets import BaseTarget, ValueTarget
 from streaming_form_data.validators import MaxSizeValidator, ValidationError
 
-from core.errors import APIError
+from handlers.base import APIError
 
 FIELDS = ("title", "description", "category")
 FIELD_MAX_BYTES = 64 * 1024

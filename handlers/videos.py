@@ -3,43 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
-from urllib.parse import urlencode
+from typing import Any
 
 import tornado.web
 from bson import ObjectId
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
-from core.errors import APIError
 from core.validation import Body
-from handlers.base import staff_only, user_only
+from handlers.base import APIError, staff_only, user_only
 from handlers.categories import CatalogueHandler
 from handlers.upload import UploadReceiver
-from models.videos import STATUSES
+from models.videos import STATUSES, VideoFields, VideoPatch
 
 MIB = 1024 * 1024
 # Room for the multipart framing and the text fields around the file.
 FORM_OVERHEAD = MIB
 MAX_SEARCH_WORDS = 10
-
-
-class UploadFields(Body):
-    title: Annotated[str, Field(min_length=1, max_length=200)]
-    description: Annotated[str, Field(max_length=5000)] = ""
-    category: str | None = None
-
-    @field_validator("title")
-    @classmethod
-    def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("This field may not be blank.")
-        return value.strip()
-
-
-class VideoPatch(Body):
-    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    description: Annotated[str, Field(max_length=5000)] | None = None
-    category: str | None = None
 
 
 class ProgressBody(Body):
@@ -59,20 +38,6 @@ class ProgressBody(Body):
         if not math.isfinite(value) or value < 0:
             raise ValueError("Ensure this value is greater than or equal to 0.")
         return value
-
-
-def int_param(handler: tornado.web.RequestHandler, name: str, minimum: int) -> int | None:
-    """An integer query parameter, None when absent; 400 naming it when it is not a whole number ≥ minimum."""
-    raw = handler.get_query_argument(name, None)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError as err:
-        raise APIError(400, fields={name: ["A valid integer is required."]}) from err
-    if value < minimum:
-        raise APIError(400, fields={name: [f"Ensure this value is greater than or equal to {minimum}."]})
-    return value
 
 
 @tornado.web.stream_request_body
@@ -125,8 +90,8 @@ class VideoListHandler(CatalogueHandler):
 
     @user_only
     async def get(self) -> None:
-        limit = int_param(self, "limit", 1)
-        offset = int_param(self, "offset", 0) or 0
+        limit = self.int_param("limit", 1)
+        offset = self.int_param("offset", 0) or 0
         status = self.get_query_argument("status", None) or None
         if status is not None and status not in STATUSES:
             raise APIError(400, fields={"status": [f"Select one of: {', '.join(STATUSES)}."]})
@@ -140,23 +105,7 @@ class VideoListHandler(CatalogueHandler):
         if limit is None and self.get_query_argument("offset", None) is None:
             self.send_json(videos)
             return
-        page = limit or count or 1
-        self.send_json(
-            {
-                "count": count,
-                "next": self.page_url(offset + page, page) if offset + page < count else None,
-                "previous": self.page_url(max(0, offset - page), page) if offset > 0 else None,
-                "results": videos,
-            }
-        )
-
-    def page_url(self, offset: int, limit: int) -> str:
-        """The absolute URL of another page, keeping the other parameters (as DRF does)."""
-        params = {
-            k: v[-1].decode() for k, v in self.request.query_arguments.items() if k not in ("limit", "offset")
-        }
-        params.update(limit=str(limit), offset=str(offset))
-        return f"{self.request.protocol}://{self.request.host}{self.request.path}?{urlencode(params)}"
+        self.send_page(videos, count, offset, limit or count or 1)
 
     @staff_only
     async def post(self) -> None:
@@ -168,7 +117,7 @@ class VideoListHandler(CatalogueHandler):
             if upload.path.stat().st_size == 0:
                 raise APIError(400, fields={"file": ["The submitted file is empty."]})
             sent = {name: upload.value(name) for name in ("title", "description", "category")}
-            fields = self.validate(UploadFields, {k: v for k, v in sent.items() if v is not None})
+            fields = self.validate(VideoFields, {k: v for k, v in sent.items() if v is not None})
             video = await self.catalogue.add_upload(
                 self.current_user,
                 ObjectId(upload.path.parent.name),
@@ -186,7 +135,7 @@ class VideoListHandler(CatalogueHandler):
 class ContinueWatchingHandler(CatalogueHandler):
     @user_only
     async def get(self) -> None:
-        limit = min(int_param(self, "limit", 1) or 20, self.config.catalogue.max_page_size)
+        limit = min(self.int_param("limit", 1) or 20, self.config.catalogue.max_page_size)
         self.send_json(await self.catalogue.continue_watching(self.current_user, limit))
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from models import categories, jobs, outbox, progress, ratelimits, tokens, users, videos
+from models import categories, jobs, progress, ratelimits, tokens, users, videos
 from models.db import Database
 
 COLLECTION_INDEXES = {
     "users": users.INDEXES,
     "tokens": tokens.INDEXES,
-    "outbox": outbox.INDEXES,
     "ratelimits": ratelimits.INDEXES,
     "categories": categories.INDEXES,
     "videos": videos.INDEXES,
@@ -18,6 +17,7 @@ COLLECTION_INDEXES = {
 
 
 async def ensure_indexes(db: Database) -> None:
-    """Create every index the server's queries need (idempotent)."""
+    """Create every index the server's queries need (idempotent), after moving older documents on."""
+    await jobs.migrate_legacy(db)
     for name, indexes in COLLECTION_INDEXES.items():
         await db.db[name].create_indexes(indexes)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
 from pymongo.uri_parser import parse_uri
 
@@ -41,9 +43,11 @@ class Database:
             return False
         return True
 
-    def close(self) -> None:
-        """Close the client (a no-op in memory)."""
-        self.client.close()
+    async def close(self) -> None:
+        """Close the client (PyMongo's async client closes with an await; the in-memory one at once)."""
+        result = self.client.close()
+        if inspect.isawaitable(result):
+            await result
 
 
 def hosts_of(uri: str) -> str:
@@ -67,11 +71,9 @@ async def open_database(uri: str, name: str, timeout_s: float) -> Database:
     """Open the database at `uri` and check that it answers within `timeout_s` seconds."""
     if uri == MEMORY_URI:
         return open_memory_database(name)
-    from motor.motor_asyncio import AsyncIOMotorClient
-
     where = hosts_of(uri)
     try:
-        client = AsyncIOMotorClient(
+        client = AsyncMongoClient(
             uri,
             serverSelectionTimeoutMS=int(timeout_s * 1000),
             connectTimeoutMS=int(timeout_s * 1000),
@@ -83,7 +85,7 @@ async def open_database(uri: str, name: str, timeout_s: float) -> Database:
     try:
         await asyncio.wait_for(database.db.command("ping"), timeout_s + 1)
     except (TimeoutError, PyMongoError, OSError) as err:
-        client.close()
+        await database.close()
         raise DatabaseUnavailable(
             f"cannot reach MongoDB at {where} within {timeout_s:g} s; check MONGODB_URI"
         ) from err

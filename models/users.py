@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,10 @@ from bson import ObjectId
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from core.clock import isoformat
 from models.db import Database, object_id
+
+SEARCHED = ("email_lower", "first_name", "last_name")
 
 INDEXES = [
     IndexModel([("email_lower", ASCENDING)], unique=True, name="email_lower_unique"),  # what look-ups use
@@ -57,6 +61,16 @@ class User:
             "first_name": self.first_name,
             "last_name": self.last_name,
             "is_staff": self.is_staff,
+        }
+
+    def to_admin_api(self) -> dict[str, Any]:
+        """What staff see of a user: its flags and dates too, never the password hash."""
+        return {
+            **self.to_api(),
+            "is_active": self.is_active,
+            "is_verified": self.is_verified,
+            "created_at": isoformat(self.created_at),
+            "last_login": isoformat(self.last_login),
         }
 
 
@@ -132,6 +146,16 @@ class Users:
             return await self.update(user_id, {"email": old_email}, email=new_email.strip())
         except DuplicateKeyError:
             return None
+
+    async def page(self, search: tuple[str, ...], offset: int, limit: int) -> tuple[list[User], int]:
+        """Users by e-mail, each search word found in the e-mail or a name (any case)."""
+        clauses = [
+            {"$or": [{f: {"$regex": re.escape(word), "$options": "i"}} for f in SEARCHED]} for word in search
+        ]
+        query = {"$and": clauses} if clauses else {}
+        count = await self.collection.count_documents(query)
+        cursor = self.collection.find(query).sort([("email_lower", ASCENDING)]).skip(offset).limit(limit)
+        return [User.from_doc(doc) for doc in await cursor.to_list(None)], count
 
     async def delete_unverified(self, user_id: str) -> None:
         """Remove a user that never verified its address (and so never logged in)."""

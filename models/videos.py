@@ -9,17 +9,19 @@ next write.
 
 from __future__ import annotations
 
+import math
 import re
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from bson import ObjectId
+from cachetools import LRUCache, TTLCache
+from pydantic import AfterValidator, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
 from core.clock import isoformat
+from core.validation import Body
 from models.db import Database, object_id
 
 PENDING, PROCESSING, READY, FAILED = "pending", "processing", "ready", "failed"
@@ -38,6 +40,35 @@ INDEXES = [
 CACHE_ENTRIES = 256
 # Writes of only these fields cannot change what users list (ready videos by title, category, age).
 LIST_NEUTRAL = frozenset({"transcode_progress", "updated_at"})
+
+
+def not_blank(value: str) -> str:
+    """A title of more than white space, trimmed."""
+    if not value.strip():
+        raise ValueError("This field may not be blank.")
+    return value.strip()
+
+
+# The fields staff set on a video, declared once: the upload's form, PATCH, the service and the JSON.
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(not_blank)]
+Description = Annotated[str, Field(max_length=5000)]
+CategoryRef = Annotated[str | None, Field(description="A category's id or slug; empty or null: none.")]
+
+
+class VideoFields(Body):
+    """What an upload sets."""
+
+    title: Title
+    description: Description = ""
+    category: CategoryRef = None
+
+
+class VideoPatch(Body):
+    """What PATCH may change; only the fields sent are changed."""
+
+    title: Title | None = None
+    description: Description | None = None
+    category: CategoryRef = None
 
 
 @dataclass(frozen=True)
@@ -121,18 +152,25 @@ def to_api(
     }
 
 
+def new_cache(ttl_s: float) -> LRUCache:
+    """An LRU cache whose entries also expire after ttl_s (never, when ttl_s is infinite)."""
+    if math.isinf(ttl_s):
+        return LRUCache(CACHE_ENTRIES)
+    return TTLCache(CACHE_ENTRIES, max(ttl_s, 1e-9))
+
+
 class Videos:
     """Queries on the `videos` collection."""
 
     def __init__(self, db: Database, cache_ttl_s: float = 2.0) -> None:
         self.collection = db.videos
         self.cache_ttl_s = cache_ttl_s
-        self._cache: OrderedDict[VideoQuery, tuple[float, list[dict[str, Any]]]] = OrderedDict()
-        self._streamed: OrderedDict[ObjectId, tuple[float, dict[str, Any] | None]] = OrderedDict()
+        self._lists: LRUCache[VideoQuery, list[dict[str, Any]]] = new_cache(cache_ttl_s)
+        self._streamed: LRUCache[ObjectId, dict[str, Any] | None] = new_cache(cache_ttl_s)
 
     def invalidate(self) -> None:
         """Forget every cached list and document (after any write)."""
-        self._cache.clear()
+        self._lists.clear()
         self._streamed.clear()
 
     async def for_streaming(self, video_id: str) -> dict[str, Any] | None:
@@ -140,14 +178,10 @@ class Videos:
         oid = object_id(video_id)
         if oid is None:
             return None
-        now = time.monotonic()
-        hit = self._streamed.get(oid)
-        if hit is None or hit[0] <= now:
-            hit = (now + self.cache_ttl_s, await self.collection.find_one({"_id": oid}))
-            self._streamed[oid] = hit
-            while len(self._streamed) > CACHE_ENTRIES:
-                self._streamed.popitem(last=False)
-        return hit[1]
+        if oid in self._streamed:
+            return self._streamed[oid]
+        doc = self._streamed[oid] = await self.collection.find_one({"_id": oid})
+        return doc
 
     async def get(self, video_id: str | ObjectId) -> dict[str, Any] | None:
         """One video by id; None for an unknown or malformed id."""
@@ -172,14 +206,9 @@ class Videos:
             cursor = self.collection.find(query.filter()).sort(NEWEST_FIRST).skip(offset)
             docs = await (cursor.limit(limit) if limit is not None else cursor).to_list(None)
             return docs, count
-        now = time.monotonic()
-        hit = self._cache.get(query)
-        if hit is None or hit[0] <= now:
-            hit = (now + self.cache_ttl_s, await self._matching(query))
-            self._cache[query] = hit
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
-        docs = hit[1]
+        docs = self._lists.get(query)
+        if docs is None:
+            docs = self._lists[query] = await self._matching(query)
         end = None if limit is None else offset + limit
         return docs[offset:end], len(docs)
 
@@ -204,6 +233,13 @@ class Videos:
         result = await self.collection.delete_one({"_id": video_id})
         self.invalidate()
         return result.deleted_count == 1
+
+    async def pending_with_source(self, limit: int) -> list[ObjectId]:
+        """Ids of pending videos that have a source to transcode."""
+        docs = await self.collection.find(
+            {"status": PENDING, "source": {"$nin": [None, ""]}}, {"_id": 1}
+        ).to_list(limit)
+        return [doc["_id"] for doc in docs]
 
     async def count_in_category(self, category_id: ObjectId) -> int:
         return await self.collection.count_documents({"category_id": category_id})

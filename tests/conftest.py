@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -18,6 +19,7 @@ from core.passwords import PasswordHasher
 from handlers.app import make_app
 from models import ensure_indexes
 from models.db import open_database, open_memory_database
+from services.container import build_services
 from tests.mailbox import Mailbox
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-signing"
@@ -49,6 +51,7 @@ def settings(tmp_path, settings_overrides, mail_settings) -> Settings:
         "server": {"secret_key": TEST_SECRET, "debug": False},
         "accounts": {"bcrypt_rounds": 4},
         "media": {"root": str(tmp_path / "media")},
+        "jobs": {"poll_interval_s": 0.05, "jitter": 0},
     }
     layers = {
         section: {**base.get(section, {}), **settings_overrides.get(section, {})}
@@ -76,7 +79,7 @@ def db(io_loop):
     yield database
     if uri:
         io_loop.run_sync(lambda: database.client.drop_database(database.db.name))
-    database.close()
+    io_loop.run_sync(database.close)
 
 
 @pytest.fixture
@@ -84,6 +87,12 @@ def hasher():
     pool = PasswordHasher(rounds=4)
     yield pool
     pool.close()
+
+
+@pytest.fixture
+def run_types() -> tuple[str, ...]:
+    """The job types the test server runs: mail only, so uploads wait queued (override to transcode)."""
+    return ("mail",)
 
 
 @pytest.fixture
@@ -111,21 +120,26 @@ def mail_settings(mailbox) -> dict[str, Any]:
         "port": mailbox.port,
         "timeout_s": 2.0,
         "retry_base_s": 1.0,
-        "poll_interval_s": 0.05,
         "max_attempts": 3,
     }
 
 
 @pytest.fixture
-def app(settings, db, clock, hasher, handler_modules, io_loop):
-    application = make_app(settings, db=db, clock=clock, hasher=hasher, handler_modules=handler_modules)
-    yield application
-    io_loop.run_sync(application.settings["services"].mailer.stop)
+def services(settings, db, clock, hasher, run_types, io_loop):
+    """Every service, from the composition root, with the job queue running `run_types`."""
+    built = build_services(settings, db, clock=clock, hasher=hasher, run_types=run_types, node="test-node")
+
+    async def start() -> None:
+        built.start()
+
+    io_loop.run_sync(start)
+    yield built
+    io_loop.run_sync(built.stop)
 
 
 @pytest.fixture
-def services(app):
-    return app.settings["services"]
+def app(services, handler_modules):
+    return make_app(services, handler_modules=handler_modules)
 
 
 @dataclass
@@ -214,6 +228,15 @@ async def make_token(services, email: str, *, staff: bool = False, verified: boo
         is_staff=staff,
     )
     return await services.accounts.tokens.issue(user.id, services.clock(), None)
+
+
+async def run_due(queue) -> int:
+    """One turn of a (stopped) job queue, waiting until the jobs it claimed have ended; how many ran."""
+    await queue.turn()
+    tasks = [running.task for running in queue.running.values() if running.task is not None]
+    if tasks:
+        await asyncio.wait(tasks)
+    return len(tasks)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.conftest import make_token
+from tests.conftest import make_token, run_due
 
 
 async def test_listing_users_shows_each_account_without_secrets(api, services, db):
@@ -87,24 +87,19 @@ async def test_finding_failed_videos_shows_why(db):
 
 
 async def test_failed_mails_can_be_found_and_queued_again(db, services, clock, mailbox):
-    mailer = services.mailer
-    await mailer.outbox.enqueue(
-        {
-            "to": "ann@example.com",
-            "template": "welcome",
-            "subject": "Welcome",
-            "text": "hello",
-            "html": "<p>hello</p>",
-        },
-        clock(),
+    await services.queue.stop()
+    await services.mailer.send("welcome", "ann@example.com", {"name": "Ann", "link": "http://x/"})
+    await db.jobs.update_one(
+        {"type": "mail"}, {"$set": {"state": "failed", "attempts": 8, "last_error": "SMTP down"}}
     )
-    await db.outbox.update_one({}, {"$set": {"status": "failed", "attempts": 8, "last_error": "SMTP down"}})
-    failed = await db.outbox.find(
-        {"status": "failed"}, {"to": 1, "template": 1, "attempts": 1, "last_error": 1}
+    failed = await db.jobs.find(
+        {"type": "mail", "state": "failed"},
+        {"payload.to": 1, "payload.template": 1, "attempts": 1, "last_error": 1},
     ).to_list(None)
     assert [m["last_error"] for m in failed] == ["SMTP down"]
-    await db.outbox.update_many(
-        {"status": "failed"}, {"$set": {"status": "pending", "attempts": 0, "next_attempt_at": clock()}}
+    await db.jobs.update_many(
+        {"type": "mail", "state": "failed"},
+        {"$set": {"state": "queued", "attempts": 0, "run_after": clock()}},
     )
-    assert await mailer.deliver_due() == 1
+    assert await run_due(services.queue) == 1
     await mailbox.wait_for("ann@example.com")

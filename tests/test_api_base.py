@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 
 import pytest
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from handlers import health
 from handlers.app import HANDLER_MODULES, make_app
@@ -19,6 +19,7 @@ from handlers.base import (
     user_only,
 )
 from models.db import Database
+from services.container import build_services
 from tests.conftest import make_token
 
 
@@ -92,9 +93,9 @@ async def test_ready_answers_ok_when_the_database_answers(api):
 
 
 async def test_ready_answers_503_with_json_when_the_database_is_unreachable(http_client, settings, io_loop):
-    client = AsyncIOMotorClient("mongodb://127.0.0.1:1", serverSelectionTimeoutMS=200, connectTimeoutMS=200)
+    client = AsyncMongoClient("mongodb://127.0.0.1:1", serverSelectionTimeoutMS=200, connectTimeoutMS=200)
     dead = Database(client=client, db=client["x"], in_memory=False)
-    app = make_app(settings, db=dead, handler_modules=[health])
+    app = make_app(build_services(settings, dead, run_types=()), handler_modules=[health])
     import tornado.testing
 
     sock, port = tornado.testing.bind_unused_port()
@@ -106,7 +107,7 @@ async def test_ready_answers_503_with_json_when_the_database_is_unreachable(http
         response = await http_client.fetch(f"http://127.0.0.1:{port}/api/ready/", raise_error=False)
     finally:
         server.stop()
-        client.close()
+        await client.close()
     assert response.code == 503
     assert b'"detail"' in response.body
 
@@ -217,13 +218,13 @@ async def test_staff_only_lets_staff_in(api, services):
     assert (await api.get("/probe/staff/", token=token)).code == 200
 
 
-def test_an_undeclared_handler_method_refuses_to_start(settings, db):
+def test_an_undeclared_handler_method_refuses_to_start(services):
     class Careless(BaseHandler):
         def get(self) -> None:
             self.send_json({})
 
     with pytest.raises(UndeclaredAccess, match=r"Careless\.get declares no access level"):
-        make_app(settings, db=db, handler_modules=[types.SimpleNamespace(routes=[(r"/x", Careless)])])
+        make_app(services, handler_modules=[types.SimpleNamespace(routes=[(r"/x", Careless)])])
 
 
 def test_every_shipped_handler_declares_its_access():

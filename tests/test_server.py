@@ -17,7 +17,6 @@ import pytest
 import server
 from core.config import load_settings
 from core.passwords import PasswordHasher
-from models.accounts import AccountService
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,8 +172,8 @@ def test_admin_environment_makes_a_verified_staff_user_at_start(config_file):
     assert "a-long-password" not in running.text()
 
 
-async def test_admin_bootstrap_is_idempotent_and_promotes_an_existing_user(db, hasher, clock):
-    accounts = AccountService(db, hasher, clock=clock)
+async def test_admin_bootstrap_is_idempotent_and_promotes_an_existing_user(services, db, hasher, clock):
+    accounts = services.accounts
     plain = await accounts.users.create("Boss@Example.com", await hasher.hash("old-password"), clock())
     settings = load_settings(
         None, environ={"SECRET_KEY": "k", "ADMIN_EMAIL": "boss@example.com", "ADMIN_PASSWORD": "new-password"}
@@ -234,8 +233,8 @@ def test_createsuperuser_refuses_a_short_password(config_file, capsys, caplog):
     assert "at least" in caplog.text
 
 
-async def test_createsuperuser_hashes_the_password(db, hasher, clock):
-    accounts = AccountService(db, hasher, clock=clock)
+async def test_createsuperuser_hashes_the_password(db, services, hasher):
+    accounts = services.accounts
     user, created = await accounts.ensure_superuser("x@example.com", "a-long-password")
     doc = await db.users.find_one({})
     assert created and doc["password"] != "a-long-password"

@@ -40,9 +40,9 @@ async def test_a_staff_upload_answers_201_pending_with_a_job_and_the_file_on_dis
     [stored] = stored_files(settings)
     assert stored.read_bytes() == clips["hd"].read_bytes()
     assert stored.parent.name == video["id"]
-    job = await db.jobs.find_one({})
-    assert str(job["video_id"]) == video["id"]
-    assert job["status"] == "queued"
+    job = await db.jobs.find_one({"type": "transcode"})
+    assert str(job["payload"]["video_id"]) == video["id"]
+    assert job["state"] == "queued"
 
 
 async def test_an_upload_can_name_its_category(api, staff_token, clips):

@@ -1,4 +1,4 @@
-"""Fixtures of the transcoding tests: a started Transcoder, fake FFmpegs, and no FFmpeg left behind."""
+"""Fixtures of the transcoding tests: a queue that transcodes, fake FFmpegs, and no FFmpeg left behind."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.media import MediaStore
-from handlers.app import make_app
 from tests.transcoding.helpers import ours
 from transcode.ffmpeg import ffmpeg_binary
-from transcode.runner import Transcoder
 
 FAKE = Path(__file__).resolve().parent.parent / "fake_ffmpeg.py"
 
@@ -34,35 +31,20 @@ def settings_overrides():
     return {
         "transcode": {
             "workers": 1,
-            "poll_interval_s": 0.05,
             "retry_base_s": 30,
             "max_attempts": 2,
-            "lease_s": 60,
             "progress_interval_s": 0.05,
             "preset": "ultrafast",
             "segment_s": 1,
-        }
+        },
+        "jobs": {"poll_interval_s": 0.05, "lease_s": 60, "jitter": 0},
     }
 
 
 @pytest.fixture
-def transcoder(db, settings, clock):
-    return Transcoder(db, MediaStore(Path(settings.media.root)), settings.transcode, clock=clock)
-
-
-@pytest.fixture
-def app(settings, db, clock, hasher, handler_modules, io_loop, transcoder):
-    application = make_app(
-        settings, db=db, clock=clock, hasher=hasher, handler_modules=handler_modules, transcoder=transcoder
-    )
-
-    async def start() -> None:
-        transcoder.start()
-
-    io_loop.run_sync(start)
-    yield application
-    io_loop.run_sync(transcoder.stop)
-    io_loop.run_sync(application.settings["services"].mailer.stop)
+def run_types() -> tuple[str, ...]:
+    """These tests transcode for real: the queue runs every job type."""
+    return ("mail", "transcode")
 
 
 @pytest.fixture(autouse=True)

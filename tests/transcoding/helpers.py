@@ -50,7 +50,7 @@ async def wait_for_job(db, video_id: str, check, timeout: float = 20.0) -> dict[
     """Poll the video's job until check(job) holds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        job = await db.jobs.find_one({"video_id": ObjectId(video_id)})
+        job = await db.jobs.find_one({"key": f"transcode:{video_id}"})
         if job is not None and check(job):
             return job
         if asyncio.get_running_loop().time() > deadline:

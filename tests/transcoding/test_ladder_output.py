@@ -182,5 +182,5 @@ async def test_the_admin_recipe_to_queue_a_failed_video_again_works(db, settings
     (imports / "late.mp4").write_bytes(clips["small"].read_bytes())
     # docs/admin.md: "Queue a failed video again"
     await db.videos.update_one({"_id": video_id}, {"$set": {"status": "pending", "error": None}})
-    await db.jobs.delete_one({"video_id": video_id})
+    await db.jobs.delete_one({"key": f"transcode:{video_id}"})
     assert (await wait_for_status(db, str(video_id), "ready"))["error"] is None

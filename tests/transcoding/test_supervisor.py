@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 from bson import ObjectId
 
-from core.media import MediaStore
 from models.jobs import Jobs
+from services.container import build_services
 from tests.media import multipart
 from tests.transcoding.conftest import fake_wrapper
 from tests.transcoding.helpers import (
@@ -32,32 +32,25 @@ from tests.transcoding.helpers import (
     wait_for_run,
     wait_for_status,
 )
-from transcode.runner import Transcoder
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def running_ffmpeg(transcoder, video_id: str, timeout: float = 20.0) -> int:
-    """The pid of the FFmpeg working on a video, once it runs."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        job = transcoder.running.get(ObjectId(video_id))
-        if job is not None and job.pid is not None:
-            return job.pid
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("FFmpeg never started")
-        await asyncio.sleep(0.05)
+async def running_ffmpeg(runs: Path, run: int = 1) -> int:
+    """The pid of the fake FFmpeg's `run`-th run, once it runs (it logs its pid first)."""
+    lines = await wait_for_run(runs, run)
+    return int(lines[run - 1].split()[0])
 
 
 async def test_ffmpeg_that_hangs_is_killed_at_the_timeout_and_the_video_fails_after_its_attempts(
-    api, staff_token, clips, db, settings, fake_ffmpeg, clock, transcoder
+    api, staff_token, clips, db, settings, fake_ffmpeg, clock, services
 ):
     settings.transcode.timeout_base_s = 1.0
     settings.transcode.timeout_factor = 0.0
     settings.transcode.max_attempts = 1
-    fake_ffmpeg("hang")  # and it ignores SIGTERM: the supervisor must escalate to SIGKILL
+    runs = fake_ffmpeg("hang")  # and it ignores SIGTERM: the supervisor must escalate to SIGKILL
     video_id = await upload(api, staff_token, clips["small"])
-    pid = await running_ffmpeg(transcoder, video_id)
+    pid = await running_ffmpeg(runs)
     doc = await wait_for_status(db, video_id, "failed", timeout=20)
     assert "longer than 1 s" in doc["error"]
     assert doc["error"].startswith("Transcoding failed after 1 attempts")
@@ -65,32 +58,32 @@ async def test_ffmpeg_that_hangs_is_killed_at_the_timeout_and_the_video_fails_af
 
 
 async def test_a_failing_ffmpeg_is_retried_with_back_off_then_fails_with_a_readable_error(
-    api, staff_token, clips, db, fake_ffmpeg, clock, transcoder
+    api, staff_token, clips, db, fake_ffmpeg, clock, services
 ):
     runs = fake_ffmpeg("fail")
     video_id = await upload(api, staff_token, clips["small"])
     await wait_for_run(runs, 1)
-    job = await wait_for_job(db, video_id, lambda j: j["status"] == "queued" and j["attempts"] == 1)
+    job = await wait_for_job(db, video_id, lambda j: j["state"] == "queued" and j["attempts"] == 1)
     assert job["run_after"] == clock() + timedelta(seconds=30)
     assert "exit status 1" in job["last_error"]
     assert "Invalid data found" in job["last_error"]
     await asyncio.sleep(0.3)
     assert len(runs.read_text().splitlines()) == 1  # not before the back-off
     clock.advance(seconds=31)
-    transcoder.wake()
+    services.queue.wake()
     doc = await wait_for_status(db, video_id, "failed")
     assert doc["error"].startswith("Transcoding failed after 2 attempts: FFmpeg failed (exit status 1)")
     assert len(runs.read_text().splitlines()) == 2
 
 
 async def test_a_transient_failure_then_success_makes_the_video_ready(
-    api, staff_token, clips, db, fake_ffmpeg, clock, transcoder, settings
+    api, staff_token, clips, db, fake_ffmpeg, clock, services, settings
 ):
     runs = fake_ffmpeg("flaky")
     video_id = await upload(api, staff_token, clips["small"])
-    await wait_for_job(db, video_id, lambda j: j["status"] == "queued" and j["attempts"] == 1)
+    await wait_for_job(db, video_id, lambda j: j["state"] == "queued" and j["attempts"] == 1)
     clock.advance(seconds=31)
-    transcoder.wake()
+    services.queue.wake()
     doc = await wait_for_status(db, video_id, "ready")
     assert len(runs.read_text().splitlines()) == 2
     assert not [p for p in media_files(settings, video_id) if ".hls-tmp" in str(p)]
@@ -100,7 +93,7 @@ async def test_a_transient_failure_then_success_makes_the_video_ready(
 async def test_an_ffmpeg_crash_is_reported_as_killed_by_a_signal(api, staff_token, clips, db, fake_ffmpeg):
     fake_ffmpeg("crash")
     video_id = await upload(api, staff_token, clips["small"])
-    job = await wait_for_job(db, video_id, lambda j: j["status"] == "queued" and j["attempts"] == 1)
+    job = await wait_for_job(db, video_id, lambda j: j["state"] == "queued" and j["attempts"] == 1)
     assert "killed by signal 11" in job["last_error"]
 
 
@@ -113,15 +106,15 @@ async def test_progress_is_written_while_ffmpeg_works(api, staff_token, clips, d
 
 
 async def test_deleting_a_video_stops_its_ffmpeg_within_two_seconds(
-    api, staff_token, clips, db, settings, fake_ffmpeg, transcoder
+    api, staff_token, clips, db, settings, fake_ffmpeg, services
 ):
-    fake_ffmpeg("hang")
+    runs = fake_ffmpeg("hang")
     video_id = await upload(api, staff_token, clips["small"])
-    pid = await running_ffmpeg(transcoder, video_id)
+    pid = await running_ffmpeg(runs)
     assert (await api.delete(f"/api/videos/{video_id}/", token=staff_token)).code == 204
     assert await gone(pid, timeout=2.0)
     for _ in range(40):
-        if not transcoder.running and not media_files(settings, video_id):
+        if not services.queue.running and not media_files(settings, video_id):
             break
         await asyncio.sleep(0.05)
     assert media_files(settings, video_id) == []
@@ -129,47 +122,47 @@ async def test_deleting_a_video_stops_its_ffmpeg_within_two_seconds(
 
 
 async def test_a_job_deleted_by_another_process_is_stopped_at_the_next_lease_renewal(
-    api, staff_token, clips, db, fake_ffmpeg, transcoder
+    api, staff_token, clips, db, fake_ffmpeg, services
 ):
-    fake_ffmpeg("hang")
+    runs = fake_ffmpeg("hang")
     video_id = await upload(api, staff_token, clips["small"])
-    pid = await running_ffmpeg(transcoder, video_id)
-    await db.jobs.delete_one({"video_id": ObjectId(video_id)})  # as a second server deleting it would
+    pid = await running_ffmpeg(runs)
+    await db.jobs.delete_one({"key": f"transcode:{video_id}"})  # as a second server deleting it would
     assert await gone(pid, timeout=3.0)
 
 
 async def test_a_killed_worker_process_is_replaced_and_its_ffmpeg_dies_with_it(
-    api, staff_token, clips, db, fake_ffmpeg, transcoder, clock
+    api, staff_token, clips, db, fake_ffmpeg, services, clock
 ):
     runs = fake_ffmpeg("hang")
     video_id = await upload(api, staff_token, clips["small"])
-    pid = await running_ffmpeg(transcoder, video_id)
+    pid = await running_ffmpeg(runs)
     await wait_for_run(runs, 1)
     worker = psutil.Process(pid).parent()
     while "fake_ffmpeg" in " ".join(worker.cmdline()) or worker.name() == "sh":
         worker = worker.parent()
     worker.kill()
-    job = await wait_for_job(db, video_id, lambda j: j["status"] == "queued" and j["attempts"] == 1)
+    job = await wait_for_job(db, video_id, lambda j: j["state"] == "queued" and j["attempts"] == 1)
     assert job["last_error"] == "The transcoding process died."
     assert await gone(pid)  # the kernel killed FFmpeg with its worker
     retries = fake_ffmpeg("slow")
     clock.advance(seconds=31)
-    transcoder.wake()
+    services.queue.wake()
     assert (await wait_for_status(db, video_id, "ready"))["status"] == "ready"
     assert len(runs.read_text().splitlines()) == 1
     assert len(retries.read_text().splitlines()) == 1
 
 
 async def test_shutdown_hands_running_jobs_back_instead_of_failing_them(
-    api, staff_token, clips, db, fake_ffmpeg, transcoder
+    api, staff_token, clips, db, fake_ffmpeg, services
 ):
-    fake_ffmpeg("hang")
+    runs = fake_ffmpeg("hang")
     video_id = await upload(api, staff_token, clips["small"])
-    pid = await running_ffmpeg(transcoder, video_id)
-    await transcoder.stop()
+    pid = await running_ffmpeg(runs)
+    await services.queue.stop()
     assert not psutil.pid_exists(pid) or await gone(pid)
-    job = await db.jobs.find_one({"video_id": ObjectId(video_id)})
-    assert (job["status"], job["attempts"], job["owner"]) == ("queued", 0, None)
+    job = await db.jobs.find_one({"key": f"transcode:{video_id}"})
+    assert (job["state"], job["attempts"], job["owner"]) == ("queued", 0, None)
     doc = await db.videos.find_one({"_id": ObjectId(video_id)})
     assert doc["status"] == "pending" and doc["error"] is None
 
@@ -189,38 +182,43 @@ async def test_a_job_whose_holder_died_is_taken_over_once_its_lease_expires(db, 
     )
     await db.jobs.insert_one(
         {
-            "video_id": video.inserted_id,
-            "status": "running",
+            "type": "transcode",
+            "key": f"transcode:{video.inserted_id}",
+            "payload": {"video_id": video.inserted_id},
+            "state": "running",
             "attempts": 1,
-            "owner": "dead-host:1:abc",
+            "max_attempts": 3,
+            "owner": "dead-host:1/abc",
+            "node": "dead-host:1",
             "run_after": clock(),
             "lease_until": clock() + timedelta(seconds=30),
         }
     )
     await asyncio.sleep(0.3)
     job = await db.jobs.find_one({})
-    assert job["owner"] == "dead-host:1:abc"  # still leased: nobody touches it
+    assert job["owner"] == "dead-host:1/abc"  # still leased: nobody touches it
     clock.advance(seconds=31)
     doc = await wait_for_status(db, str(video.inserted_id), "ready")
     assert doc["renditions"]
-    assert (await db.jobs.find_one({}))["status"] == "done"
+    assert (await db.jobs.find_one({}))["state"] == "done"
 
 
 async def test_two_runners_racing_for_one_job_never_both_get_it(db, settings, clock):
-    video_id = ObjectId()
     jobs = Jobs(db)
-    await jobs.enqueue(video_id, clock())
-    claims = await asyncio.gather(*(jobs.claim(f"runner-{n}", clock(), 60) for n in range(8)))
+    job_id = await jobs.enqueue("transcode", {"video_id": ObjectId()}, clock(), key="k", max_attempts=3)
+    claims = await asyncio.gather(
+        *(jobs.claim(["transcode"], f"runner-{n}/1", f"runner-{n}", clock(), 60) for n in range(8))
+    )
     winners = [c["owner"] for c in claims if c is not None]
     assert len(winners) == 1
-    assert not await jobs.renew(video_id, "someone-else", clock(), 60)
-    assert await jobs.renew(video_id, winners[0], clock(), 60)
+    assert not await jobs.renew(job_id, "someone-else/1", clock(), 60)
+    assert await jobs.renew(job_id, winners[0], clock(), 60)
 
 
 async def test_two_transcoders_sharing_a_database_run_a_job_once(
-    api, staff_token, clips, db, settings, fake_ffmpeg, clock, transcoder
+    api, staff_token, clips, db, settings, fake_ffmpeg, clock, services
 ):
-    second = Transcoder(db, MediaStore(Path(settings.media.root)), settings.transcode, clock=clock)
+    second = build_services(settings, db, clock=clock, node="second-node")
     second.start()
     try:
         runs = fake_ffmpeg("slow")
@@ -270,7 +268,7 @@ def test_kill_9_of_the_server_leaves_no_worker_and_no_ffmpeg(tmp_path, clips):
     config = tmp_path / "config.yaml"
     config.write_text(
         f"media:\n  root: {tmp_path / 'media'}\naccounts:\n  bcrypt_rounds: 4\n"
-        f"transcode:\n  ffmpeg: {wrapper}\n  poll_interval_s: 0.1\n"
+        f"transcode:\n  ffmpeg: {wrapper}\njobs:\n  poll_interval_s: 0.1\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
     env.update(ADMIN_EMAIL="root@example.com", ADMIN_PASSWORD="a-long-password")

@@ -9,12 +9,12 @@ from typing import Any
 
 from core.clock import Clock, utcnow
 from core.config import AccountSettings
-from core.errors import APIError
+from core.errors import Inactive, InvalidInput, NotFound, NotVerified, Unauthenticated
 from core.passwords import PasswordHasher
 from core.signing import Signer
-from models.db import Database
 from models.tokens import Tokens
 from models.users import User, Users
+from services.mail import Mailer
 
 log = logging.getLogger("videoflix.accounts")
 
@@ -51,7 +51,6 @@ class Links:
     """Where mail links point: FRONTEND_URL + a path + ?code=."""
 
     frontend_url: str
-    settings: AccountSettings
 
     def build(self, path: str, code: str | None = None) -> str:
         base = self.frontend_url.rstrip("/") + "/" + path.lstrip("/")
@@ -63,23 +62,24 @@ class AccountService:
 
     def __init__(
         self,
-        db: Database,
+        users: Users,
+        tokens: Tokens,
         hasher: PasswordHasher,
         *,
+        signer: Signer,
+        mailer: Mailer,
+        settings: AccountSettings,
+        frontend_url: str,
         clock: Clock = utcnow,
-        settings: AccountSettings | None = None,
-        signer: Signer | None = None,
-        mailer: Any = None,
-        frontend_url: str = "http://localhost:4200",
     ) -> None:
-        self.users = Users(db)
-        self.tokens = Tokens(db)
+        self.users = users
+        self.tokens = tokens
         self.hasher = hasher
         self.clock = clock
-        self.settings = settings or AccountSettings()
+        self.settings = settings
         self.signer = signer
         self.mailer = mailer
-        self.links = Links(frontend_url, self.settings)
+        self.links = Links(frontend_url)
 
     # --- tokens -------------------------------------------------------------------------------
 
@@ -96,18 +96,16 @@ class AccountService:
 
     def make_code(self, user: User, purpose: str, **extra: str) -> str:
         """A signed code for this user's current state."""
-        assert self.signer is not None
         return self.signer.dumps(purpose, {"u": user.id, "f": fingerprint(user, purpose), **extra})
 
     async def redeem(self, code: Any, purpose: str, max_age_s: int) -> tuple[User, dict[str, Any]]:
         """The user a code is for, if it is genuine, young enough and still matches the user's state."""
-        assert self.signer is not None
         payload = self.signer.loads(purpose, code, max_age_s) if isinstance(code, str) else None
         if not isinstance(payload, dict) or not isinstance(payload.get("u"), str):
-            raise APIError(400, UNABLE_TO_VERIFY)
+            raise InvalidInput(UNABLE_TO_VERIFY)
         user = await self.users.get(payload["u"])
         if user is None or payload.get("f") != fingerprint(user, purpose):
-            raise APIError(400, UNABLE_TO_VERIFY)
+            raise InvalidInput(UNABLE_TO_VERIFY)
         return user, payload
 
     async def mail(self, template: str, to: str, user: User, **context: Any) -> None:
@@ -125,13 +123,13 @@ class AccountService:
         if user is None:
             existing = await self.users.by_email(email)
             if existing is None or existing.is_verified:
-                raise APIError(400, TAKEN)
+                raise InvalidInput(TAKEN)
             # An unverified address may sign up again: the newest password and link win.
             user = await self.users.update(
                 existing.id, {"is_verified": False}, password=password_hash, **names
             )
             if user is None:
-                raise APIError(400, TAKEN)
+                raise InvalidInput(TAKEN)
         code = self.make_code(user, SIGNUP)
         await self.mail(
             "signup",
@@ -146,10 +144,10 @@ class AccountService:
         """Mark the address verified (once) and return a token."""
         user, _ = await self.redeem(code, SIGNUP, self.settings.verify_code_max_age_s)
         if user.is_verified:
-            raise APIError(400, UNABLE_TO_VERIFY)
+            raise InvalidInput(UNABLE_TO_VERIFY)
         verified = await self.users.update(user.id, {"is_verified": False}, is_verified=True)
         if verified is None:  # another request verified it first
-            raise APIError(400, UNABLE_TO_VERIFY)
+            raise InvalidInput(UNABLE_TO_VERIFY)
         await self.mail("welcome", verified.email, verified, link=self.links.build("/"))
         return await self.issue_token(verified)
 
@@ -157,11 +155,11 @@ class AccountService:
         """A token for the right password of a verified, active user."""
         user = await self.users.by_email(email)
         if not await self.hasher.check(password, user.password if user else None) or user is None:
-            raise APIError(401, BAD_CREDENTIALS)
+            raise Unauthenticated(BAD_CREDENTIALS)
         if not user.is_verified:
-            raise APIError(401, "User account not verified.")
+            raise NotVerified()
         if not user.is_active:
-            raise APIError(401, "User account not active.")
+            raise Inactive()
         await self.users.update(user.id, last_login=self.clock())
         return await self.issue_token(user)
 
@@ -188,17 +186,17 @@ class AccountService:
         """Raise unless the reset code is still good."""
         user, _ = await self.redeem(code, RESET, self.settings.reset_code_max_age_s)
         if not user.is_active:
-            raise APIError(400, UNABLE_TO_VERIFY)
+            raise InvalidInput(UNABLE_TO_VERIFY)
 
     async def reset_password(self, code: Any, password: str) -> None:
         """Set a new password with a reset code; the code dies and every token is revoked."""
         user, _ = await self.redeem(code, RESET, self.settings.reset_code_max_age_s)
         if not user.is_active:
-            raise APIError(400, UNABLE_TO_VERIFY)
+            raise InvalidInput(UNABLE_TO_VERIFY)
         password_hash = await self.hasher.hash(password)
         # Only if the password is still the one the code was made for: a code is spent once.
         if await self.users.update(user.id, {"password": user.password}, password=password_hash) is None:
-            raise APIError(400, UNABLE_TO_VERIFY)
+            raise InvalidInput(UNABLE_TO_VERIFY)
         await self.tokens.revoke_all(user.id)
 
     async def change_password(self, user: User, password: str, current_token: str) -> None:
@@ -210,7 +208,7 @@ class AccountService:
         """Mail a code to the new address and a notice to the old one."""
         other = await self.users.by_email(new_email)
         if other is not None and (other.id == user.id or other.is_verified):
-            raise APIError(400, TAKEN)
+            raise InvalidInput(TAKEN)
         code = self.make_code(user, EMAIL_CHANGE, e=new_email)
         link = self.links.build(self.settings.email_change_verify_path, code)
         valid_for = describe_age(self.settings.verify_code_max_age_s)
@@ -222,14 +220,14 @@ class AccountService:
         user, payload = await self.redeem(code, EMAIL_CHANGE, self.settings.verify_code_max_age_s)
         new_email = payload.get("e")
         if not isinstance(new_email, str):
-            raise APIError(400, UNABLE_TO_VERIFY)
+            raise InvalidInput(UNABLE_TO_VERIFY)
         other = await self.users.by_email(new_email)
         if other is not None and other.id != user.id:
             if other.is_verified:
-                raise APIError(400, TAKEN)
+                raise InvalidInput(TAKEN)
             await self.users.delete_unverified(other.id)  # an abandoned signup does not block it
         if await self.users.change_email(user.id, user.email, new_email) is None:
-            raise APIError(400, UNABLE_TO_VERIFY)
+            raise InvalidInput(UNABLE_TO_VERIFY)
 
     async def ensure_superuser(self, email: str, password: str) -> tuple[User, bool]:
         """A verified, active staff user with this e-mail: created, or promoted if it exists.
@@ -250,3 +248,27 @@ class AccountService:
         updated = await self.users.update(existing.id, is_staff=True, is_verified=True, is_active=True)
         assert updated is not None
         return updated, False
+
+    # --- for staff ----------------------------------------------------------------------------
+
+    async def page_users(self, search: tuple[str, ...], offset: int, limit: int) -> tuple[list[User], int]:
+        """Users by e-mail, filtered by words in the e-mail or names."""
+        return await self.users.page(search, offset, limit)
+
+    async def set_flags(self, user_id: str, *, is_staff: bool | None, is_active: bool | None) -> User:
+        """Make a user staff or not, active or not; deactivating revokes its tokens (and so its grants,
+        which are checked against the user on every request)."""
+        if await self.users.get(user_id) is None:
+            raise NotFound()
+        fields = {
+            name: value
+            for name, value in (("is_staff", is_staff), ("is_active", is_active))
+            if value is not None
+        }
+        user = await self.users.update(user_id, **fields) if fields else await self.users.get(user_id)
+        if user is None:
+            raise NotFound()
+        if is_active is False:
+            revoked = await self.tokens.revoke_all(user.id)
+            log.info("user %s deactivated; %d token(s) revoked", user.id, revoked)
+        return user

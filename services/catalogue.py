@@ -3,44 +3,52 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from bson import ObjectId
 
 from core.clock import Clock, isoformat
-from core.errors import APIError
+from core.errors import Conflict, InvalidField, NotFound
 from core.media import MediaStore
 from models import categories as category_docs
 from models import videos as video_docs
 from models.categories import Categories, SlugTaken, slugify
-from models.db import Database, object_id
-from models.jobs import Jobs
+from models.db import object_id
 from models.progress import Progress
 from models.users import User
 from models.videos import READY, VideoQuery, Videos, new_video
+from services.grants import Grants
+from services.jobs import JobQueue
+from services.transcoding import TRANSCODE, transcode_key
 from transcode.probe import NotAVideo, probe
 
 log = logging.getLogger("videoflix.catalogue")
 
-# Stream URLs for a video and a user; the streaming part provides them (None while not ready).
-UrlMaker = Callable[[dict[str, Any], User], dict[str, Any]]
+SLUG_TAKEN = "category with this slug already exists."
+NO_SUCH_CATEGORY = "Select a valid choice. That choice is not one of the available choices."
 
 
 class CatalogueService:
     """What handlers ask of the catalogue."""
 
-    def __init__(self, db: Database, media: MediaStore, clock: Clock, *, cache_ttl_s: float = 2.0) -> None:
-        self.categories = Categories(db)
-        self.videos = Videos(db, cache_ttl_s)
-        self.progress = Progress(db)
-        self.jobs = Jobs(db)
+    def __init__(
+        self,
+        categories: Categories,
+        videos: Videos,
+        progress: Progress,
+        media: MediaStore,
+        grants: Grants,
+        queue: JobQueue,
+        clock: Clock,
+    ) -> None:
+        self.categories = categories
+        self.videos = videos
+        self.progress = progress
         self.media = media
+        self.grants = grants
+        self.queue = queue
         self.clock = clock
-        self.url_maker: UrlMaker = lambda doc, user: {}
-        self.on_job_queued: Callable[[], None] = lambda: None
-        self.on_video_deleted: Callable[[ObjectId], Awaitable[None]] = _nothing
 
     # --- categories ---------------------------------------------------------------------------
 
@@ -50,42 +58,39 @@ class CatalogueService:
     async def create_category(self, name: str, slug: str | None, description: str) -> dict[str, Any]:
         slug = slug or slugify(name)
         if not slug:
-            raise APIError(400, fields={"slug": ["Enter a valid slug of letters, numbers or hyphens."]})
+            raise InvalidField("slug", "Enter a valid slug of letters, numbers or hyphens.")
         try:
             doc = await self.categories.create(name, slug, description, self.clock())
         except SlugTaken as err:
-            raise APIError(400, fields={"slug": ["category with this slug already exists."]}) from err
+            raise InvalidField("slug", SLUG_TAKEN) from err
         return category_docs.to_api(doc)
 
     async def update_category(self, category_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         oid = object_id(category_id)
         if oid is None or await self.categories.get(oid) is None:
-            raise APIError(404)
+            raise NotFound()
         try:
             doc = await self.categories.update(oid, fields) if fields else await self.categories.get(oid)
         except SlugTaken as err:
-            raise APIError(400, fields={"slug": ["category with this slug already exists."]}) from err
+            raise InvalidField("slug", SLUG_TAKEN) from err
         if doc is None:
-            raise APIError(404)
+            raise NotFound()
         return category_docs.to_api(doc)
 
     async def delete_category(self, category_id: str) -> None:
         """Delete an unused category; one that videos still use answers 409 (nothing is orphaned)."""
         oid = object_id(category_id)
         if oid is None or await self.categories.get(oid) is None:
-            raise APIError(404)
+            raise NotFound()
         used = await self.videos.count_in_category(oid)
         if used:
-            raise APIError(409, f"The category is used by {used} video(s); move or delete them first.")
+            raise Conflict(f"The category is used by {used} video(s); move or delete them first.")
         await self.categories.delete(oid)
 
     async def category_by_id_or_slug(self, value: str, field: str) -> ObjectId:
         doc = await self.categories.find(value)
         if doc is None:
-            raise APIError(
-                400,
-                fields={field: ["Select a valid choice. That choice is not one of the available choices."]},
-            )
+            raise InvalidField(field, NO_SUCH_CATEGORY)
         return doc["_id"]
 
     # --- videos -------------------------------------------------------------------------------
@@ -94,7 +99,8 @@ class CatalogueService:
         """Videos as the API shows them to this user: one query for every watch position."""
         positions = await self.progress.positions(user.id, (doc["_id"] for doc in docs))
         return [
-            video_docs.to_api(doc, positions.get(doc["_id"], 0), self.url_maker(doc, user)) for doc in docs
+            video_docs.to_api(doc, positions.get(doc["_id"], 0), self.grants.urls(doc, user.id))
+            for doc in docs
         ]
 
     async def list_videos(
@@ -119,7 +125,7 @@ class CatalogueService:
         """A video this user may see (users: ready ones), else 404."""
         doc = await self.videos.get(video_id)
         if doc is None or (doc.get("status") != READY and not user.is_staff):
-            raise APIError(404)
+            raise NotFound()
         return doc
 
     async def video_for(self, user: User, video_id: str) -> dict[str, Any]:
@@ -140,14 +146,13 @@ class CatalogueService:
         try:
             info = await probe(path)
         except NotAVideo as err:
-            raise APIError(400, fields={"file": [f"{err} Upload a video file."]}) from err
+            raise InvalidField("file", f"{err} Upload a video file.") from err
         doc = new_video(
             video_id, title, description, category_id, self.media.relative(path), user.id, self.clock()
         )
         doc.update(duration=round(info.duration, 3), width=info.width, height=info.height)
         await self.videos.insert(doc)
-        await self.jobs.enqueue(video_id, self.clock())
-        self.on_job_queued()
+        await self.queue.enqueue(TRANSCODE, {"video_id": video_id}, key=transcode_key(video_id))
         log.info(
             "video %s uploaded by %s (%dx%d, %.1fs)",
             video_id,
@@ -162,7 +167,7 @@ class CatalogueService:
     async def update_video(self, user: User, video_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         doc = await self.videos.get(video_id)
         if doc is None:
-            raise APIError(404)
+            raise NotFound()
         if "category" in fields:
             category = fields.pop("category")
             fields["category_id"] = (
@@ -171,7 +176,7 @@ class CatalogueService:
         if fields:
             doc = await self.videos.update(doc["_id"], fields, self.clock())
             if doc is None:
-                raise APIError(404)
+                raise NotFound()
         [shown] = await self.serialize(user, [doc])
         return shown
 
@@ -179,9 +184,8 @@ class CatalogueService:
         """Remove the video, its job (stopping its FFmpeg), its progress rows and every file."""
         doc = await self.videos.get(video_id)
         if doc is None:
-            raise APIError(404)
-        await self.jobs.cancel(doc["_id"])
-        await self.on_video_deleted(doc["_id"])  # its FFmpeg stops before its files go
+            raise NotFound()
+        await self.queue.forget(transcode_key(doc["_id"]))  # its FFmpeg stops before its files go
         await self.videos.delete(doc["_id"])
         await self.progress.delete_for_video(doc["_id"])
         await self.media.remove_video(doc["_id"])
@@ -191,17 +195,16 @@ class CatalogueService:
         """Queue a new transcode; a ready video stays playable until the new ladder is whole."""
         doc = await self.videos.get(video_id)
         if doc is None:
-            raise APIError(404)
+            raise NotFound()
         if not doc.get("source"):
-            raise APIError(409, "The video has no source file to transcode.")
+            raise Conflict("The video has no source file to transcode.")
         if doc.get("status") != READY:
             await self.videos.update(
                 doc["_id"],
                 {"status": video_docs.PENDING, "error": None, "transcode_progress": 0},
                 self.clock(),
             )
-        await self.jobs.enqueue(doc["_id"], self.clock())
-        self.on_job_queued()
+        await self.queue.enqueue(TRANSCODE, {"video_id": doc["_id"]}, key=transcode_key(doc["_id"]))
 
     # --- watch progress -----------------------------------------------------------------------
 
@@ -226,10 +229,6 @@ class CatalogueService:
             if row["video_id"] in found and found[row["video_id"]].get("status") == READY
         ]
         return await self.serialize(user, docs)
-
-
-async def _nothing(video_id: ObjectId) -> None:
-    """No transcoder in this process: nothing to stop."""
 
 
 def progress_to_api(row: dict[str, Any] | None, duration: float | None) -> dict[str, Any]:

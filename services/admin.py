@@ -1,0 +1,61 @@
+"""What staff do through /api/admin/: look at and steer the job queue and the mail, manage users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import Conflict, InvalidInput, NotFound
+from models.jobs import to_api as job_to_api
+from models.users import User
+from services.accounts import AccountService
+from services.jobs import JobQueue
+from services.mail import MAIL, mail_to_api
+
+
+class AdminService:
+    """Staff operations over the queue and the accounts."""
+
+    def __init__(self, queue: JobQueue, accounts: AccountService) -> None:
+        self.queue = queue
+        self.accounts = accounts
+
+    async def jobs(
+        self, *, state: str | None, type_name: str | None, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Jobs newest first, with attempts, last error, lease holder and timings."""
+        return await self.queue.page(state=state, type_name=type_name, offset=offset, limit=limit)
+
+    async def retry_job(self, job_id: str) -> dict[str, Any]:
+        return job_to_api(await self.queue.retry(job_id))
+
+    async def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return job_to_api(await self.queue.cancel(job_id))
+
+    async def mail(self, *, state: str | None, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Queued, sent and failed mails newest first, without their bodies."""
+        docs, count = await self.queue.jobs.page(state=state, types=[MAIL], offset=offset, limit=limit)
+        return [mail_to_api(doc) for doc in docs], count
+
+    async def retry_mail(self, mail_id: str) -> dict[str, Any]:
+        """Send a failed mail again (it kept its body)."""
+        job = await self.queue.jobs.get(mail_id)
+        if job is None or job.get("type") != MAIL:
+            raise NotFound()
+        if "text" not in (job.get("payload") or {}):
+            raise Conflict("The mail was sent and its text dropped: it cannot be sent again.")
+        return mail_to_api(await self.queue.retry(mail_id))
+
+    async def users(
+        self, search: tuple[str, ...], offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        found, count = await self.accounts.page_users(search, offset, limit)
+        return [user.to_admin_api() for user in found], count
+
+    async def update_user(self, acting: User, user_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Set is_staff / is_active; deactivation revokes the user's tokens and grants."""
+        if user_id == acting.id and (fields.get("is_staff") is False or fields.get("is_active") is False):
+            raise InvalidInput("You cannot take away your own staff rights or deactivate yourself.")
+        user = await self.accounts.set_flags(
+            user_id, is_staff=fields.get("is_staff"), is_active=fields.get("is_active")
+        )
+        return user.to_admin_api()

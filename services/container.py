@@ -1,0 +1,129 @@
+"""The composition root: every service built from the settings and the database, in one place.
+
+`server.py`, the tests and the benches all call `build_services`; collaborators are passed to
+constructors, never patched on afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.clock import Clock, utcnow
+from core.config import Settings
+from core.media import MediaStore, media_root
+from core.passwords import PasswordHasher
+from core.signing import Signer
+from models.categories import Categories
+from models.db import Database
+from models.jobs import Jobs
+from models.progress import Progress
+from models.ratelimits import RateLimiter
+from models.tokens import Tokens
+from models.users import Users
+from models.videos import Videos
+from services.accounts import AccountService
+from services.admin import AdminService
+from services.catalogue import CatalogueService
+from services.grants import Grants
+from services.jobs import JobQueue, node_name
+from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
+from services.throttle import Throttle
+from services.transcoding import TRANSCODE, TranscodeJobs
+from transcode.pool import TranscodePool
+
+# The job types each role runs; every role may queue any of them.
+ROLE_JOBS = {"all": (MAIL, TRANSCODE), "api": (MAIL,), "transcode": (TRANSCODE, MAIL)}
+
+
+@dataclass
+class Services:
+    """Everything the handlers and the server share; reached as `self.services` in a handler."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    hasher: PasswordHasher
+    media: MediaStore
+    throttle: Throttle
+    pool: TranscodePool
+    queue: JobQueue
+    mailer: Mailer
+    accounts: AccountService
+    grants: Grants
+    catalogue: CatalogueService
+    admin: AdminService
+
+    def start(self) -> None:
+        """Start the background work (the job queue, and the pool when this process transcodes)."""
+        if TRANSCODE in self.queue.run_types:
+            self.pool.start()
+        self.queue.start()
+
+    async def stop(self) -> None:
+        """Hand running jobs back, stop the pool (no FFmpeg left), release the password threads."""
+        await self.queue.stop(self.settings.server.shutdown_grace_s)
+        await self.pool.stop()
+        self.hasher.close()
+
+
+def build_services(
+    settings: Settings,
+    db: Database,
+    *,
+    clock: Clock = utcnow,
+    run_types: Sequence[str] | None = None,
+    mail_backend: Backend | None = None,
+    hasher: PasswordHasher | None = None,
+    node: str | None = None,
+) -> Services:
+    """Build every service; `run_types` are the job types this process runs (default: all of them)."""
+    hasher = hasher or PasswordHasher(settings.accounts.bcrypt_rounds)
+    media = MediaStore(media_root(settings.media.root))
+    signer = Signer(settings.server.secret_key or "", clock)
+    users, tokens, jobs = Users(db), Tokens(db), Jobs(db)
+    # Nothing outside this process writes to the in-memory database: its cache needs no TTL.
+    ttl = settings.catalogue.cache_ttl_s
+    videos = Videos(db, math.inf if db.in_memory and ttl > 0 else ttl)
+    pool = TranscodePool(settings.transcode.workers)
+    job_types = [
+        MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
+        TranscodeJobs(videos, jobs, media, pool, settings.transcode, clock=clock),
+    ]
+    queue = JobQueue(
+        jobs,
+        settings.jobs,
+        job_types,
+        node=node or node_name(settings.jobs, settings.server.port),
+        clock=clock,
+        run_types=run_types,
+    )
+    mailer = Mailer(queue)
+    accounts = AccountService(
+        users,
+        tokens,
+        hasher,
+        signer=signer,
+        mailer=mailer,
+        settings=settings.accounts,
+        frontend_url=settings.server.frontend_url,
+        clock=clock,
+    )
+    grants = Grants(signer, users, videos, max_age_s=settings.media.grant_max_age_s, clock=clock)
+    catalogue = CatalogueService(Categories(db), videos, Progress(db), media, grants, queue, clock)
+    return Services(
+        settings=settings,
+        db=db,
+        clock=clock,
+        hasher=hasher,
+        media=media,
+        throttle=Throttle(RateLimiter(db), clock),
+        pool=pool,
+        queue=queue,
+        mailer=mailer,
+        accounts=accounts,
+        grants=grants,
+        catalogue=catalogue,
+        admin=AdminService(queue, accounts),
+    )

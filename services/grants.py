@@ -1,0 +1,84 @@
+"""Stream grants: signed, expiring capabilities to play one video, carried in the stream URLs' path.
+
+A grant names one video and one user; the stream handlers accept it with no header, so that relative
+URIs in the playlists resolve under it and a plain <video>, hls.js or ffmpeg plays it. A grant of a
+deactivated or deleted user opens nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cachetools import TTLCache
+
+from core.clock import Clock
+from core.errors import Forbidden, NotFound
+from core.signing import Signer
+from models.users import Users
+from models.videos import READY, Videos
+
+GRANT = "stream-grant"
+INVALID = "The stream link is invalid or has expired."
+REVOKED = "The stream link is no longer valid."
+
+
+class Grants:
+    """Makes grants (each re-used for a minute per user and video: a page shows 24 videos) and opens them."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        users: Users,
+        videos: Videos,
+        *,
+        max_age_s: int,
+        clock: Clock,
+        reuse_s: float = 60.0,
+        entries: int = 50_000,
+    ) -> None:
+        self.signer = signer
+        self.users = users
+        self.videos = videos
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._made: TTLCache[tuple[str, str], str] = TTLCache(
+            maxsize=entries, ttl=reuse_s, timer=lambda: clock().timestamp()
+        )
+
+    def grant(self, video_id: str, user_id: str) -> str:
+        """A grant for this video and user, no older than the re-use window."""
+        key = (video_id, user_id)
+        grant = self._made.get(key)
+        if grant is None:
+            grant = self._made[key] = self.signer.dumps(GRANT, {"v": video_id, "u": user_id})
+        return grant
+
+    def urls(self, doc: dict[str, Any], user_id: str) -> dict[str, Any]:
+        """The URLs of a ready video for one user, under its grant; nothing while it is not ready."""
+        if doc.get("status") != READY or not doc.get("hls_path"):
+            return {}
+        base = f"/api/stream/{self.grant(str(doc['_id']), user_id)}"
+        return {
+            "hls_url": f"{base}/master.m3u8",
+            "thumbnail_url": f"{base}/thumbnail.jpg" if doc.get("thumbnail_path") else None,
+            "renditions": [
+                {**r, "url": f"{base}/{r['height']}p/index.m3u8"} for r in doc.get("renditions", [])
+            ],
+        }
+
+    async def open(self, grant: str) -> dict[str, Any]:
+        """The video a good grant opens, for a user who may still watch; Forbidden or NotFound otherwise."""
+        payload = self.signer.loads(GRANT, grant, self.max_age_s)
+        if not isinstance(payload, dict) or not isinstance(payload.get("v"), str):
+            raise Forbidden(INVALID)
+        user = await self.users.get(payload.get("u", ""))
+        if user is None or not user.is_active:
+            raise Forbidden(REVOKED)
+        return await self.streamable(payload["v"])
+
+    async def streamable(self, video_id: str) -> dict[str, Any]:
+        """A video whose ladder can be served, else NotFound."""
+        video = await self.videos.for_streaming(video_id)
+        if video is None or video.get("status") != READY or not video.get("hls_path"):
+            raise NotFound()
+        return video

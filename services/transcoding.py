@@ -1,0 +1,240 @@
+"""The `transcode` job: one video's source made into an HLS ladder by the process pool.
+
+The job probes the source, hands a JobSpec to a pool worker (which runs and supervises FFmpeg), keeps
+the video's progress in MongoDB, and publishes the ladder atomically: output is written to a temporary
+folder that is renamed into place, and the video points at it only once it is whole. A ready video being
+re-made stays playable on its old ladder until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId
+
+from core.clock import Clock, utcnow
+from core.config import TranscodeSettings
+from core.media import MediaStore, remove_tree
+from models.jobs import Jobs
+from models.videos import FAILED, PENDING, PROCESSING, READY, Videos
+from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
+from transcode.ffmpeg import ffmpeg_binary
+from transcode.ladder import EncodeSettings, plan_rungs
+from transcode.pool import TranscodePool
+from transcode.probe import NotAVideo, probe
+from transcode.worker import CANCEL_FILE, CANCELLED, DONE, INVALID, JobSpec, Outcome
+
+log = logging.getLogger("videoflix.transcode")
+
+TRANSCODE = "transcode"
+
+
+def transcode_key(video_id: ObjectId | str) -> str:
+    """The key of a video's one transcode job."""
+    return f"{TRANSCODE}:{video_id}"
+
+
+class TranscodeJobs(JobType):
+    """Runs `transcode` jobs in the pool and keeps their videos' state."""
+
+    name = TRANSCODE
+    title = "Transcoding"
+
+    def __init__(
+        self,
+        videos: Videos,
+        jobs: Jobs,
+        media: MediaStore,
+        pool: TranscodePool,
+        settings: TranscodeSettings,
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.videos = videos
+        self.jobs = jobs
+        self.media = media
+        self.pool = pool
+        self.settings = settings
+        self.clock = clock
+        self.concurrency = pool.workers
+
+    @property
+    def max_attempts(self) -> int:  # type: ignore[override]
+        return self.settings.max_attempts
+
+    @property
+    def retry_base_s(self) -> float:  # type: ignore[override]
+        return self.settings.retry_base_s
+
+    @property
+    def ffmpeg(self) -> str:
+        return self.settings.ffmpeg or ffmpeg_binary()
+
+    async def sweep(self) -> None:
+        """Queue a job for every pending video with a source and no live job (e.g. inserted by an admin)."""
+        pending = await self.videos.pending_with_source(500)
+        if not pending:
+            return
+        keys = {transcode_key(video_id): video_id for video_id in pending}
+        live = await self.jobs.live_keys(list(keys))
+        for key, video_id in keys.items():
+            if key not in live:
+                await self.jobs.enqueue(
+                    TRANSCODE, {"video_id": video_id}, self.clock(), key=key, max_attempts=self.max_attempts
+                )
+                log.info("queued video %s found pending without a job", video_id)
+
+    async def run(self, ctx: JobContext) -> None:
+        video_id = ctx.payload["video_id"]
+        run_id = f"{ctx.job['attempts']}-{secrets.token_hex(3)}"
+        tmp_dir = self.media.video_dir(video_id) / f".hls-tmp-{run_id}"
+        watcher = asyncio.get_running_loop().create_task(self._stop_on_request(ctx, tmp_dir))
+        try:
+            spec, info_duration = await self._prepare(ctx, video_id, tmp_dir, run_id)
+            outcome = await self.pool.run(spec, self._progress_writer(ctx, video_id))
+            if outcome.kind == DONE:
+                if not await ctx.still_held():
+                    raise JobStopped("the job was cancelled or taken over")
+                await self._publish(video_id, tmp_dir, run_id, outcome)
+            elif outcome.kind == CANCELLED:
+                raise JobStopped(outcome.error)
+            elif outcome.kind == INVALID:
+                raise PermanentError(outcome.error or "The source cannot be transcoded.")
+            else:
+                raise RetryableError(outcome.error or "Transcoding failed.")
+            log.info(
+                "video %s ready: %d rendition(s) in %.1f s (%.2fx real time)",
+                video_id,
+                len(outcome.renditions),
+                outcome.seconds,
+                info_duration / outcome.seconds if outcome.seconds else 0,
+            )
+        finally:
+            watcher.cancel()
+            await remove_tree(tmp_dir)
+
+    async def _prepare(
+        self, ctx: JobContext, video_id: ObjectId, tmp_dir: Path, run_id: str
+    ) -> tuple[JobSpec, float]:
+        video = await self.videos.get(video_id)
+        if video is None:
+            await self.jobs.delete(ctx.id)
+            raise JobStopped("the video is gone")
+        source = self.media.resolve(video.get("source") or "")
+        if not video.get("source") or not source.is_file():
+            raise PermanentError("The source file is missing.")
+        try:
+            info = await probe(source)
+        except NotAVideo as err:
+            raise PermanentError(str(err)) from err
+        fields: dict[str, Any] = {"transcode_progress": 0, "error": None}
+        if video.get("status") != READY:  # a ready video stays playable while it is re-made
+            fields.update(
+                status=PROCESSING, duration=round(info.duration, 3), width=info.width, height=info.height
+            )
+        await self.videos.update(video_id, fields, self.clock())
+        spec = JobSpec(
+            key=f"{video_id}:{run_id}",
+            ffmpeg=self.ffmpeg,
+            source=str(source),
+            out_dir=str(tmp_dir),
+            info=info,
+            rungs=tuple(plan_rungs(info)),
+            settings=EncodeSettings(
+                self.settings.preset,
+                self.settings.crf,
+                self.settings.segment_s,
+                self.settings.audio_bitrate_k,
+            ),
+            timeout_s=self.settings.timeout_base_s + self.settings.timeout_factor * info.duration,
+            nice=self.settings.nice,
+            progress_interval_s=min(0.5, self.settings.progress_interval_s),
+        )
+        return spec, info.duration
+
+    @staticmethod
+    async def _stop_on_request(ctx: JobContext, tmp_dir: Path) -> None:
+        """When the queue asks the job to stop, ask the worker (it looks for this file several times a
+        second); the reason tells a shutdown (hand the job back) from a cancel."""
+        await ctx.stopped.wait()
+        with contextlib.suppress(OSError):
+            (tmp_dir / CANCEL_FILE).write_text(ctx.stop_reason or "cancelled")
+
+    def _progress_writer(self, ctx: JobContext, video_id: ObjectId) -> Any:
+        """An event sink that writes progress to the video and the job, at most every interval."""
+        last = {"percent": -1, "at": 0.0}
+
+        def on_event(kind: str, value: Any) -> None:
+            if kind != "progress" or value == last["percent"]:
+                return
+            now = asyncio.get_running_loop().time()
+            if value == 100 or now - last["at"] >= self.settings.progress_interval_s:
+                last.update(percent=value, at=now)
+                asyncio.get_running_loop().create_task(self._write_progress(ctx, video_id, value))
+
+        return on_event
+
+    async def _write_progress(self, ctx: JobContext, video_id: ObjectId, percent: int) -> None:
+        with contextlib.suppress(Exception):  # progress is a hint; never fail a job over it
+            await self.videos.update(video_id, {"transcode_progress": percent}, self.clock())
+        await ctx.progress(percent)
+
+    async def _publish(self, video_id: ObjectId, tmp_dir: Path, run_id: str, outcome: Outcome) -> None:
+        """Rename the finished output into place, then point the video at it and drop the old ladder."""
+        final = tmp_dir.with_name(f"hls-{run_id}")
+        os.replace(tmp_dir, final)
+        before = await self.videos.get(video_id)
+        if before is None:
+            await remove_tree(final)  # deleted meanwhile
+            raise JobStopped("the video is gone")
+        fields = {
+            "status": READY,
+            "transcode_progress": 100,
+            "error": None,
+            "renditions": outcome.renditions,
+            "hls_path": self.media.relative(final / "master.m3u8"),
+            "thumbnail_path": self.media.relative(final / "thumbnail.jpg"),
+        }
+        await self.videos.update(video_id, fields, self.clock())
+        old = before.get("hls_path")
+        if old and self.media.resolve(old).parent != final:
+            await remove_tree(self.media.resolve(old).parent)
+
+    # --- what the queue tells us --------------------------------------------------------------
+
+    async def on_failed(self, job: dict[str, Any], error: str) -> None:
+        await self.videos.update(
+            job["payload"]["video_id"],
+            {"status": FAILED, "error": error, "transcode_progress": 0},
+            self.clock(),
+        )
+
+    async def on_retry(self, job: dict[str, Any], error: str) -> None:
+        await self.videos.update(job["payload"]["video_id"], {"transcode_progress": 0}, self.clock())
+
+    async def on_handed_back(self, job: dict[str, Any]) -> None:
+        video_id, now = job["payload"]["video_id"], self.clock()
+        await self.videos.update(video_id, {"transcode_progress": 0}, now)
+        await self.videos.update(video_id, {"status": PENDING}, now, match={"status": PROCESSING})
+
+    async def on_cancelled(self, job: dict[str, Any]) -> None:
+        await self.videos.update(
+            job["payload"]["video_id"],
+            {"status": FAILED, "error": "Transcoding was cancelled by staff.", "transcode_progress": 0},
+            self.clock(),
+            match={"status": {"$in": [PENDING, PROCESSING]}},
+        )
+
+    async def on_requeued(self, job: dict[str, Any]) -> None:
+        await self.videos.update(
+            job["payload"]["video_id"],
+            {"status": PENDING, "error": None, "transcode_progress": 0},
+            self.clock(),
+            match={"status": FAILED},
+        )
