@@ -36,6 +36,7 @@ from models import ensure_indexes
 from models.db import open_memory_database
 from models.videos import new_video
 from server import make_server
+from services.container import build_services
 
 from common import lavfi_clip, table
 
@@ -60,8 +61,8 @@ async def start(
     )
     db = open_memory_database("bench")
     await ensure_indexes(db)
-    app = make_app(settings, db=db)
-    services = app.settings["services"]
+    services = build_services(settings, db, run_types=(), node="bench")
+    app = make_app(services)
     categories = [ObjectId() for _ in range(10)]
     await db.categories.insert_many(
         [

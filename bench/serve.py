@@ -26,14 +26,12 @@ import tornado.netutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from transcode.runner import Transcoder
-
 from core.config import load_settings
-from core.media import MediaStore
 from handlers.app import make_app
 from models import ensure_indexes
 from models.db import open_memory_database
 from server import make_server
+from services.container import build_services
 
 from common import lavfi_clip, table
 
@@ -127,16 +125,16 @@ async def run(args: argparse.Namespace) -> None:
             overrides={
                 "server": {"secret_key": "bench", "debug": False},
                 "media": {"root": str(media)},
-                "transcode": {"workers": 1, "poll_interval_s": 0.1},
+                "transcode": {"workers": 1},
+                "jobs": {"poll_interval_s": 0.1},
             },
         )
         db = open_memory_database("bench")
         await ensure_indexes(db)
-        transcoder = Transcoder(db, MediaStore(media), settings.transcode)
-        app = make_app(settings, db=db, transcoder=transcoder)
-        services = app.settings["services"]
+        services = build_services(settings, db, node="bench")
+        app = make_app(services)
         user, _ = await services.accounts.ensure_superuser("bench@example.com", "bench-password")
-        transcoder.start()
+        services.start()
         result = await db.videos.insert_one(
             {"title": "bench", "status": "pending", "source": str(source), "created_at": services.clock()}
         )
@@ -145,7 +143,7 @@ async def run(args: argparse.Namespace) -> None:
             "failed",
         ):
             await asyncio.sleep(0.1)
-        await transcoder.stop()
+        await services.stop()
         folder_rel = Path(doc["hls_path"]).parent
         segments = sorted((media / folder_rel / "720p").glob("seg_*.ts"))
         sizes = [s.stat().st_size for s in segments]

@@ -29,14 +29,13 @@ from bson import ObjectId
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from transcode.runner import Transcoder
-
 from core.config import load_settings
-from core.media import MediaStore
 from handlers.app import make_app
 from models import ensure_indexes
 from models.db import open_memory_database
 from server import make_server
+from services.container import build_services
+from services.transcoding import TRANSCODE, transcode_key
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import EncodeSettings, aac_args, ffmpeg_command, gop_args, plan_rungs, x264_args
 from transcode.probe import probe
@@ -117,19 +116,19 @@ class Pipeline:
             overrides={
                 "server": {"secret_key": "bench", "debug": False},
                 "media": {"root": str(media)},
-                "transcode": {"workers": workers, "poll_interval_s": 0.1},
+                "transcode": {"workers": workers},
+                "jobs": {"poll_interval_s": 0.1},
             },
         )
         self.db = open_memory_database("bench")
         await ensure_indexes(self.db)
-        self.transcoder = Transcoder(self.db, MediaStore(media), self.settings.transcode)
-        self.app = make_app(self.settings, db=self.db, transcoder=self.transcoder)
-        self.services = self.app.settings["services"]
+        self.services = build_services(self.settings, self.db, node="bench")
+        self.app = make_app(self.services)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.server = make_server(self.app)
         self.server.add_sockets(sockets)
         self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-        self.transcoder.start()
+        self.services.start()
 
     async def run(self, source: Path) -> float:
         """(a): queue a job for a video of this source; seconds until it is ready."""
@@ -144,15 +143,14 @@ class Pipeline:
             }
         )
         started = time.perf_counter()
-        await self.services.catalogue.jobs.enqueue(video_id, self.services.clock())
-        self.transcoder.wake()
+        await self.services.queue.enqueue(TRANSCODE, {"video_id": video_id}, key=transcode_key(video_id))
         while (await self.db.videos.find_one({"_id": video_id}))["status"] not in ("ready", "failed"):
             await asyncio.sleep(0.02)
         return time.perf_counter() - started
 
     async def stop(self) -> None:
         self.server.stop()
-        await self.transcoder.stop()
+        await self.services.stop()
 
 
 async def health_latency(url: str, seconds: int, lua: Path | None = None, token: str | None = None) -> tuple:
