@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # pydantic error types, and the sentence a DRF front-end shows for each.
 MESSAGES = {
@@ -22,6 +24,30 @@ class Body(BaseModel):
     """A JSON request body: strict about types (no "1" for 1), tolerant of keys it does not use."""
 
     model_config = ConfigDict(strict=True, extra="ignore", str_strip_whitespace=False)
+
+
+class Query(BaseModel):
+    """Query parameters: strings converted to their types; an empty value counts as absent."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def empty_is_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {name: value for name, value in data.items() if value != ""}
+        return data
+
+
+def one_of(choices: tuple[str, ...]) -> Any:
+    """A string that must be one of `choices`, refused in the contract's words; an enum in the schema."""
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"Select one of: {', '.join(choices)}.")
+        return value
+
+    return Annotated[str, AfterValidator(check), Field(json_schema_extra={"enum": list(choices)})]
 
 
 def message_for(error: dict) -> str:

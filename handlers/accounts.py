@@ -7,8 +7,10 @@ from typing import Annotated, Any
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from core.validation import Body
+from core.validation import Body, Query
 from handlers.base import BaseHandler, public, user_only
+from handlers.openapi import api
+from handlers.replies import EmailReply, SignupReply, Success, TokenReply, User, VerifiedReply
 from services.accounts import AccountService
 
 
@@ -57,6 +59,10 @@ class ResetVerifiedBody(PasswordBody):
     code: Annotated[str, Field(min_length=1)]
 
 
+class CodeQuery(Query):
+    code: str = Field("", description="The code from the mailed link.")
+
+
 class AccountHandler(BaseHandler):
     """Shared by the account handlers: validation context and rate limits."""
 
@@ -75,10 +81,11 @@ class AccountHandler(BaseHandler):
 
     def code_param(self) -> str:
         """The ?code= of a verify link."""
-        return self.get_query_argument("code", "")
+        return self.query(CodeQuery).code
 
 
 class SignupHandler(AccountHandler):
+    @api("Sign up; mails a verify link", body=SignupBody, responses={201: SignupReply}, throttled=True)
     @public
     async def post(self) -> None:
         body = self.parse_body(SignupBody)
@@ -91,6 +98,7 @@ class SignupHandler(AccountHandler):
 
 
 class SignupVerifyHandler(AccountHandler):
+    @api("Verify a signup with the mailed code", query=CodeQuery, responses={200: VerifiedReply})
     @public
     async def get(self) -> None:
         token = await self.accounts.verify_signup(self.code_param())
@@ -98,6 +106,7 @@ class SignupVerifyHandler(AccountHandler):
 
 
 class LoginHandler(AccountHandler):
+    @api("Log in: a token", body=LoginBody, responses={200: TokenReply}, errors=[401], throttled=True)
     @public
     async def post(self) -> None:
         body = self.parse_body(LoginBody)
@@ -106,6 +115,7 @@ class LoginHandler(AccountHandler):
 
 
 class LogoutHandler(AccountHandler):
+    @api("Log out: every token of the user revoked", responses={200: Success})
     @user_only
     async def get(self) -> None:
         await self.accounts.logout(self.current_user)
@@ -115,6 +125,12 @@ class LogoutHandler(AccountHandler):
 
 
 class PasswordResetHandler(AccountHandler):
+    @api(
+        "Ask for a password reset mail (201 whether or not the address is known)",
+        body=EmailBody,
+        responses={201: EmailReply},
+        throttled=True,
+    )
     @public
     async def post(self) -> None:
         body = self.parse_body(EmailBody)
@@ -124,6 +140,7 @@ class PasswordResetHandler(AccountHandler):
 
 
 class PasswordResetVerifyHandler(AccountHandler):
+    @api("Check a password reset code", query=CodeQuery, responses={200: Success})
     @public
     async def get(self) -> None:
         await self.accounts.check_reset_code(self.code_param())
@@ -131,6 +148,7 @@ class PasswordResetVerifyHandler(AccountHandler):
 
 
 class PasswordResetVerifiedHandler(AccountHandler):
+    @api("Set a new password with a reset code", body=ResetVerifiedBody, responses={200: Success})
     @public
     async def post(self) -> None:
         body = self.parse_body(ResetVerifiedBody)
@@ -139,6 +157,7 @@ class PasswordResetVerifiedHandler(AccountHandler):
 
 
 class PasswordChangeHandler(AccountHandler):
+    @api("Change the password; other tokens revoked", body=PasswordBody, responses={200: Success})
     @user_only
     async def post(self) -> None:
         body = self.parse_body(PasswordBody)
@@ -147,6 +166,7 @@ class PasswordChangeHandler(AccountHandler):
 
 
 class EmailChangeHandler(AccountHandler):
+    @api("Ask to change the e-mail address; mails a code", body=EmailBody, responses={201: EmailReply})
     @user_only
     async def post(self) -> None:
         body = self.parse_body(EmailBody)
@@ -155,6 +175,7 @@ class EmailChangeHandler(AccountHandler):
 
 
 class EmailChangeVerifyHandler(AccountHandler):
+    @api("Confirm an e-mail change with the mailed code", query=CodeQuery, responses={200: Success})
     @public
     async def get(self) -> None:
         await self.accounts.confirm_email_change(self.code_param())
@@ -162,6 +183,7 @@ class EmailChangeVerifyHandler(AccountHandler):
 
 
 class MeHandler(AccountHandler):
+    @api("The caller's account", responses={200: User})
     @user_only
     def get(self) -> None:
         self.send_json(self.current_user.to_api())

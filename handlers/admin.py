@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import StrictBool
+from pydantic import Field, StrictBool
 
 from core.errors import InvalidField
-from core.validation import Body
+from core.validation import Body, Query, one_of
 from handlers.base import BaseHandler, staff_only
+from handlers.openapi import api
+from handlers.replies import AdminUser, AdminUserPage, Job, JobPage, Mail, MailPage
 from models.jobs import STATES
 from services.admin import AdminService
 
@@ -19,75 +21,98 @@ class UserFlags(Body):
     is_active: StrictBool | None = None
 
 
+class PageQuery(Query):
+    limit: int | None = Field(
+        None, ge=1, description=f"Page size (default {DEFAULT_LIMIT}, at most {MAX_LIMIT})."
+    )
+    offset: int | None = Field(None, ge=0, le=2**31 - 1, description="Start of the page.")
+
+
+class MailQuery(PageQuery):
+    state: one_of(STATES) | None = None
+
+
+class JobsQuery(MailQuery):
+    type: str | None = Field(None, description="A job type this server runs (mail, transcode, ...).")
+
+
+class UsersQuery(PageQuery):
+    search: str = Field("", description="Words the e-mail or the names contain.")
+
+
 class AdminHandler(BaseHandler):
     @property
     def admin(self) -> AdminService:
         return self.services.admin
 
-    def paging(self) -> tuple[int, int]:
+    @staticmethod
+    def paging(query: PageQuery) -> tuple[int, int]:
         """offset and limit from the query (limit capped)."""
-        limit = min(self.int_param("limit", 1) or DEFAULT_LIMIT, MAX_LIMIT)
-        return self.int_param("offset", 0) or 0, limit
-
-    def state_param(self) -> str | None:
-        state = self.get_query_argument("state", None) or None
-        if state is not None and state not in STATES:
-            self.refuse_choice("state", STATES)
-        return state
+        return query.offset or 0, min(query.limit or DEFAULT_LIMIT, MAX_LIMIT)
 
     def refuse_choice(self, name: str, choices: tuple[str, ...]) -> None:
         raise InvalidField(name, f"Select one of: {', '.join(choices)}.")
 
 
 class JobListHandler(AdminHandler):
+    @api("The job queue, newest first", query=JobsQuery, responses={200: JobPage})
     @staff_only
     async def get(self) -> None:
-        offset, limit = self.paging()
-        type_name = self.get_query_argument("type", None) or None
+        query = self.query(JobsQuery)
+        offset, limit = self.paging(query)
+        type_name = query.type
         if type_name is not None and type_name not in self.services.queue.types:
             self.refuse_choice("type", tuple(self.services.queue.types))
         jobs, count = await self.admin.jobs(
-            state=self.state_param(), type_name=type_name, offset=offset, limit=limit
+            state=query.state, type_name=type_name, offset=offset, limit=limit
         )
         self.send_page(jobs, count, offset, limit)
 
 
 class JobRetryHandler(AdminHandler):
+    @api("Run a failed or cancelled job again", responses={200: Job}, errors=[409])
     @staff_only
     async def post(self, job_id: str) -> None:
         self.send_json(await self.admin.retry_job(job_id))
 
 
 class JobCancelHandler(AdminHandler):
+    @api("Cancel a queued or running job", responses={200: Job}, errors=[409])
     @staff_only
     async def post(self, job_id: str) -> None:
         self.send_json(await self.admin.cancel_job(job_id))
 
 
 class MailListHandler(AdminHandler):
+    @api("Queued and sent mail (never the bodies)", query=MailQuery, responses={200: MailPage})
     @staff_only
     async def get(self) -> None:
-        offset, limit = self.paging()
-        mails, count = await self.admin.mail(state=self.state_param(), offset=offset, limit=limit)
+        query = self.query(MailQuery)
+        offset, limit = self.paging(query)
+        mails, count = await self.admin.mail(state=query.state, offset=offset, limit=limit)
         self.send_page(mails, count, offset, limit)
 
 
 class MailRetryHandler(AdminHandler):
+    @api("Send a failed mail again", responses={200: Mail}, errors=[409])
     @staff_only
     async def post(self, mail_id: str) -> None:
         self.send_json(await self.admin.retry_mail(mail_id))
 
 
 class UserListHandler(AdminHandler):
+    @api("Users, searchable", query=UsersQuery, responses={200: AdminUserPage})
     @staff_only
     async def get(self) -> None:
-        offset, limit = self.paging()
-        search = tuple(self.get_query_argument("search", "").split()[:MAX_SEARCH_WORDS])
+        query = self.query(UsersQuery)
+        offset, limit = self.paging(query)
+        search = tuple(query.search.split()[:MAX_SEARCH_WORDS])
         users, count = await self.admin.users(search, offset, limit)
         self.send_page(users, count, offset, limit)
 
 
 class UserHandler(AdminHandler):
+    @api("Make a user staff or not, active or not", body=UserFlags, responses={200: AdminUser})
     @staff_only
     async def patch(self, user_id: str) -> None:
         body = self.parse(UserFlags)

@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 
 import tornado.web
 
-from handlers import accounts, admin, categories, health, stream, videos
+from handlers import accounts, admin, categories, health, schema, stream, videos
 from handlers.base import NotFoundHandler, check_access_declared, loggable_path
 from services.container import Services
 
 access_log = logging.getLogger("videoflix.access")
 
-HANDLER_MODULES: list[ModuleType] = [health, accounts, categories, videos, stream, admin]
+HANDLER_MODULES: list[ModuleType] = [health, accounts, categories, videos, stream, admin, schema]
 
 
 def origin_of(url: str) -> str:
@@ -47,6 +47,7 @@ def make_app(
     return tornado.web.Application(
         routes,
         services=services,
+        handler_modules=list(handler_modules),  # the OpenAPI document (handlers/schema.py) reads them
         cors_origins=cors,
         log_function=log_request,
         debug=False,  # debug mode would show tracebacks and autoreload; DEBUG only relaxes SECRET_KEY

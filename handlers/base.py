@@ -216,6 +216,12 @@ class BaseHandler(tornado.web.RequestHandler):
         except ValidationError as err:
             raise APIError(400, fields=field_errors(err)) from err
 
+    def query(self, model: type[BaseModel]) -> Any:
+        """Validate the query parameters against a model (the last value of each): 400 field errors."""
+        arguments = self.request.query_arguments
+        data = {name: self.get_query_argument(name) for name in model.model_fields if name in arguments}
+        return self.validate(model, data)
+
     def int_param(self, name: str, minimum: int) -> int | None:
         """An integer query parameter, None when absent; 400 naming it when not a whole number ≥ minimum."""
         raw = self.get_query_argument(name, None)

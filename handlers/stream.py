@@ -20,6 +20,7 @@ from tornado.iostream import StreamClosedError
 
 from core.errors import NotFound
 from handlers.base import BaseHandler, public, user_only
+from handlers.openapi import Reply, api
 
 # The only names a ladder has: anything else (traversal, encodings, NUL) is simply not found.
 FILE = re.compile(r"^(master\.m3u8|thumbnail\.jpg|(\d{2,4})p/(index\.m3u8|seg_\d{5}\.ts))$")
@@ -29,6 +30,14 @@ CACHE_CONTROL = {
     ".ts": "private, max-age=31536000, immutable",
     ".m3u8": "private, max-age=60",
     ".jpg": "private, max-age=3600",
+}
+
+
+MEDIA = tuple(CONTENT_TYPES.values())
+FILE_REPLIES = {
+    200: Reply("The file: a playlist, a segment or the thumbnail.", MEDIA, headers={"ETag": "size-mtime"}),
+    206: Reply("The range asked for (Range: bytes=...).", MEDIA, headers={"Content-Range": "bytes a-b/size"}),
+    304: Reply("Not modified (If-None-Match)."),
 }
 
 
@@ -109,6 +118,17 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
 class GrantStreamHandler(MediaFileHandler):
     """/api/stream/<grant>/<file>: the grant is the key; no header needed."""
 
+    @api(
+        "A file of a video's HLS ladder, under a stream grant (no header needed)",
+        description="The grant in the path is a signed, expiring key for one video and one user, taken "
+        "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
+        responses=FILE_REPLIES,
+        errors=[403, 404, 416],
+        path={
+            "grant": "The stream grant from the video's `hls_url`.",
+            "name": "`master.m3u8`, `thumbnail.jpg`, `<height>p/index.m3u8` or `<height>p/seg_NNNNN.ts`.",
+        },
+    )
     @public
     async def get(self, grant: str, name: str, include_body: bool = True) -> None:
         video = await self.services.grants.open(grant)
@@ -116,6 +136,17 @@ class GrantStreamHandler(MediaFileHandler):
             raise NotFound()
         await self.serve(video, name, include_body)
 
+    @api(
+        "A file of a video's HLS ladder, under a stream grant (no header needed)",
+        description="The grant in the path is a signed, expiring key for one video and one user, taken "
+        "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
+        responses=FILE_REPLIES,
+        errors=[403, 404, 416],
+        path={
+            "grant": "The stream grant from the video's `hls_url`.",
+            "name": "`master.m3u8`, `thumbnail.jpg`, `<height>p/index.m3u8` or `<height>p/seg_NNNNN.ts`.",
+        },
+    )
     @public
     async def head(self, grant: str, name: str) -> None:
         await self.get(grant, name, include_body=False)
@@ -124,6 +155,15 @@ class GrantStreamHandler(MediaFileHandler):
 class CourseSpecHandler(MediaFileHandler):
     """/api/video/<id>/<height>p/<index.m3u8 | segment> with the token header (the course spec)."""
 
+    @api(
+        "A rendition's playlist or segment with the token (the course spec)",
+        responses=FILE_REPLIES,
+        errors=[404, 416],
+        path={
+            "height": "A rung of the ladder; the nearest one below is served.",
+            "file": "`index.m3u8` or a segment.",
+        },
+    )
     @user_only
     async def get(self, video_id: str, height: str, file: str, include_body: bool = True) -> None:
         video = await self.services.grants.streamable(video_id)
@@ -132,6 +172,15 @@ class CourseSpecHandler(MediaFileHandler):
             raise NotFound()
         await self.serve(video, name, include_body)
 
+    @api(
+        "A rendition's playlist or segment with the token (the course spec)",
+        responses=FILE_REPLIES,
+        errors=[404, 416],
+        path={
+            "height": "A rung of the ladder; the nearest one below is served.",
+            "file": "`index.m3u8` or a segment.",
+        },
+    )
     @user_only
     async def head(self, video_id: str, height: str, file: str) -> None:
         await self.get(video_id, height, file, include_body=False)

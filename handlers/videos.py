@@ -7,11 +7,13 @@ from typing import Any
 
 import tornado.web
 from bson import ObjectId
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
-from core.validation import Body
+from core.validation import Body, Query, one_of
 from handlers.base import APIError, staff_only, user_only
 from handlers.categories import CatalogueHandler
+from handlers.openapi import api
+from handlers.replies import Detail, Progress, Video, VideoPage
 from handlers.upload import UploadReceiver
 from models.videos import STATUSES, VideoFields, VideoPatch
 
@@ -19,6 +21,8 @@ MIB = 1024 * 1024
 # Room for the multipart framing and the text fields around the file.
 FORM_OVERHEAD = MIB
 MAX_SEARCH_WORDS = 10
+# Beyond what MongoDB's skip takes as a 32-bit number.
+MAX_OFFSET = 2**31 - 1
 
 
 class ProgressBody(Body):
@@ -38,6 +42,18 @@ class ProgressBody(Body):
         if not math.isfinite(value) or value < 0:
             raise ValueError("Ensure this value is greater than or equal to 0.")
         return value
+
+
+class VideoListQuery(Query):
+    limit: int | None = Field(None, ge=1, description="Page size: the answer becomes a page envelope.")
+    offset: int | None = Field(None, ge=0, le=MAX_OFFSET, description="Start of the page.")
+    status: one_of(STATUSES) | None = Field(None, description="Staff only: filter by status.")
+    search: str = Field("", description="Words, all of which the title or description contains.")
+    category: str | None = Field(None, description="A category's id or slug.")
+
+
+class LimitQuery(Query):
+    limit: int | None = Field(None, ge=1, description="At most this many (capped by the server).")
 
 
 @tornado.web.stream_request_body
@@ -88,15 +104,17 @@ class VideoListHandler(CatalogueHandler):
             self.upload.discard()
             self.upload = None
 
+    @api(
+        "Videos, newest first: ready ones (staff: all)",
+        description="Without `limit` and `offset`: a JSON array; with them: a page envelope.",
+        query=VideoListQuery,
+        responses={200: list[Video] | VideoPage},
+    )
     @user_only
     async def get(self) -> None:
-        limit = self.int_param("limit", 1)
-        offset = self.int_param("offset", 0) or 0
-        status = self.get_query_argument("status", None) or None
-        if status is not None and status not in STATUSES:
-            raise APIError(400, fields={"status": [f"Select one of: {', '.join(STATUSES)}."]})
-        search = tuple(self.get_query_argument("search", "").split()[:MAX_SEARCH_WORDS])
-        category = self.get_query_argument("category", None) or None
+        query = self.query(VideoListQuery)
+        limit, offset, status, category = query.limit, query.offset or 0, query.status, query.category
+        search = tuple(query.search.split()[:MAX_SEARCH_WORDS])
         if limit is not None:
             limit = min(limit, self.config.catalogue.max_page_size)
         videos, count = await self.catalogue.list_videos(
@@ -107,6 +125,14 @@ class VideoListHandler(CatalogueHandler):
             return
         self.send_page(videos, count, offset, limit or count or 1)
 
+    @api(
+        "Upload a video (streamed to disk); it is probed, then transcoded",
+        body=VideoFields,
+        body_media_type="multipart/form-data",
+        files=["file"],
+        responses={201: Video},
+        errors=[413, 507],
+    )
     @staff_only
     async def post(self) -> None:
         upload, self.upload = self.upload, None
@@ -133,17 +159,20 @@ class VideoListHandler(CatalogueHandler):
 
 
 class ContinueWatchingHandler(CatalogueHandler):
+    @api("Videos the caller started and has not finished", query=LimitQuery, responses={200: list[Video]})
     @user_only
     async def get(self) -> None:
-        limit = min(self.int_param("limit", 1) or 20, self.config.catalogue.max_page_size)
+        limit = min(self.query(LimitQuery).limit or 20, self.config.catalogue.max_page_size)
         self.send_json(await self.catalogue.continue_watching(self.current_user, limit))
 
 
 class VideoHandler(CatalogueHandler):
+    @api("One video", responses={200: Video})
     @user_only
     async def get(self, video_id: str) -> None:
         self.send_json(await self.catalogue.video_for(self.current_user, video_id))
 
+    @api("Change a video's title, description or category", body=VideoPatch, responses={200: Video})
     @staff_only
     async def patch(self, video_id: str) -> None:
         body = self.parse(VideoPatch)
@@ -153,6 +182,7 @@ class VideoHandler(CatalogueHandler):
                 raise APIError(400, fields={name: ["This field may not be null."]})
         self.send_json(await self.catalogue.update_video(self.current_user, video_id, fields))
 
+    @api("Delete a video, its files and its job", responses={204: None})
     @staff_only
     async def delete(self, video_id: str) -> None:
         await self.catalogue.delete_video(video_id)
@@ -161,6 +191,7 @@ class VideoHandler(CatalogueHandler):
 
 
 class RetranscodeHandler(CatalogueHandler):
+    @api("Transcode a video again", responses={202: Detail}, errors=[409])
     @staff_only
     async def post(self, video_id: str) -> None:
         await self.catalogue.retranscode(video_id)
@@ -168,10 +199,12 @@ class RetranscodeHandler(CatalogueHandler):
 
 
 class ProgressHandler(CatalogueHandler):
+    @api("The caller's saved position in a video", responses={200: Progress})
     @user_only
     async def get(self, video_id: str) -> None:
         self.send_json(await self.catalogue.get_progress(self.current_user, video_id))
 
+    @api("Save the caller's position in a video", body=ProgressBody, responses={200: Progress})
     @user_only
     async def put(self, video_id: str) -> None:
         body = self.parse(ProgressBody)
