@@ -254,7 +254,10 @@ def reply_object(status: int, reply: Any, components: Components) -> dict[str, A
         if reply.model is not None:
             answer["content"] = {JSON: {"schema": components.schema(reply.model)}}
         elif reply.media_types:
-            answer["content"] = {m: {"schema": {"type": "string"}} for m in reply.media_types}
+            answer["content"] = {
+                m: {"schema": {"type": "object"} if m == JSON else {"type": "string"}}
+                for m in reply.media_types
+            }
         if reply.headers:
             answer["headers"] = {
                 name: {"description": text, "schema": {"type": "string"}}
@@ -378,6 +381,9 @@ def operation_object(route: Route, name: str, components: Components) -> dict[st
     }
     for status in error_statuses(level, op, bool(route.parameters)):
         responses[str(status)] = error_object(status, components)
+    if name == "head":  # the same answers, without a body
+        for answer in responses.values():
+            answer.pop("content", None)
     result["responses"] = dict(sorted(responses.items()))
     return result
 
@@ -410,3 +416,13 @@ def build_document(
         },
     }
     return document
+
+
+def undocumented(modules: Iterable[ModuleType], document: dict[str, Any]) -> list[str]:
+    """Every `METHOD /template` the modules' routes implement that the document lacks."""
+    missing = []
+    for route in routes_of(modules):
+        for name in implemented(route.handler):
+            if name not in document["paths"].get(route.template, {}):
+                missing.append(f"{name.upper()} {route.template} ({route.handler.__name__})")
+    return missing

@@ -21,6 +21,7 @@ from models import ensure_indexes
 from models.db import open_database, open_memory_database
 from services.container import build_services
 from tests.mailbox import Mailbox
+from tests.openapi_check import DocumentCheck
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-signing"
 
@@ -163,9 +164,10 @@ class Reply:
 class Api:
     """A JSON client over the real HTTP server on a loopback port."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, document: DocumentCheck | None = None) -> None:
         self.client = client
         self.token: str | None = None
+        self.document = document
 
     async def request(
         self,
@@ -195,6 +197,8 @@ class Api:
             allow_nonstandard_methods=True,
             follow_redirects=False,
         )
+        if self.document is not None:
+            self.document.check(method, path, response.code, response.headers, response.body or b"")
         return Reply.of(response)
 
     async def get(self, path: str, **kw: Any) -> Reply:
@@ -214,8 +218,9 @@ class Api:
 
 
 @pytest.fixture
-def api(http_server_client) -> Api:
-    return Api(http_server_client)
+def api(http_server_client, handler_modules) -> Api:
+    """The client; every answer it receives is checked against the app's OpenAPI document."""
+    return Api(http_server_client, DocumentCheck.of(handler_modules))
 
 
 async def make_token(services, email: str, *, staff: bool = False, verified: bool = True) -> str:

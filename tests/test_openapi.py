@@ -1,0 +1,159 @@
+"""The OpenAPI document at /api/schema/: valid 3.1, complete, and true to the answers."""
+
+from __future__ import annotations
+
+import tomllib
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from openapi_spec_validator import validate
+
+from handlers.app import HANDLER_MODULES
+from handlers.base import BaseHandler, staff_only, user_only
+from handlers.openapi import api, build_document, implemented, routes_of, undocumented
+from handlers.replies import Detail
+from tests.openapi_check import DocumentCheck
+
+
+@pytest.fixture
+def document(api, io_loop):
+    reply = io_loop.run_sync(lambda: api.get("/api/schema/"))
+    assert reply.code == 200
+    return reply.data
+
+
+def operations(document):
+    for template, item in document["paths"].items():
+        for method, operation in item.items():
+            yield template, method, operation
+
+
+def test_the_schema_is_a_valid_openapi_3_1_document(document):
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+
+
+def test_the_schema_carries_the_projects_version_and_a_relative_server(document):
+    with open("pyproject.toml", "rb") as file:
+        assert document["info"]["version"] == tomllib.load(file)["project"]["version"]
+    assert document["servers"] == [{"url": "/"}]
+
+
+async def test_the_schema_is_served_as_yaml_on_request(api, document):
+    reply = await api.get("/api/schema/?format=yaml")
+    assert reply.code == 200
+    assert reply.headers["Content-Type"].startswith("application/yaml")
+    assert yaml.safe_load(reply.body) == document
+
+
+async def test_an_unknown_schema_format_is_a_field_error(api):
+    reply = await api.get("/api/schema/?format=xml")
+    assert reply.code == 400
+    assert reply.data == {"format": ["Select one of: json, yaml."]}
+
+
+async def test_the_document_is_built_once_per_app(api, app):
+    first = await api.get("/api/schema/")
+    second = await api.get("/api/schema/")
+    assert first.body == second.body
+    assert app.settings["openapi_document"]["paths"] == first.data["paths"]
+
+
+def test_every_route_and_method_of_every_handler_module_is_in_the_document(document):
+    assert undocumented(HANDLER_MODULES, document) == []
+    expected = {(r.template, m) for r in routes_of(HANDLER_MODULES) for m in implemented(r.handler)}
+    assert {(template, method) for template, method, _ in operations(document)} == expected
+
+
+def test_a_handler_method_without_a_declaration_is_reported_missing():
+    class Declared(BaseHandler):
+        @api("Read a thing", responses={200: Detail})
+        @user_only
+        async def get(self, thing_id: str) -> None: ...
+
+        @staff_only
+        async def delete(self, thing_id: str) -> None: ...
+
+    module = SimpleNamespace(routes=[(r"/api/things/([^/]+)/?", Declared)])
+    document = build_document([module], version="0")
+    assert list(document["paths"]) == ["/api/things/{thing_id}/"]
+    assert undocumented([module], document) == ["DELETE /api/things/{thing_id}/ (Declared)"]
+
+
+def test_every_operation_is_secured_as_its_access_level_says(document):
+    levels = {}
+    for route in routes_of(HANDLER_MODULES):
+        for method in implemented(route.handler):
+            levels[route.template, method] = getattr(route.handler, method).access
+    for template, method, operation in operations(document):
+        level = levels[template, method]
+        responses = operation["responses"]
+        if level == "public":
+            assert operation["security"] == [], (template, method)
+        else:
+            assert operation["security"] == [{"Token": []}], (template, method)
+            assert "401" in responses, (template, method)
+        assert ("403" in responses) >= (level == "staff"), (template, method)
+    scheme = document["components"]["securitySchemes"]["Token"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
+
+
+def test_every_operation_documents_its_error_answers(document):
+    for template, method, operation in operations(document):
+        responses = operation["responses"]
+        if "{" in template:
+            assert "404" in responses, (template, method)
+        if "requestBody" in operation or any(p["in"] == "query" for p in operation.get("parameters", [])):
+            assert "400" in responses, (template, method)
+        for status, answer in responses.items():
+            if status >= "400" and method != "head":
+                schema = answer["content"]["application/json"]["schema"]
+                assert "Detail" in str(schema), (template, method, status)
+
+
+def test_throttled_routes_and_uploads_document_their_refusals(document):
+    paths = document["paths"]
+    for template in ("/api/accounts/signup/", "/api/accounts/login/", "/api/accounts/password/reset/"):
+        assert "429" in paths[template]["post"]["responses"]
+    upload = paths["/api/videos/"]["post"]
+    assert {"400", "413", "415", "507"} <= set(upload["responses"])
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["file"] == {"type": "string", "format": "binary"}
+    assert set(form["required"]) == {"file", "title"}
+
+
+def test_stream_paths_take_the_grant_in_the_path_and_no_token(document):
+    stream = document["paths"]["/api/stream/{grant}/{name}"]["get"]
+    assert stream["security"] == []
+    assert [p["name"] for p in stream["parameters"] if p["in"] == "path"] == ["grant", "name"]
+    assert "video/mp2t" in stream["responses"]["200"]["content"]
+    assert "content" not in document["paths"]["/api/stream/{grant}/{name}"]["head"]["responses"]["200"]
+
+
+def test_query_parameters_are_the_ones_the_handler_validates(document):
+    params = {p["name"]: p for p in document["paths"]["/api/videos/"]["get"]["parameters"]}
+    assert set(params) == {"limit", "offset", "status", "search", "category"}
+    assert params["limit"]["schema"] == {"type": "integer", "minimum": 1}
+    assert params["status"]["schema"]["enum"] == ["pending", "processing", "ready", "failed"]
+
+
+async def test_a_bad_query_parameter_still_answers_the_contracts_field_error(api, user_token):
+    reply = await api.get("/api/videos/?limit=many", token=user_token)
+    assert reply.code == 400
+    assert reply.data == {"limit": ["A valid integer is required."]}
+    reply = await api.get("/api/videos/?limit=0", token=user_token)
+    assert reply.data == {"limit": ["Ensure this value is greater than or equal to 1."]}
+
+
+def test_the_suites_check_refuses_an_answer_that_breaks_the_document():
+    check = DocumentCheck.of(HANDLER_MODULES)
+    json_type = {"Content-Type": "application/json"}
+    check.check("GET", "/api/accounts/users/me/", 401, json_type, b'{"detail": "No."}')
+    with pytest.raises(AssertionError, match="breaks the document"):
+        check.check("GET", "/api/accounts/users/me/", 200, json_type, b'{"id": 1}')
+    with pytest.raises(AssertionError, match="status not in the document"):
+        check.check("GET", "/api/accounts/users/me/", 418, json_type, b'{"detail": "Teapot."}')
+    with pytest.raises(AssertionError, match="not in the document"):
+        check.check("PUT", "/api/accounts/users/me/", 200, json_type, b"{}")
+    check.check("PUT", "/api/accounts/users/me/", 405, json_type, b'{"detail": "Method not allowed."}')
