@@ -30,6 +30,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
+# Media types whose bodies are structured documents (the rest are bytes).
+STRUCTURED = (JSON, "application/yaml")
 SECURITY_SCHEME = {
     "type": "apiKey",
     "in": "header",
@@ -255,8 +257,7 @@ def reply_object(status: int, reply: Any, components: Components) -> dict[str, A
             answer["content"] = {JSON: {"schema": components.schema(reply.model)}}
         elif reply.media_types:
             answer["content"] = {
-                m: {"schema": {"type": "object"} if m == JSON else {"type": "string"}}
-                for m in reply.media_types
+                m: {"schema": {"type": "object" if m in STRUCTURED else "string"}} for m in reply.media_types
             }
         if reply.headers:
             answer["headers"] = {
