@@ -47,6 +47,7 @@ ERROR_TEXT = {
     410: "Expired.",
     413: "Over the size limit.",
     415: "Unsupported media type.",
+    412: "A precondition (such as the protocol version) does not hold.",
     416: "Range not satisfiable.",
     429: "Throttled; see Retry-After.",
     503: "A dependency does not answer.",
@@ -82,6 +83,7 @@ class Operation:
     body: type[BaseModel] | None = None
     body_media_type: str = JSON
     files: tuple[str, ...] = ()
+    raw_body: str | None = None
     query: type[BaseModel] | None = None
     headers: tuple[Header, ...] = ()
     responses: dict[int, Any] = field(default_factory=dict)
@@ -96,6 +98,7 @@ def api(
     body: type[BaseModel] | None = None,
     body_media_type: str = JSON,
     files: Sequence[str] = (),
+    raw_body: str | None = None,
     query: type[BaseModel] | None = None,
     headers: Sequence[Header] = (),
     responses: dict[int, Any] | None = None,
@@ -105,13 +108,15 @@ def api(
     path: dict[str, str] | None = None,
 ) -> Callable[[F], F]:
     """Declare a handler method for the document: its body and query models (the ones it validates
-    with), its replies by status (a model, a type such as `list[Video]`, a `Reply`, or None for no
-    body), the extra error statuses it answers, and descriptions of its path parameters."""
+    with; `raw_body` names the media type of a body of bytes instead), its request headers, its
+    replies by status (a model, a type such as `list[Video]`, a `Reply`, or None for no body), the
+    extra error statuses it answers, and descriptions of its path parameters."""
     operation = Operation(
         summary=summary,
         body=body,
         body_media_type=body_media_type,
         files=tuple(files),
+        raw_body=raw_body,
         query=query,
         headers=tuple(headers),
         responses=dict(responses or {200: None}),
@@ -279,7 +284,7 @@ def error_statuses(level: str, op: Operation, has_path_params: bool) -> list[int
         statuses.add(403)
     if op.body is not None or op.query is not None:
         statuses.add(400)
-    if op.body is not None:
+    if op.body is not None or op.raw_body is not None:
         statuses.add(415)
     if has_path_params:
         statuses.add(404)
@@ -377,6 +382,9 @@ def operation_object(route: Route, name: str, components: Components) -> dict[st
         result["parameters"] = params
     if op.body is not None:
         result["requestBody"] = body_object(op, components)
+    elif op.raw_body is not None:
+        binary = {"type": "string", "format": "binary"}
+        result["requestBody"] = {"required": True, "content": {op.raw_body: {"schema": binary}}}
     responses = {
         str(status): reply_object(status, reply, components) for status, reply in op.responses.items()
     }

@@ -10,8 +10,8 @@ import yaml
 from openapi_spec_validator import validate
 
 from handlers.app import HANDLER_MODULES
-from handlers.base import BaseHandler, staff_only, user_only
-from handlers.openapi import api, build_document, implemented, routes_of, undocumented
+from handlers.base import BaseHandler, public, staff_only, user_only
+from handlers.openapi import Header, Reply, api, build_document, implemented, routes_of, undocumented
 from handlers.replies import Detail
 from tests.openapi_check import DocumentCheck
 
@@ -157,3 +157,32 @@ def test_the_suites_check_refuses_an_answer_that_breaks_the_document():
     with pytest.raises(AssertionError, match="not in the document"):
         check.check("PUT", "/api/accounts/users/me/", 200, json_type, b"{}")
     check.check("PUT", "/api/accounts/users/me/", 405, json_type, b'{"detail": "Method not allowed."}')
+
+
+def test_a_new_module_with_headers_a_raw_body_and_options_is_documented_and_valid():
+    class Resumable(BaseHandler):
+        @api(
+            "Append bytes",
+            raw_body="application/offset+octet-stream",
+            headers=[Header("Upload-Offset", "Where the bytes go.", required=True)],
+            responses={204: Reply("Appended.", headers={"Upload-Offset": "The new offset."})},
+            errors=[409, 410],
+        )
+        @staff_only
+        async def patch(self, upload_id: str) -> None: ...
+
+        @api("What the server supports", responses={204: Reply("Tus-Version and the extensions.")})
+        @public
+        def options(self, *args: str) -> None: ...
+
+    module = SimpleNamespace(routes=[(r"/api/uploads/([0-9a-f]+)/?", Resumable)])
+    document = build_document([module], version="0")
+    validate(document)
+    assert undocumented([module], document) == []
+    item = document["paths"]["/api/uploads/{upload_id}/"]
+    assert set(item) == {"patch", "options"}
+    patch = item["patch"]
+    assert list(patch["requestBody"]["content"]) == ["application/offset+octet-stream"]
+    assert [p["name"] for p in patch["parameters"]] == ["upload_id", "Upload-Offset"]
+    assert set(patch["responses"]) == {"204", "401", "403", "404", "409", "410", "415"}
+    assert "Upload-Offset" in patch["responses"]["204"]["headers"]
