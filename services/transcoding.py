@@ -65,14 +65,6 @@ class TranscodeJobs(JobType):
         self.concurrency = pool.workers
 
     @property
-    def max_attempts(self) -> int:  # type: ignore[override]
-        return self.settings.max_attempts
-
-    @property
-    def retry_base_s(self) -> float:  # type: ignore[override]
-        return self.settings.retry_base_s
-
-    @property
     def ffmpeg(self) -> str:
         return self.settings.ffmpeg or ffmpeg_binary()
 
