@@ -130,6 +130,11 @@ class CatalogueSettings(Section):
         2.0, ge=0, description="Seconds the users' video lists are cached (0: no cache)."
     )
     max_page_size: int = Field(100, ge=1, description="Largest ?limit= a list answers.")
+    playable_while_processing: Literal["staff", "everyone"] = Field(
+        "staff",
+        description="Who sees and plays a video whose ladder is still being made (its first segments "
+        "are ready): staff only, or every user.",
+    )
 
 
 class TranscodeSettings(Section):
