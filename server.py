@@ -1,4 +1,4 @@
-"""Videoflix back-end: `python server.py [--host H] [--port P] [--config PATH]`.
+"""Videoflix back-end: `python server.py [--host H] [--port P] [--role R] [--config PATH]`.
 
 Sub-commands: `python server.py createsuperuser [--email E --password P]`.
 """
@@ -20,11 +20,11 @@ import tornado.netutil
 import tornado.web
 
 from core.config import ConfigError, Settings, load_settings
-from handlers.app import make_app
+from handlers.app import handler_modules_for, make_app
 from models import ensure_indexes
 from models.db import Database, DatabaseUnavailable, open_database
 from services.accounts import AccountService
-from services.container import build_services
+from services.container import ROLE_JOBS, build_services
 from services.jobs import node_name
 
 HERE = Path(__file__).resolve().parent
@@ -40,6 +40,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=HERE / "config.yaml", help="YAML settings file")
     parser.add_argument("--host", help="address to listen on (overrides HOST)")
     parser.add_argument("--port", type=int, help="port to listen on (overrides PORT)")
+    parser.add_argument(
+        "--role", choices=("all", "api", "transcode"), help="what this process does (overrides ROLE)"
+    )
     commands = parser.add_subparsers(dest="command")
     superuser = commands.add_parser("createsuperuser", help="create a verified staff user")
     superuser.add_argument("--email", help="the user's e-mail (asked when missing)")
@@ -49,7 +52,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings that flags set: the top layer."""
-    server = {key: getattr(args, key) for key in ("host", "port") if getattr(args, key) is not None}
+    server = {key: getattr(args, key) for key in ("host", "port", "role") if getattr(args, key) is not None}
     return {"server": server} if server else {}
 
 
@@ -86,6 +89,16 @@ async def bootstrap_admin(settings: Settings, accounts: AccountService) -> None:
         log.info("admin %s %s", user.email, "created" if created else "already present")
 
 
+def check_shared_media(settings: Settings, root: Path) -> None:
+    """A transcode process on local storage reads what api processes wrote: say so if it sees nothing."""
+    if settings.server.role == "transcode" and not (root / "videos").is_dir():
+        log.warning(
+            "role transcode with local media storage: MEDIA_ROOT %s holds no videos yet; it must be the "
+            "same folder (a shared volume) that the api processes write uploads to",
+            root,
+        )
+
+
 def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
     """The HTTP server: JSON bodies up to 1 MiB (uploads raise their own limit); large read chunks."""
     return tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=MIB, chunk_size=UPLOAD_CHUNK)
@@ -96,14 +109,18 @@ async def serve(settings: Settings) -> None:
     database = await connect(settings)
     sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
     port = sockets[0].getsockname()[1]
-    services = build_services(settings, database, node=node_name(settings.jobs, port))
-    app = make_app(services)
+    role = settings.server.role
+    services = build_services(
+        settings, database, run_types=ROLE_JOBS[role], node=node_name(settings.jobs, port)
+    )
+    app = make_app(services, handler_modules=handler_modules_for(role))
     await bootstrap_admin(settings, services.accounts)
+    check_shared_media(settings, services.media.root)
     services.start()
     server = make_server(app)
     server.add_sockets(sockets)
     host, port = sockets[0].getsockname()[:2]
-    log.info("Videoflix listening on http://%s:%d", host, port)
+    log.info("Videoflix (role %s) listening on http://%s:%d", role, host, port)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

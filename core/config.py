@@ -47,6 +47,11 @@ class ServerSettings(Section):
         default_factory=list,
         description="Proxy addresses whose X-Forwarded-For is believed for the client address.",
     )
+    role: Literal["all", "api", "transcode"] = Field(
+        "all",
+        description="all: API and transcoding; api: serves HTTP and queues jobs; transcode: runs "
+        "transcodes and serves only health (any number of each on one MongoDB).",
+    )
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="Seconds to let open requests finish at shutdown."
     )
@@ -125,6 +130,11 @@ class CatalogueSettings(Section):
         2.0, ge=0, description="Seconds the users' video lists are cached (0: no cache)."
     )
     max_page_size: int = Field(100, ge=1, description="Largest ?limit= a list answers.")
+    playable_while_processing: Literal["staff", "everyone"] = Field(
+        "staff",
+        description="Who sees and plays a video whose ladder is still being made (its first segments "
+        "are ready): staff only, or every user.",
+    )
 
 
 class TranscodeSettings(Section):
@@ -192,6 +202,15 @@ class Settings(Section):
             raise ValueError("ADMIN_EMAIL and ADMIN_PASSWORD go together: set both or neither")
         return self
 
+    @model_validator(mode="after")
+    def _roles_share_a_database(self) -> Settings:
+        if self.server.role != "all" and self.database.uri == "memory://":
+            raise ValueError(
+                f"ROLE={self.server.role} works with other processes through a shared MongoDB, which the "
+                "in-memory database cannot be: set MONGODB_URI, or use ROLE=all"
+            )
+        return self
+
 
 # The environment names deployers know from the seed, and the setting each one fills.
 ENVIRONMENT: dict[str, tuple[str, str]] = {
@@ -199,6 +218,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "DEBUG": ("server", "debug"),
     "HOST": ("server", "host"),
     "PORT": ("server", "port"),
+    "ROLE": ("server", "role"),
     "FRONTEND_URL": ("server", "frontend_url"),
     "MONGODB_URI": ("database", "uri"),
     "EMAIL_BACKEND": ("email", "backend"),

@@ -17,6 +17,13 @@ from services.container import Services
 access_log = logging.getLogger("videoflix.access")
 
 HANDLER_MODULES: list[ModuleType] = [health, accounts, categories, videos, stream, admin, schema]
+# A transcode process serves only its probes; the others serve the whole API.
+ROLE_HANDLERS: dict[str, list[ModuleType]] = {"transcode": [health]}
+
+
+def handler_modules_for(role: str) -> list[ModuleType]:
+    """The handler modules a process of this role serves."""
+    return ROLE_HANDLERS.get(role, HANDLER_MODULES)
 
 
 def origin_of(url: str) -> str:

@@ -94,8 +94,10 @@ class Video(BaseModel):
     duration: float | None
     width: int | None
     height: int | None
+    playable: bool = Field(description="It can be watched (maybe while still being transcoded).")
     thumbnail_url: str | None = Field(description="Under a stream grant; null until ready.")
     hls_url: str | None = Field(description="The master playlist under a stream grant; null until ready.")
+    storyboard_url: str | None = Field(description="WebVTT of preview sprites, under a stream grant.")
     renditions: list[Rendition]
     watch_position: float = Field(description="The caller's saved position in seconds (0 when none).")
 

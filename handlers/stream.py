@@ -21,21 +21,37 @@ from tornado.iostream import StreamClosedError
 from core.errors import NotFound
 from handlers.base import BaseHandler, public, user_only
 from handlers.openapi import Reply, api
+from models.videos import is_finished_ladder, playable_path
 
 # The only names a ladder has: anything else (traversal, encodings, NUL) is simply not found.
-FILE = re.compile(r"^(master\.m3u8|thumbnail\.jpg|(\d{2,4})p/(index\.m3u8|seg_\d{5}\.ts))$")
-CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".jpg": "image/jpeg"}
+FILE = re.compile(
+    r"^(master\.m3u8|thumbnail\.jpg|storyboard\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
+    r"|(\d{2,4})p/(index\.m3u8|seg_\d{5}\.ts))$"
+)
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".jpg": "image/jpeg",
+    ".vtt": "text/vtt; charset=utf-8",
+}
 # Segments never change (a new ladder gets a new folder); playlists and thumbnails may be re-made.
 CACHE_CONTROL = {
     ".ts": "private, max-age=31536000, immutable",
     ".m3u8": "private, max-age=60",
     ".jpg": "private, max-age=3600",
+    ".vtt": "private, max-age=3600",
 }
+# A playlist that still grows (the video plays while it is transcoded) must be asked for again.
+GROWING_PLAYLIST = "private, no-cache"
 
 
-MEDIA = tuple(CONTENT_TYPES.values())
+MEDIA = tuple(media.split(";")[0] for media in CONTENT_TYPES.values())
 FILE_REPLIES = {
-    200: Reply("The file: a playlist, a segment or the thumbnail.", MEDIA, headers={"ETag": "size-mtime"}),
+    200: Reply(
+        "The file: a playlist, a segment, the thumbnail or a storyboard.",
+        MEDIA,
+        headers={"ETag": "size-mtime"},
+    ),
     206: Reply("The range asked for (Range: bytes=...).", MEDIA, headers={"Content-Range": "bytes a-b/size"}),
     304: Reply("Not modified (If-None-Match)."),
 }
@@ -44,13 +60,17 @@ FILE_REPLIES = {
 class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
     """Serves one file of a video's ladder: Range, ETag/304, HEAD, Cache-Control, chunked reads."""
 
+    growing = False
+
     def initialize(self, **kwargs: Any) -> None:
         super().initialize(path="/")
 
     async def serve(self, video: dict[str, Any], name: str, include_body: bool) -> None:
-        """Send `name` from the video's ladder folder, or 404."""
+        """Send `name` from the video's ladder folder (finished or still growing), or 404."""
         media = self.services.media
-        folder = media.ladder_folder(video["hls_path"])
+        path = playable_path(video)
+        self.growing = not is_finished_ladder(video)
+        folder = media.ladder_folder(path) if path else None
         target = ladder_file(folder, name) if folder else None
         if target is None:
             raise NotFound()
@@ -67,7 +87,7 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
     def hand_to_nginx(self, prefix: str, relative: str, suffix: str) -> None:
         """X-Accel-Redirect: nginx sends the bytes from its internal location (Range and all)."""
         self.set_header("Content-Type", CONTENT_TYPES[suffix])
-        self.set_header("Cache-Control", CACHE_CONTROL[suffix])
+        self.set_header("Cache-Control", self.cache_control(suffix))
         self.set_header("X-Accel-Redirect", prefix.rstrip("/") + "/" + relative)
         self.finish()
 
@@ -75,7 +95,12 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
         return CONTENT_TYPES.get(Path(self.absolute_path).suffix, "application/octet-stream")
 
     def set_extra_headers(self, path: str) -> None:
-        self.set_header("Cache-Control", CACHE_CONTROL.get(Path(path).suffix, "private, no-cache"))
+        self.set_header("Cache-Control", self.cache_control(Path(path).suffix))
+
+    def cache_control(self, suffix: str) -> str:
+        if suffix == ".m3u8" and self.growing:
+            return GROWING_PLAYLIST
+        return CACHE_CONTROL.get(suffix, "private, no-cache")
 
     def get_cache_time(self, path: str, modified: Any, mime_type: str) -> int:
         return 0  # Cache-Control is set above; no Expires header
@@ -167,6 +192,8 @@ class CourseSpecHandler(MediaFileHandler):
     @user_only
     async def get(self, video_id: str, height: str, file: str, include_body: bool = True) -> None:
         video = await self.services.grants.streamable(video_id)
+        if not self.services.catalogue.may_see(self.current_user, video):
+            raise NotFound()
         name = f"{nearest_rung(video, int(height))}p/{file}"
         if not FILE.match(name):
             raise NotFound()

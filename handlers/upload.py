@@ -88,10 +88,6 @@ class UploadReceiver:
         """True once the file part arrived whole."""
         return self.file.finished
 
-    @property
-    def filename(self) -> str | None:
-        return self.file.multipart_filename
-
     def value(self, name: str) -> str | None:
         """A text field as sent, or None when absent."""
         target = self.fields[name]

@@ -71,6 +71,24 @@ class VideoPatch(Body):
     category: CategoryRef = None
 
 
+def playable_path(doc: dict[str, Any]) -> str | None:
+    """The master playlist a player is given: the finished ladder, else the one still growing."""
+    if doc.get("status") == READY and doc.get("hls_path"):
+        return doc["hls_path"]
+    if doc.get("status") == PROCESSING and doc.get("playable") and doc.get("live_path"):
+        return doc["live_path"]
+    return None
+
+
+def is_finished_ladder(doc: dict[str, Any]) -> bool:
+    """True when what is served is the final (VOD) ladder, not a growing one."""
+    return doc.get("status") == READY
+
+
+# What users may see while a video is still being transcoded: ready ones, and those playable already.
+PLAYABLE_WHILE_PROCESSING = {"status": PROCESSING, "playable": True}
+
+
 @dataclass(frozen=True)
 class VideoQuery:
     """A list request, already validated."""
@@ -78,15 +96,19 @@ class VideoQuery:
     statuses: tuple[str, ...] | None  # None: every status (staff)
     category_id: ObjectId | None = None
     search: tuple[str, ...] = ()
+    playable_too: bool = False  # also processing videos that can be watched already
 
     def filter(self) -> dict[str, Any]:
         """The MongoDB filter: every search word must appear in the title or the description."""
         clauses: list[dict[str, Any]] = []
         if self.statuses is not None:
-            clauses.append(
+            by_status = (
                 {"status": {"$in": list(self.statuses)}}
                 if len(self.statuses) > 1
                 else {"status": self.statuses[0]}
+            )
+            clauses.append(
+                {"$or": [by_status, PLAYABLE_WHILE_PROCESSING]} if self.playable_too else by_status
             )
         if self.category_id is not None:
             clauses.append({"category_id": self.category_id})
@@ -121,8 +143,11 @@ def new_video(
         "height": None,
         "source": source,
         "renditions": [],
+        "playable": False,
         "hls_path": None,
+        "live_path": None,
         "thumbnail_path": None,
+        "storyboard_path": None,
         "uploaded_by": uploaded_by,
     }
 
@@ -145,8 +170,10 @@ def to_api(
         "duration": doc.get("duration"),
         "width": doc.get("width"),
         "height": doc.get("height"),
+        "playable": bool(urls.get("hls_url")),
         "thumbnail_url": urls.get("thumbnail_url"),
         "hls_url": urls.get("hls_url"),
+        "storyboard_url": urls.get("storyboard_url"),
         "renditions": urls.get("renditions", []),
         "watch_position": watch_position,
     }

@@ -17,7 +17,7 @@ from models.categories import Categories, SlugTaken, slugify
 from models.db import object_id
 from models.progress import Progress
 from models.users import User
-from models.videos import READY, VideoQuery, Videos, new_video
+from models.videos import READY, VideoQuery, Videos, new_video, playable_path
 from services.grants import Grants
 from services.jobs import JobQueue
 from services.transcoding import TRANSCODE, transcode_key
@@ -41,6 +41,8 @@ class CatalogueService:
         grants: Grants,
         queue: JobQueue,
         clock: Clock,
+        *,
+        playable_for_everyone: bool = False,
     ) -> None:
         self.categories = categories
         self.videos = videos
@@ -49,6 +51,8 @@ class CatalogueService:
         self.grants = grants
         self.queue = queue
         self.clock = clock
+        # Users see ready videos, and (if so configured) those that can be watched while they transcode.
+        self.playable_for_everyone = playable_for_everyone
 
     # --- categories ---------------------------------------------------------------------------
 
@@ -113,18 +117,27 @@ class CatalogueService:
         offset: int,
         limit: int | None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """A page of videos, newest first: only ready ones for users, any (or `status`) for staff."""
+        """A page of videos, newest first: only ready ones for users (and playable ones, if configured),
+        any (or `status`) for staff."""
         statuses: tuple[str, ...] | None = (READY,)
         if user.is_staff:
             statuses = (status,) if status else None
         category_id = await self.category_by_id_or_slug(category, "category") if category else None
-        docs, count = await self.videos.page(VideoQuery(statuses, category_id, search), offset, limit)
+        playable_too = statuses == (READY,) and self.playable_for_everyone
+        query = VideoQuery(statuses, category_id, search, playable_too)
+        docs, count = await self.videos.page(query, offset, limit)
         return await self.serialize(user, docs), count
 
+    def may_see(self, user: User, doc: dict[str, Any]) -> bool:
+        """Staff see every video; users ready ones, and playable ones if so configured."""
+        if user.is_staff or doc.get("status") == READY:
+            return True
+        return self.playable_for_everyone and playable_path(doc) is not None
+
     async def visible_video(self, user: User, video_id: str) -> dict[str, Any]:
-        """A video this user may see (users: ready ones), else 404."""
+        """A video this user may see, else 404."""
         doc = await self.videos.get(video_id)
-        if doc is None or (doc.get("status") != READY and not user.is_staff):
+        if doc is None or not self.may_see(user, doc):
             raise NotFound()
         return doc
 
@@ -220,15 +233,17 @@ class CatalogueService:
         return progress_to_api(await self.progress.get(user.id, doc["_id"]), doc.get("duration"))
 
     async def continue_watching(self, user: User, limit: int) -> list[dict[str, Any]]:
-        """Videos begun and not finished, most recently watched first (ready ones only)."""
+        """Videos begun and not finished, most recently watched first (those the user can watch)."""
         rows = await self.progress.started(user.id, limit)
         found = await self.videos.by_ids([row["video_id"] for row in rows])
-        docs = [
-            found[row["video_id"]]
-            for row in rows
-            if row["video_id"] in found and found[row["video_id"]].get("status") == READY
-        ]
-        return await self.serialize(user, docs)
+        docs = [found[row["video_id"]] for row in rows if row["video_id"] in found]
+        return await self.serialize(user, [doc for doc in docs if self.watchable(user, doc)])
+
+    def watchable(self, user: User, doc: dict[str, Any]) -> bool:
+        """Ready, or playable while it is transcoded and visible to this user."""
+        if doc.get("status") == READY:
+            return True
+        return playable_path(doc) is not None and (user.is_staff or self.playable_for_everyone)
 
 
 def progress_to_api(row: dict[str, Any] | None, duration: float | None) -> dict[str, Any]:

@@ -111,7 +111,16 @@ def build_services(
         clock=clock,
     )
     grants = Grants(signer, users, videos, max_age_s=settings.media.grant_max_age_s, clock=clock)
-    catalogue = CatalogueService(Categories(db), videos, Progress(db), media, grants, queue, clock)
+    catalogue = CatalogueService(
+        Categories(db),
+        videos,
+        Progress(db),
+        media,
+        grants,
+        queue,
+        clock,
+        playable_for_everyone=settings.catalogue.playable_while_processing == "everyone",
+    )
     return Services(
         settings=settings,
         db=db,

@@ -15,7 +15,7 @@ from core.clock import Clock
 from core.errors import Forbidden, NotFound
 from core.signing import Signer
 from models.users import Users
-from models.videos import READY, Videos
+from models.videos import Videos, is_finished_ladder, playable_path
 
 GRANT = "stream-grant"
 INVALID = "The stream link is invalid or has expired."
@@ -54,13 +54,15 @@ class Grants:
         return grant
 
     def urls(self, doc: dict[str, Any], user_id: str) -> dict[str, Any]:
-        """The URLs of a ready video for one user, under its grant; nothing while it is not ready."""
-        if doc.get("status") != READY or not doc.get("hls_path"):
+        """The URLs of a playable video for one user, under its grant; nothing while it cannot be played."""
+        if playable_path(doc) is None:
             return {}
         base = f"/api/stream/{self.grant(str(doc['_id']), user_id)}"
+        finished = is_finished_ladder(doc)
         return {
             "hls_url": f"{base}/master.m3u8",
-            "thumbnail_url": f"{base}/thumbnail.jpg" if doc.get("thumbnail_path") else None,
+            "thumbnail_url": f"{base}/thumbnail.jpg" if finished and doc.get("thumbnail_path") else None,
+            "storyboard_url": f"{base}/storyboard.vtt" if finished and doc.get("storyboard_path") else None,
             "renditions": [
                 {**r, "url": f"{base}/{r['height']}p/index.m3u8"} for r in doc.get("renditions", [])
             ],
@@ -77,8 +79,8 @@ class Grants:
         return await self.streamable(payload["v"])
 
     async def streamable(self, video_id: str) -> dict[str, Any]:
-        """A video whose ladder can be served, else NotFound."""
+        """A video whose ladder (finished or growing) can be served, else NotFound."""
         video = await self.videos.for_streaming(video_id)
-        if video is None or video.get("status") != READY or not video.get("hls_path"):
+        if video is None or playable_path(video) is None:
             raise NotFound()
         return video

@@ -87,10 +87,18 @@ class JobType(abc.ABC):
     name: str = ""
     title: str = "The job"  # the start of its sentences: "<title> failed after 3 attempts: ..."
     concurrency: int = 1
-    max_attempts: int = 3
-    retry_base_s: float = 30.0
+    # Its settings section, read live: `max_attempts` and `retry_base_s` (the first back-off) come from it.
+    settings: Any = None
     # Payload fields dropped once the job is done (mails drop their bodies, which carry codes).
     scrub_when_done: tuple[str, ...] = ()
+
+    @property
+    def max_attempts(self) -> int:
+        return self.settings.max_attempts
+
+    @property
+    def retry_base_s(self) -> float:
+        return self.settings.retry_base_s
 
     @abc.abstractmethod
     async def run(self, ctx: JobContext) -> None:

@@ -111,14 +111,6 @@ class MailDelivery(JobType):
         self.backend = backend
         self.concurrency = settings.concurrency
 
-    @property
-    def max_attempts(self) -> int:  # type: ignore[override]
-        return self.settings.max_attempts
-
-    @property
-    def retry_base_s(self) -> float:  # type: ignore[override]
-        return self.settings.retry_base_s
-
     async def run(self, ctx: JobContext) -> None:
         mail = ctx.payload
         if "text" not in mail:

@@ -33,6 +33,7 @@ from transcode.worker import CANCEL_FILE, CANCELLED, DONE, INVALID, JobSpec, Out
 log = logging.getLogger("videoflix.transcode")
 
 TRANSCODE = "transcode"
+NOT_PLAYABLE = {"playable": False, "live_path": None}
 
 
 def transcode_key(video_id: ObjectId | str) -> str:
@@ -65,14 +66,6 @@ class TranscodeJobs(JobType):
         self.concurrency = pool.workers
 
     @property
-    def max_attempts(self) -> int:  # type: ignore[override]
-        return self.settings.max_attempts
-
-    @property
-    def retry_base_s(self) -> float:  # type: ignore[override]
-        return self.settings.retry_base_s
-
-    @property
     def ffmpeg(self) -> str:
         return self.settings.ffmpeg or ffmpeg_binary()
 
@@ -97,7 +90,9 @@ class TranscodeJobs(JobType):
         watcher = asyncio.get_running_loop().create_task(self._stop_on_request(ctx, tmp_dir))
         try:
             spec, info_duration = await self._prepare(ctx, video_id, tmp_dir, run_id)
-            outcome = await self.pool.run(spec, self._progress_writer(ctx, video_id))
+            events = WorkerEvents(self, ctx, video_id, tmp_dir)
+            outcome = await self.pool.run(spec, events)
+            await events.drain()  # its last writes land before the outcome's
             if outcome.kind == DONE:
                 if not await ctx.still_held():
                     raise JobStopped("the job was cancelled or taken over")
@@ -166,19 +161,16 @@ class TranscodeJobs(JobType):
         with contextlib.suppress(OSError):
             (tmp_dir / CANCEL_FILE).write_text(ctx.stop_reason or "cancelled")
 
-    def _progress_writer(self, ctx: JobContext, video_id: ObjectId) -> Any:
-        """An event sink that writes progress to the video and the job, at most every interval."""
-        last = {"percent": -1, "at": 0.0}
-
-        def on_event(kind: str, value: Any) -> None:
-            if kind != "progress" or value == last["percent"]:
-                return
-            now = asyncio.get_running_loop().time()
-            if value == 100 or now - last["at"] >= self.settings.progress_interval_s:
-                last.update(percent=value, at=now)
-                asyncio.get_running_loop().create_task(self._write_progress(ctx, video_id, value))
-
-        return on_event
+    async def _make_playable(self, video_id: ObjectId, tmp_dir: Path, value: Any) -> None:
+        """Serve the growing ladder: the video plays while it is transcoded (a ready video being re-made
+        keeps its old ladder until the new one is whole)."""
+        fields: dict[str, Any] = {"playable": True, "live_path": self.media.relative(tmp_dir / "master.m3u8")}
+        renditions = value.get("renditions") if isinstance(value, dict) else None
+        if renditions:
+            fields["renditions"] = renditions
+        with contextlib.suppress(Exception):  # a hint: the job goes on either way
+            await self.videos.update(video_id, fields, self.clock(), match={"status": PROCESSING})
+            log.info("video %s playable while it is transcoded", video_id)
 
     async def _write_progress(self, ctx: JobContext, video_id: ObjectId, percent: int) -> None:
         with contextlib.suppress(Exception):  # progress is a hint; never fail a job over it
@@ -193,13 +185,17 @@ class TranscodeJobs(JobType):
         if before is None:
             await remove_tree(final)  # deleted meanwhile
             raise JobStopped("the video is gone")
+        storyboard = final / "storyboard.vtt"
         fields = {
             "status": READY,
             "transcode_progress": 100,
             "error": None,
+            "playable": True,
+            "live_path": None,
             "renditions": outcome.renditions,
             "hls_path": self.media.relative(final / "master.m3u8"),
             "thumbnail_path": self.media.relative(final / "thumbnail.jpg"),
+            "storyboard_path": self.media.relative(storyboard) if storyboard.is_file() else None,
         }
         await self.videos.update(video_id, fields, self.clock())
         old = before.get("hls_path")
@@ -208,27 +204,29 @@ class TranscodeJobs(JobType):
 
     # --- what the queue tells us --------------------------------------------------------------
 
+    async def _stopped(self, job: dict[str, Any], fields: dict[str, Any], **match: Any) -> None:
+        """An attempt ended without a ladder: its growing one went with it (a ready video keeps its own)."""
+        video_id, now = job["payload"]["video_id"], self.clock()
+        await self.videos.update(video_id, NOT_PLAYABLE, now, match={"status": {"$ne": READY}})
+        await self.videos.update(video_id, {"transcode_progress": 0, **fields}, now, match=match or None)
+
     async def on_failed(self, job: dict[str, Any], error: str) -> None:
-        await self.videos.update(
-            job["payload"]["video_id"],
-            {"status": FAILED, "error": error, "transcode_progress": 0},
-            self.clock(),
-        )
+        await self._stopped(job, {"status": FAILED, "error": error})
 
     async def on_retry(self, job: dict[str, Any], error: str) -> None:
-        await self.videos.update(job["payload"]["video_id"], {"transcode_progress": 0}, self.clock())
+        await self._stopped(job, {})
 
     async def on_handed_back(self, job: dict[str, Any]) -> None:
-        video_id, now = job["payload"]["video_id"], self.clock()
-        await self.videos.update(video_id, {"transcode_progress": 0}, now)
-        await self.videos.update(video_id, {"status": PENDING}, now, match={"status": PROCESSING})
+        await self._stopped(job, {})
+        await self.videos.update(
+            job["payload"]["video_id"], {"status": PENDING}, self.clock(), match={"status": PROCESSING}
+        )
 
     async def on_cancelled(self, job: dict[str, Any]) -> None:
-        await self.videos.update(
-            job["payload"]["video_id"],
-            {"status": FAILED, "error": "Transcoding was cancelled by staff.", "transcode_progress": 0},
-            self.clock(),
-            match={"status": {"$in": [PENDING, PROCESSING]}},
+        await self._stopped(
+            job,
+            {"status": FAILED, "error": "Transcoding was cancelled by staff."},
+            status={"$in": [PENDING, PROCESSING]},
         )
 
     async def on_requeued(self, job: dict[str, Any]) -> None:
@@ -238,3 +236,37 @@ class TranscodeJobs(JobType):
             self.clock(),
             match={"status": FAILED},
         )
+
+
+class WorkerEvents:
+    """What the worker reports, applied on the event loop: progress (written at most every interval) and
+    the moment the ladder can be played (every rung has its first segments)."""
+
+    def __init__(self, jobs: TranscodeJobs, ctx: JobContext, video_id: ObjectId, tmp_dir: Path) -> None:
+        self.jobs = jobs
+        self.ctx = ctx
+        self.video_id = video_id
+        self.tmp_dir = tmp_dir
+        self.last_percent = -1
+        self.last_write = 0.0
+        self.tasks: set[asyncio.Task] = set()
+
+    def __call__(self, kind: str, value: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if kind == "playable":
+            self._spawn(self.jobs._make_playable(self.video_id, self.tmp_dir, value))
+        elif kind == "progress" and value != self.last_percent:
+            now = loop.time()
+            if value == 100 or now - self.last_write >= self.jobs.settings.progress_interval_s:
+                self.last_percent, self.last_write = value, now
+                self._spawn(self.jobs._write_progress(self.ctx, self.video_id, value))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for the writes still under way."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks))

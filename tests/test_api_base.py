@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import types
+from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo.errors import ServerSelectionTimeoutError
 
 from handlers import health
 from handlers.app import HANDLER_MODULES, make_app
@@ -93,8 +94,16 @@ async def test_ready_answers_ok_when_the_database_answers(api):
 
 
 async def test_ready_answers_503_with_json_when_the_database_is_unreachable(http_client, settings, io_loop):
-    client = AsyncMongoClient("mongodb://127.0.0.1:1", serverSelectionTimeoutMS=200, connectTimeoutMS=200)
-    dead = Database(client=client, db=client["x"], in_memory=False)
+    class Unreachable:
+        """A database whose server does not answer (a real client's monitor would leak its sockets here)."""
+
+        async def command(self, name: str) -> None:
+            raise ServerSelectionTimeoutError("127.0.0.1:1: [Errno 111] Connection refused")
+
+        def __getattr__(self, name: str) -> Any:
+            return None
+
+    dead = Database(client=types.SimpleNamespace(close=lambda: None), db=Unreachable(), in_memory=False)
     app = make_app(build_services(settings, dead, run_types=()), handler_modules=[health])
     import tornado.testing
 
@@ -107,7 +116,6 @@ async def test_ready_answers_503_with_json_when_the_database_is_unreachable(http
         response = await http_client.fetch(f"http://127.0.0.1:{port}/api/ready/", raise_error=False)
     finally:
         server.stop()
-        await client.close()
     assert response.code == 503
     assert b'"detail"' in response.body
 

@@ -136,6 +136,8 @@ async def test_users_see_only_ready_videos_newest_first_as_a_plain_array(api, us
         "hls_url",
         "renditions",
         "watch_position",
+        "playable",
+        "storyboard_url",
     }
 
 

@@ -128,3 +128,29 @@ def test_debug_without_secret_key_makes_a_random_one_and_warns(caplog):
 def test_admin_email_without_password_is_refused():
     with pytest.raises(ConfigError, match="ADMIN_EMAIL and ADMIN_PASSWORD go together"):
         load_settings(None, environ={"SECRET_KEY": "k", "ADMIN_EMAIL": "a@b.c"})
+
+
+def test_role_comes_from_the_environment_and_a_flag_overrides_it():
+    import server
+
+    settings = load_settings(None, environ={"ROLE": "api", "MONGODB_URI": "mongodb://db:27017/v"})
+    assert settings.server.role == "api"
+    args = server.parse_args(["--role", "transcode"])
+    flagged = load_settings(
+        None,
+        environ={"ROLE": "api", "MONGODB_URI": "mongodb://db:27017/v"},
+        overrides=server.flag_overrides(args),
+    )
+    assert flagged.server.role == "transcode"
+
+
+def test_a_split_role_on_the_in_memory_database_is_refused_with_a_sentence():
+    with pytest.raises(
+        ConfigError, match="ROLE=transcode works with other processes through a shared MongoDB"
+    ):
+        load_settings(None, environ={"ROLE": "transcode"})
+
+
+def test_an_unknown_role_is_refused():
+    with pytest.raises(ConfigError, match="role"):
+        load_settings(None, environ={"ROLE": "everything", "MONGODB_URI": "mongodb://db:27017/v"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 from models.jobs import Jobs
 from services.jobs import JobContext, JobQueue, JobType, RetryableError
@@ -13,10 +14,9 @@ class Flaky(JobType):
     """Fails the first `failures` runs, then succeeds; remembers each run."""
 
     name = "flaky"
-    retry_base_s = 10.0
-    max_attempts = 10
 
     def __init__(self, failures: int = 0) -> None:
+        self.settings = SimpleNamespace(max_attempts=10, retry_base_s=10.0)
         self.failures = failures
         self.runs: list[int] = []
 
@@ -28,6 +28,7 @@ class Flaky(JobType):
 
 class Slow(JobType):
     name = "slow"
+    settings = SimpleNamespace(max_attempts=3, retry_base_s=1.0)
 
     async def run(self, ctx: JobContext) -> None:
         await ctx.stopped.wait()
@@ -90,7 +91,7 @@ async def test_a_restarted_node_takes_its_own_stale_job_back_at_once_but_not_ano
 
 async def test_a_job_that_runs_out_of_attempts_fails_with_a_readable_reason(db, settings, clock):
     flaky = Flaky(failures=5)
-    flaky.max_attempts = 2
+    flaky.settings.max_attempts = 2
     queue = queue_of(db, settings, clock, flaky)
     job_id = await queue.enqueue("flaky", {})
     await run_due(queue)

@@ -312,7 +312,7 @@ def listening_url(log_path: Path) -> str:
     raise AssertionError(log_path.read_text())
 
 
-def upload_to(url: str, clip: Path) -> None:
+def upload_to(url: str, clip: Path) -> str:
     """Log in as the bootstrap admin and upload a clip, as a staff front-end would."""
     login = urllib.request.Request(
         f"{url}/api/accounts/login/",
@@ -328,4 +328,6 @@ def upload_to(url: str, clip: Path) -> None:
         data=body,
         headers={"Content-Type": content_type, "Authorization": f"Token {token}"},
     )
-    assert urllib.request.urlopen(request, timeout=10).status == 201
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+        return json.loads(response.read())["id"]
