@@ -186,3 +186,10 @@ def test_a_new_module_with_headers_a_raw_body_and_options_is_documented_and_vali
     assert [p["name"] for p in patch["parameters"]] == ["upload_id", "Upload-Offset"]
     assert set(patch["responses"]) == {"204", "401", "403", "404", "409", "410", "415"}
     assert "Upload-Offset" in patch["responses"]["204"]["headers"]
+
+
+async def test_an_offset_past_what_mongodb_can_skip_is_a_field_error_not_a_crash(api, staff_token):
+    for path in ("/api/videos/", "/api/admin/jobs/", "/api/admin/users/"):
+        reply = await api.get(f"{path}?offset={2**63}", token=staff_token)
+        assert reply.code == 400, path
+        assert reply.data == {"offset": ["Ensure this value is less than or equal to 2147483647."]}

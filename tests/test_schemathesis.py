@@ -164,6 +164,10 @@ def test_every_operation_answers_as_documented_and_never_500(api_schema, server,
         database=None,
     )
     def answers_as_documented(case) -> None:
+        # Negative cases may carry a garbage Host header: Tornado's HTTP layer refuses it with a bare 400
+        # before any handler runs (RFC 9112 3.2), which is HTTP framing, not an answer of this API.
+        if case.headers:
+            case.headers = {k: v for k, v in case.headers.items() if k.lower() != "host"}
         case.call_and_validate(base_url=server.url, headers=headers, checks=CHECKS, timeout=10)
 
     answers_as_documented()
