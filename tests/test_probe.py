@@ -45,6 +45,21 @@ async def test_probe_refuses_a_file_that_is_not_media(tmp_path, use_ffprobe):
         await probe(junk, use_ffprobe=use_ffprobe)
 
 
+# A 1x1 PNG: what schemathesis sends as a binary file part (tests/test_schemathesis.py found it accepted).
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010800000000"
+    "3a7e9b550000000a49444154789c63600000000200014 8afa4710000000049454e44ae426082".replace(" ", "")
+)
+
+
+@pytest.mark.parametrize("use_ffprobe", BOTH)
+async def test_probe_refuses_a_still_image(tmp_path, use_ffprobe):
+    image = tmp_path / "clip.mp4"
+    image.write_bytes(PNG_1X1)
+    with pytest.raises(NotAVideo, match="still image"):
+        await probe(image, use_ffprobe=use_ffprobe)
+
+
 def test_the_ffmpeg_parser_ignores_cover_art_and_needs_a_real_video_stream():
     stderr = (
         "Input #0, mp3, from 'song.mp3':\n  Duration: 00:03:00.00, start: 0.0, bitrate: 128 kb/s\n"

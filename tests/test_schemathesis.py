@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from handlers.app import HANDLER_MODULES
 from handlers.openapi import build_document
+from tests.media import make_clip, multipart
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "6"))
@@ -83,9 +84,14 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"never saw {pattern!r}; output:\n{self.text()}")
 
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None, content_type: str = ""
+    ) -> tuple[int, Any]:
         request = urllib.request.Request(self.url + path, method=method)
-        if body is not None:
+        if isinstance(body, bytes):
+            request.data = body
+            request.add_header("Content-Type", content_type)
+        elif body is not None:
             request.data = json.dumps(body).encode()
             request.add_header("Content-Type", "application/json")
         if token:
@@ -110,7 +116,8 @@ def verified_user(server: Server, email: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = Server(tmp_path_factory.mktemp("schemathesis"))
+    tmp = tmp_path_factory.mktemp("schemathesis")
+    running = Server(tmp)
     try:
         login = {"email": STAFF[0], "password": STAFF[1]}
         running.tokens = {
@@ -119,10 +126,33 @@ def server(tmp_path_factory):
             # logging out revokes every token of its user: it gets a user of its own
             "logout": verified_user(running, "fuzz-logout@example.com"),
         }
+        clip = make_clip(Path(tmp) / "fuzz.mp4", "160x120", 1.0, audio=False).read_bytes()
+        running.known = known_ids(running, clip)
         yield running
     finally:
         running.stop()
     assert "Traceback" not in running.text(), running.text()
+
+
+def known_ids(server: Server, clip: bytes) -> dict[str, str]:
+    """Ids of things that exist, so that cases reach past the 404s: a category, a video (transcoded
+    and streamable when it gets ready in time), its job, a mail, and a user (the logout one)."""
+    staff = server.tokens["staff"]
+    ids = {"category_id": server.call("POST", "/api/categories/", {"name": "Fuzz"}, staff)[1]["id"]}
+    body, content_type = multipart({"title": "Fuzz clip"}, clip)
+    video = server.call("POST", "/api/videos/", body, staff, content_type)[1]
+    ids["video_id"] = video["id"]
+    deadline = time.monotonic() + 30
+    while video["status"] != "ready" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        video = server.call("GET", f"/api/videos/{video['id']}/", token=staff)[1]
+    if video["hls_url"]:
+        ids.update(grant=video["hls_url"].split("/")[3], name="master.m3u8", file="index.m3u8")
+        ids["height"] = str(video["renditions"][0]["height"])
+    ids["job_id"] = server.call("GET", "/api/admin/jobs/?type=transcode", token=staff)[1]["results"][0]["id"]
+    ids["mail_id"] = server.call("GET", "/api/admin/mail/", token=staff)[1]["results"][0]["id"]
+    ids["user_id"] = server.call("GET", "/api/accounts/users/me/", token=server.tokens["logout"])[1]["id"]
+    return ids
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +168,16 @@ def token_for(server: Server, operation: dict[str, Any], path: str) -> str | Non
     return server.tokens["logout" if "/logout/" in path else level]
 
 
-# The operations, known without a server: the document is generated from the code.
-OPERATIONS = [
-    (method.upper(), path)
-    for path, item in build_document(HANDLER_MODULES, version="0")["paths"].items()
-    for method in item
-]
+# The operations, known without a server: the document is generated from the code. Deletions last,
+# so that the other operations meet the known things while they exist.
+OPERATIONS = sorted(
+    (
+        (method.upper(), path)
+        for path, item in build_document(HANDLER_MODULES, version="0")["paths"].items()
+        for method in item
+    ),
+    key=lambda operation: operation[0] == "DELETE",
+)
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
@@ -153,6 +187,10 @@ def test_every_operation_answers_as_documented_and_never_500(api_schema, server,
     headers = {"Authorization": f"Token {token}"} if token else {}
 
     valid_and_invalid = operation.as_strategy() | operation.as_strategy(GenerationMode.NEGATIVE)
+    names = [p["name"] for p in operation.definition.raw.get("parameters", []) if p["in"] == "path"]
+    if names and all(name in server.known for name in names):
+        existing = {name: server.known[name] for name in names}
+        valid_and_invalid |= operation.as_strategy(path_parameters=existing)
 
     @given(case=valid_and_invalid)
     @settings(

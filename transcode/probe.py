@@ -46,8 +46,15 @@ def parse_rate(value: str | None) -> float:
         return 0.0
 
 
+def is_still_image(format_name: str) -> bool:
+    """A single picture (png_pipe, jpeg_pipe, image2...): FFmpeg reads it as a one-frame video stream."""
+    return any(name.endswith("_pipe") or name == "image2" for name in format_name.split(","))
+
+
 def from_ffprobe(data: dict) -> MediaInfo:
     """MediaInfo from `ffprobe -print_format json -show_format -show_streams`."""
+    if is_still_image((data.get("format") or {}).get("format_name", "")):
+        raise NotAVideo(STILL_IMAGE)
     streams = data.get("streams") or []
     videos = [
         s
@@ -82,12 +89,17 @@ SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
 FPS = re.compile(r"([\d.]+) fps")
 DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 # "displaymatrix: rotation of -90.00 degrees" (FFmpeg 5), "Display Matrix: rotation of 90.00 degrees" (7+)
+INPUT_FORMAT = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
+STILL_IMAGE = "The file is a still image, not a video."
 ROTATION = re.compile(r"(?:display ?matrix: rotation of|rotate\s*:)\s*(-?[\d.]+)", re.IGNORECASE)
 
 
 def from_ffmpeg(stderr: str) -> MediaInfo:
     """MediaInfo from what `ffmpeg -i FILE` prints (for when only ffmpeg is installed)."""
     lines = stderr.splitlines()
+    container = INPUT_FORMAT.search(stderr)
+    if container and is_still_image(container.group(1)):
+        raise NotAVideo(STILL_IMAGE)
     video_at = next(
         (i for i, line in enumerate(lines) if VIDEO_LINE.search(line) and "attached pic" not in line), None
     )
