@@ -160,6 +160,8 @@ class CatalogueService:
             info = await probe(path)
         except NotAVideo as err:
             raise InvalidField("file", f"{err} Upload a video file.") from err
+        if info.still:
+            raise InvalidField("file", "The file is a still image, not a video. Upload a video file.")
         doc = new_video(
             video_id, title, description, category_id, self.media.relative(path), user.id, self.clock()
         )

@@ -37,6 +37,14 @@ def make_clip(
     return path
 
 
+def make_image(path: Path, size: str = "64x48") -> Path:
+    """One PNG picture of the test pattern (FFmpeg reads it as a one-frame video stream)."""
+    args = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"]
+    args += [f"testsrc=size={size}:rate=1", "-frames:v", "1", "-f", "image2", "-c:v", "png", str(path)]
+    subprocess.run(args, check=True, timeout=60)
+    return path
+
+
 def set_rotation(source: Path, target: Path, degrees: int) -> None:
     """Copy a clip with a display rotation (FFmpeg 6.1+: -display_rotation; older: rotate metadata)."""
     base = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.media import make_clip
+from tests.media import make_clip, make_image
 from transcode.ffmpeg import ffprobe_binary
 from transcode.probe import NotAVideo, from_ffmpeg, probe
 
@@ -45,19 +45,12 @@ async def test_probe_refuses_a_file_that_is_not_media(tmp_path, use_ffprobe):
         await probe(junk, use_ffprobe=use_ffprobe)
 
 
-# A 1x1 PNG: what schemathesis sends as a binary file part (tests/test_schemathesis.py found it accepted).
-PNG_1X1 = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010800000000"
-    "3a7e9b550000000a49444154789c63600000000200014 8afa4710000000049454e44ae426082".replace(" ", "")
-)
-
-
 @pytest.mark.parametrize("use_ffprobe", BOTH)
-async def test_probe_refuses_a_still_image(tmp_path, use_ffprobe):
-    image = tmp_path / "clip.mp4"
-    image.write_bytes(PNG_1X1)
-    with pytest.raises(NotAVideo, match="still image"):
-        await probe(image, use_ffprobe=use_ffprobe)
+async def test_probe_tells_a_still_image_from_a_video(tmp_path, clips, use_ffprobe):
+    # schemathesis's binary file part is a PNG; named like a video, it became a 0 s video
+    image = make_image(tmp_path / "clip.png").rename(tmp_path / "clip.mp4")
+    assert (await probe(image, use_ffprobe=use_ffprobe)).still is True
+    assert (await probe(clips["small"], use_ffprobe=use_ffprobe)).still is False
 
 
 def test_the_ffmpeg_parser_ignores_cover_art_and_needs_a_real_video_stream():

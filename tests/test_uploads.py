@@ -11,7 +11,7 @@ import psutil
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from tests.media import multipart
+from tests.media import make_image, multipart
 from transcode.ffmpeg import ffmpeg_binary
 
 MIB = 1024 * 1024
@@ -85,6 +85,14 @@ async def test_a_file_that_is_not_a_video_is_refused_by_probing_not_by_name(api,
     assert reply.code == 400
     assert "file" in reply.data
     assert "Upload a video file." in reply.data["file"][0]
+    assert stored_files(settings) == [] and await db.videos.count_documents({}) == 0
+
+
+async def test_a_still_image_is_refused_as_a_video(api, staff_token, settings, db, tmp_path):
+    image = make_image(tmp_path / "picture.png").read_bytes()
+    reply = await upload(api, staff_token, file=image, filename="clip.mp4")
+    assert reply.code == 400
+    assert reply.data == {"file": ["The file is a still image, not a video. Upload a video file."]}
     assert stored_files(settings) == [] and await db.videos.count_documents({}) == 0
 
 

@@ -28,6 +28,7 @@ class MediaInfo:
     fps: float
     has_audio: bool
     video_codec: str
+    still: bool = False  # one picture (a PNG or JPEG), which FFmpeg reads as a one-frame video
 
 
 def displayed(width: int, height: int, rotation: int) -> tuple[int, int]:
@@ -53,8 +54,6 @@ def is_still_image(format_name: str) -> bool:
 
 def from_ffprobe(data: dict) -> MediaInfo:
     """MediaInfo from `ffprobe -print_format json -show_format -show_streams`."""
-    if is_still_image((data.get("format") or {}).get("format_name", "")):
-        raise NotAVideo(STILL_IMAGE)
     streams = data.get("streams") or []
     videos = [
         s
@@ -81,6 +80,7 @@ def from_ffprobe(data: dict) -> MediaInfo:
         fps=parse_rate(video.get("avg_frame_rate")) or parse_rate(video.get("r_frame_rate")),
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
         video_codec=video.get("codec_name", ""),
+        still=is_still_image((data.get("format") or {}).get("format_name", "")),
     )
 
 
@@ -90,7 +90,6 @@ FPS = re.compile(r"([\d.]+) fps")
 DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 # "displaymatrix: rotation of -90.00 degrees" (FFmpeg 5), "Display Matrix: rotation of 90.00 degrees" (7+)
 INPUT_FORMAT = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
-STILL_IMAGE = "The file is a still image, not a video."
 ROTATION = re.compile(r"(?:display ?matrix: rotation of|rotate\s*:)\s*(-?[\d.]+)", re.IGNORECASE)
 
 
@@ -98,8 +97,6 @@ def from_ffmpeg(stderr: str) -> MediaInfo:
     """MediaInfo from what `ffmpeg -i FILE` prints (for when only ffmpeg is installed)."""
     lines = stderr.splitlines()
     container = INPUT_FORMAT.search(stderr)
-    if container and is_still_image(container.group(1)):
-        raise NotAVideo(STILL_IMAGE)
     video_at = next(
         (i for i, line in enumerate(lines) if VIDEO_LINE.search(line) and "attached pic" not in line), None
     )
@@ -132,6 +129,7 @@ def from_ffmpeg(stderr: str) -> MediaInfo:
         fps=float(fps.group(1)) if fps else 0.0,
         has_audio=re.search(r"Stream #\d+:\d+.*?: Audio:", stderr) is not None,
         video_codec=codec,
+        still=container is not None and is_still_image(container.group(1)),
     )
 
 
