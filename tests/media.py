@@ -37,10 +37,11 @@ def make_clip(
     return path
 
 
-def make_image(path: Path, size: str = "64x48") -> Path:
-    """One PNG picture of the test pattern (FFmpeg reads it as a one-frame video stream)."""
+def make_image(path: Path, size: str = "64x48", codec: str = "png") -> Path:
+    """One picture of the test pattern, PNG or GIF (FFmpeg reads it as a one-frame video stream)."""
+    muxer = {"png": ["-f", "image2", "-c:v", "png"], "gif": ["-f", "gif"]}[codec]
     args = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"]
-    args += [f"testsrc=size={size}:rate=1", "-frames:v", "1", "-f", "image2", "-c:v", "png", str(path)]
+    args += [f"testsrc=size={size}:rate=1", "-frames:v", "1", *muxer, str(path)]
     subprocess.run(args, check=True, timeout=60)
     return path
 

@@ -46,9 +46,10 @@ async def test_probe_refuses_a_file_that_is_not_media(tmp_path, use_ffprobe):
 
 
 @pytest.mark.parametrize("use_ffprobe", BOTH)
-async def test_probe_tells_a_still_image_from_a_video(tmp_path, clips, use_ffprobe):
-    # schemathesis's binary file part is a PNG; named like a video, it became a 0 s video
-    image = make_image(tmp_path / "clip.png").rename(tmp_path / "clip.mp4")
+@pytest.mark.parametrize("codec", ["png", "gif"])
+async def test_probe_tells_a_still_image_from_a_video(tmp_path, clips, use_ffprobe, codec):
+    # schemathesis's binary file parts are one-pixel PNGs and GIFs; each became a 0 s video
+    image = make_image(tmp_path / f"clip.{codec}", codec=codec).rename(tmp_path / "clip.mp4")
     assert (await probe(image, use_ffprobe=use_ffprobe)).still is True
     assert (await probe(clips["small"], use_ffprobe=use_ffprobe)).still is False
 

@@ -47,9 +47,17 @@ def parse_rate(value: str | None) -> float:
         return 0.0
 
 
-def is_still_image(format_name: str) -> bool:
-    """A single picture (png_pipe, jpeg_pipe, image2...): FFmpeg reads it as a one-frame video stream."""
-    return any(name.endswith("_pipe") or name == "image2" for name in format_name.split(","))
+# Picture codecs: a file of one of these that lasts (almost) no time is one picture (a one-frame GIF
+# lasts its frame's delay, 0.1 s from FFmpeg, 0 from others).
+IMAGE_CODECS = {"png", "apng", "mjpeg", "gif", "bmp", "webp", "tiff"}
+STILL_UNDER_S = 0.5
+
+
+def is_still_image(format_name: str, codec: str, duration: float) -> bool:
+    """One picture, which FFmpeg reads as a one-frame video stream: an image format (png_pipe,
+    jpeg_pipe, image2...), or a picture codec that lasts (almost) no time."""
+    image_format = any(name.endswith("_pipe") or name == "image2" for name in format_name.split(","))
+    return image_format or (codec in IMAGE_CODECS and duration < STILL_UNDER_S)
 
 
 def from_ffprobe(data: dict) -> MediaInfo:
@@ -80,7 +88,9 @@ def from_ffprobe(data: dict) -> MediaInfo:
         fps=parse_rate(video.get("avg_frame_rate")) or parse_rate(video.get("r_frame_rate")),
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
         video_codec=video.get("codec_name", ""),
-        still=is_still_image((data.get("format") or {}).get("format_name", "")),
+        still=is_still_image(
+            (data.get("format") or {}).get("format_name", ""), video.get("codec_name", ""), duration
+        ),
     )
 
 
@@ -129,7 +139,7 @@ def from_ffmpeg(stderr: str) -> MediaInfo:
         fps=float(fps.group(1)) if fps else 0.0,
         has_audio=re.search(r"Stream #\d+:\d+.*?: Audio:", stderr) is not None,
         video_codec=codec,
-        still=container is not None and is_still_image(container.group(1)),
+        still=is_still_image(container.group(1) if container else "", codec, seconds),
     )
 
 
