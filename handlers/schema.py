@@ -47,11 +47,11 @@ class SchemaHandler(BaseHandler):
     @public
     def get(self) -> None:
         document = self.document()
+        self.set_header("Cache-Control", "no-cache")  # the same for the server's life, but re-check
         if self.query(SchemaQuery).format == "yaml":
             self.set_header("Content-Type", "application/yaml; charset=UTF-8")
             self.finish(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
             return
-        self.set_header("Cache-Control", "no-cache")
         self.finish(json.dumps(document))
 
 

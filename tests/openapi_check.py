@@ -10,7 +10,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from handlers.openapi import build_document, routes_of
+from handlers.openapi import build_document
+from handlers.route_templates import routes_of
 
 _documents: dict[tuple[int, ...], DocumentCheck] = {}
 

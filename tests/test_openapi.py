@@ -11,8 +11,9 @@ from openapi_spec_validator import validate
 
 from handlers.app import HANDLER_MODULES
 from handlers.base import BaseHandler, public, staff_only, user_only
-from handlers.openapi import Header, Reply, api, build_document, implemented, routes_of, undocumented
+from handlers.openapi import Header, Reply, api, build_document, undocumented
 from handlers.replies import Detail
+from handlers.route_templates import implemented, route_of, routes_of
 from tests.openapi_check import DocumentCheck
 
 
@@ -193,3 +194,18 @@ async def test_an_offset_past_what_mongodb_can_skip_is_a_field_error_not_a_crash
         reply = await api.get(f"{path}?offset={2**63}", token=staff_token)
         assert reply.code == 400, path
         assert reply.data == {"offset": ["Ensure this value is less than or equal to 2147483647."]}
+
+
+def test_route_groups_become_path_parameters_named_after_the_handler_method():
+    class Files(BaseHandler):
+        @user_only
+        async def get(self, video_id: str, height: str, file: str) -> None: ...
+
+    route = route_of(r"/api/video/([^/]+)/(\d{2,4})p/([^/]+?)/?", Files)
+    assert route.template == "/api/video/{video_id}/{height}p/{file}/"
+    assert route.parameters == (("video_id", "[^/]+"), ("height", r"\d{2,4}"), ("file", "[^/]+?"))
+    named = route_of(r"/api/uploads/(?P<upload_id>[0-9a-f]{32})", Files)
+    assert named.template == "/api/uploads/{upload_id}"
+    assert named.parameters == (("upload_id", "[0-9a-f]{32}"),)
+    with pytest.raises(ValueError, match="plain or named groups"):
+        route_of(r"/api/(?:a|b)/", Files)
