@@ -34,7 +34,14 @@ from aiobotocore.session import get_session
 from botocore.auth import SIGV4_TIMESTAMP, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
 
 from core.errors import Unavailable
 
@@ -163,19 +170,22 @@ class LocalStorage(MediaStorage):
         tmp = path.with_name(f".{path.name}.part-{secrets.token_hex(4)}")
         size = 0
         try:
-            await self._run(lambda: path.parent.mkdir(parents=True, exist_ok=True))
+            await self._write(key, lambda: path.parent.mkdir(parents=True, exist_ok=True))
             with open(tmp, "wb") as file:
                 async for chunk in chunks:
-                    await self._run(file.write, chunk)
+                    await self._write(key, file.write, chunk)
                     size += len(chunk)
-            os.replace(tmp, path)
-        except OSError as err:
+            await self._write(key, os.replace, tmp, path)
+        finally:
             tmp.unlink(missing_ok=True)
-            raise StorageUnavailable(f"Could not write {key} to the media folder: {err.strerror}.") from err
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         return size
+
+    async def _write(self, key: str, func: Any, *args: Any) -> Any:
+        try:
+            return await self._run(func, *args)
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+            raise StorageUnavailable(f"Could not write {key} to the media folder: {reason}.") from None
 
     async def download(self, key: str, dest: Path) -> Path:
         source = self.local_path(key)
@@ -327,8 +337,10 @@ class S3Storage(MediaStorage):
         if isinstance(err, ClientError):
             error = err.response.get("Error", {})
             reason = f"{error.get('Code', 'error')}: {error.get('Message') or 'no message'}"
-        elif isinstance(err, (OSError, asyncio.TimeoutError)) or type(err).__module__.startswith("botocore"):
-            reason = type(err).__name__ + (" (cannot connect)" if "Connect" in type(err).__name__ else "")
+        elif isinstance(err, (ReadTimeoutError, asyncio.TimeoutError)):
+            reason = "it did not answer in time"
+        elif isinstance(err, (EndpointConnectionError, HTTPClientError, ConnectionClosedError, OSError)):
+            reason = "cannot connect to it"
         else:
             reason = type(err).__name__
         return StorageUnavailable(f"The media store ({self.where}) failed to {action} ({reason}).")
@@ -589,8 +601,8 @@ async def file_chunks(path: Path, size: int) -> AsyncIterator[bytes]:
             yield chunk
 
 
-def build_storage(media: Any, root: Path) -> MediaStorage:
-    """The store the settings choose: `media.storage` local (MEDIA_ROOT) or s3 (`media.s3`)."""
-    if media.storage == "s3":
-        return S3Storage.from_settings(media.s3)
+def build_storage(settings: Any, root: Path) -> MediaStorage:
+    """The store the settings choose: `media.storage` local (MEDIA_ROOT, `root`) or s3 (the s3 section)."""
+    if settings.media.storage == "s3":
+        return S3Storage.from_settings(settings.s3)
     return LocalStorage(root)
