@@ -151,6 +151,11 @@ class S3Settings(Section):
     endpoint_url: str | None = Field(
         None, description="S3 endpoint, e.g. http://minio:9000; null: AWS S3 of the region."
     )
+    public_url: str | None = Field(
+        None,
+        description="The store's URL as viewers reach it, for presigned URLs (it must pass the Host header "
+        "on unchanged); null: endpoint_url.",
+    )
     region: str = Field("us-east-1", description="Region the requests are signed for.")
     access_key_id: str | None = Field(None, description="Access key; null: the usual AWS credential chain.")
     secret_access_key: str | None = Field(None, description="Secret key belonging to the access key.")
@@ -295,6 +300,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "EDGE_SECRET": ("media", "edge_secret"),
     "S3_BUCKET": ("s3", "bucket"),
     "S3_ENDPOINT_URL": ("s3", "endpoint_url"),
+    "S3_PUBLIC_URL": ("s3", "public_url"),
     "S3_REGION": ("s3", "region"),
     "AWS_ACCESS_KEY_ID": ("s3", "access_key_id"),
     "AWS_SECRET_ACCESS_KEY": ("s3", "secret_access_key"),

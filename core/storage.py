@@ -259,6 +259,7 @@ class S3Storage(MediaStorage):
         bucket: str,
         *,
         endpoint_url: str | None = None,
+        public_url: str | None = None,
         region: str = "us-east-1",
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
@@ -273,6 +274,7 @@ class S3Storage(MediaStorage):
             raise ValueError("S3 parts are at least 5 MiB")
         self.bucket = bucket
         self.endpoint_url = endpoint_url
+        self.public_url = public_url or endpoint_url
         self.region = region
         self.part_size = part_size
         self.concurrency = concurrency
@@ -290,6 +292,7 @@ class S3Storage(MediaStorage):
         return cls(
             s3.bucket,
             endpoint_url=s3.endpoint_url,
+            public_url=s3.public_url,
             region=s3.region,
             access_key_id=s3.access_key_id,
             secret_access_key=s3.secret_access_key,
@@ -552,8 +555,8 @@ class S3Storage(MediaStorage):
     # --- presigned GETs -------------------------------------------------------------------------
 
     def object_url(self, key: str) -> str:
-        """The object's path-style URL (unsigned)."""
-        base = (self.endpoint_url or f"https://s3.{self.region}.amazonaws.com").rstrip("/")
+        """The object's path-style URL as viewers reach it (unsigned)."""
+        base = (self.public_url or f"https://s3.{self.region}.amazonaws.com").rstrip("/")
         return f"{base}/{quote(self.bucket)}/{quote(check_key(key), safe='/~')}"
 
     def presign(self, key: str, expires_s: int, signed_at: datetime | None = None) -> str:
