@@ -482,8 +482,14 @@ class S3Storage(MediaStorage):
                 await self._with_retries(f"store {key}", self._put_file, path, key)
             return key
 
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(path, rel)) for path, rel in files]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(path, rel)) for path, rel in files]
+        except BaseExceptionGroup as group_error:
+            with contextlib.suppress(StorageUnavailable):
+                await self.delete_prefix(base)  # best effort: the prefix is fresh, no video names it
+            first = group_error.exceptions[0]
+            raise first
         return [task.result() for task in tasks]
 
     async def _put_file(self, path: Path, key: str) -> None:

@@ -189,7 +189,7 @@ async def test_the_store_going_down_mid_upload_raises_a_readable_error_and_leave
     assert await open_uploads(store) == []
 
 
-async def test_a_store_that_does_not_answer_gives_one_clear_sentence(moto):
+async def test_a_store_that_does_not_answer_gives_one_clear_sentence(moto, tmp_path):
     storage = S3Storage(
         "nowhere",
         endpoint_url=f"http://user:{SECRET}@127.0.0.1:{free_port()}",
@@ -200,7 +200,14 @@ async def test_a_store_that_does_not_answer_gives_one_clear_sentence(moto):
     )
     await storage.start()
     try:
-        calls = (storage.check, lambda: storage.list_keys("videos/x"), lambda: storage.exists("videos/x/a"))
+        (tmp_path / "360p").mkdir()
+        (tmp_path / "360p" / "seg_00000.ts").write_bytes(b"ts")
+        calls = (
+            storage.check,
+            lambda: storage.list_keys("videos/x"),
+            lambda: storage.exists("videos/x/a"),
+            lambda: storage.upload_folder(tmp_path, "videos/x/hls-1"),
+        )
         for call in calls:
             with pytest.raises(StorageUnavailable) as caught:
                 await call()
