@@ -489,7 +489,7 @@ class S3Storage(MediaStorage):
             with contextlib.suppress(StorageUnavailable):
                 await self.delete_prefix(base)  # best effort: the prefix is fresh, no video names it
             first = group_error.exceptions[0]
-            raise first
+            raise first from first.__cause__
         return [task.result() for task in tasks]
 
     async def _put_file(self, path: Path, key: str) -> None:
@@ -596,6 +596,48 @@ class PinnedS3QueryAuth(S3SigV4QueryAuth):
         canonical = self.canonical_request(request)
         signature = self.signature(self.string_to_sign(request, canonical), request)
         self._inject_signature_to_request(request, signature)
+
+
+class StreamingUpload:
+    """An upload fed chunk by chunk as a request body arrives, streamed into the store meanwhile.
+
+    ``write`` waits while `max_pending` chunks are queued (the store is slower than the client), so a
+    Tornado ``data_received`` that awaits it stops reading the socket: memory stays bounded end to end.
+    ``finish`` returns the object's size once it is stored; ``abort`` (client gone, body refused) leaves
+    nothing behind. A store failure surfaces as StorageUnavailable from ``write`` or ``finish``.
+    """
+
+    def __init__(self, storage: MediaStorage, key: str, max_pending: int = 8) -> None:
+        self.key = check_key(key)
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(max_pending)
+        self._task = asyncio.ensure_future(storage.put_stream(key, self._chunks()))
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._queue.get()) is not None:
+            yield chunk
+
+    async def write(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        put = asyncio.ensure_future(self._queue.put(chunk))
+        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+        if self._task.done():
+            self._task.result()  # the store failed: its StorageUnavailable
+            raise StorageUnavailable(f"The upload of {self.key} ended before its data did.")
+
+    async def finish(self) -> int:
+        put = asyncio.ensure_future(self._queue.put(None))
+        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+        return await self._task
+
+    async def abort(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StorageUnavailable):
+            await self._task
 
 
 def copy_file(source: Path, dest: Path) -> None:
