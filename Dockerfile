@@ -22,6 +22,7 @@ COPY --chown=videoflix:videoflix server.py config.yaml ./
 COPY --chown=videoflix:videoflix core/ core/
 COPY --chown=videoflix:videoflix handlers/ handlers/
 COPY --chown=videoflix:videoflix models/ models/
+COPY --chown=videoflix:videoflix services/ services/
 COPY --chown=videoflix:videoflix transcode/ transcode/
 COPY --chown=videoflix:videoflix templates/ templates/
 

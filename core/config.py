@@ -123,6 +123,50 @@ class MediaSettings(Section):
     accel_redirect: str | None = Field(
         None, description="nginx internal location for MEDIA_ROOT: the server answers X-Accel-Redirect."
     )
+    storage: Literal["local", "s3"] = Field(
+        "local", description="Where media lives: local (MEDIA_ROOT on disk) or s3 (the s3 section)."
+    )
+    edge: Literal["none", "nginx", "s3"] = Field(
+        "none",
+        description="Who checks URLs below the master playlist: none (this server, per-user grants), "
+        "nginx (secure_link tokens, local storage) or s3 (presigned URLs).",
+    )
+    edge_base_url: str = Field(
+        "/media", description="Base URL of the edge's media location (nginx secure_link), e.g. /media."
+    )
+    edge_secret: str | None = Field(
+        None, description="The secret nginx's secure_link_md5 shares with this server (edge: nginx)."
+    )
+    edge_window_s: int = Field(
+        600,
+        ge=60,
+        le=24 * 3600,
+        description="Edge URLs are the same for everyone within a window of this many seconds and stay "
+        "valid for one more; a deactivated user keeps issued URLs that long.",
+    )
+
+
+class S3Settings(Section):
+    bucket: str | None = Field(None, description="Bucket holding every media object (media.storage: s3).")
+    endpoint_url: str | None = Field(
+        None, description="S3 endpoint, e.g. http://minio:9000; null: AWS S3 of the region."
+    )
+    public_url: str | None = Field(
+        None,
+        description="The store's URL as viewers reach it, for presigned URLs (it must pass the Host header "
+        "on unchanged); null: endpoint_url.",
+    )
+    region: str = Field("us-east-1", description="Region the requests are signed for.")
+    access_key_id: str | None = Field(None, description="Access key; null: the usual AWS credential chain.")
+    secret_access_key: str | None = Field(None, description="Secret key belonging to the access key.")
+    part_size_mb: int = Field(
+        8, ge=5, le=512, description="Multipart part size in MiB: the memory an upload holds at most."
+    )
+    concurrency: int = Field(8, ge=1, le=64, description="Objects a ladder upload sends at once.")
+    max_attempts: int = Field(4, ge=1, description="Attempts per object of a ladder upload.")
+    retry_base_s: float = Field(0.5, gt=0, description="First retry delay of a ladder upload; doubles.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a connection to the store.")
+    read_timeout_s: float = Field(60.0, gt=0, description="Seconds to wait for the store's answer.")
 
 
 class CatalogueSettings(Section):
@@ -191,6 +235,7 @@ class Settings(Section):
     email: EmailSettings = Field(default_factory=EmailSettings)
     accounts: AccountSettings = Field(default_factory=AccountSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
     catalogue: CatalogueSettings = Field(default_factory=CatalogueSettings)
     transcode: TranscodeSettings = Field(default_factory=TranscodeSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
@@ -208,6 +253,24 @@ class Settings(Section):
             raise ValueError(
                 f"ROLE={self.server.role} works with other processes through a shared MongoDB, which the "
                 "in-memory database cannot be: set MONGODB_URI, or use ROLE=all"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _storage_and_edge_fit(self) -> Settings:
+        media = self.media
+        if media.storage == "s3" and not self.s3.bucket:
+            raise ValueError("MEDIA_STORAGE=s3 needs a bucket: set S3_BUCKET")
+        if media.edge == "nginx" and media.storage != "local":
+            raise ValueError("MEDIA_EDGE=nginx serves MEDIA_ROOT from disk: use it with MEDIA_STORAGE=local")
+        if media.edge == "nginx" and not media.edge_secret:
+            raise ValueError("MEDIA_EDGE=nginx needs the secret nginx checks tokens with: set EDGE_SECRET")
+        if media.edge == "s3" and media.storage != "s3":
+            raise ValueError("MEDIA_EDGE=s3 presigns object URLs: use it with MEDIA_STORAGE=s3")
+        if media.edge == "s3" and not (self.s3.access_key_id and self.s3.secret_access_key):
+            raise ValueError(
+                "MEDIA_EDGE=s3 presigns URLs with the access keys: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY"
             )
         return self
 
@@ -231,6 +294,16 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "DEFAULT_FROM_EMAIL": ("email", "from_address"),
     "MEDIA_ROOT": ("media", "root"),
     "MAX_UPLOAD_MB": ("media", "max_upload_mb"),
+    "MEDIA_STORAGE": ("media", "storage"),
+    "MEDIA_EDGE": ("media", "edge"),
+    "EDGE_BASE_URL": ("media", "edge_base_url"),
+    "EDGE_SECRET": ("media", "edge_secret"),
+    "S3_BUCKET": ("s3", "bucket"),
+    "S3_ENDPOINT_URL": ("s3", "endpoint_url"),
+    "S3_PUBLIC_URL": ("s3", "public_url"),
+    "S3_REGION": ("s3", "region"),
+    "AWS_ACCESS_KEY_ID": ("s3", "access_key_id"),
+    "AWS_SECRET_ACCESS_KEY": ("s3", "secret_access_key"),
     "TRANSCODE_WORKERS": ("transcode", "workers"),
     "ADMIN_EMAIL": ("admin", "email"),
     "ADMIN_PASSWORD": ("admin", "password"),
