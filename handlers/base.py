@@ -67,6 +67,11 @@ class APIError(tornado.web.HTTPError):
         self.headers = headers or {}
 
 
+def dumps(data: Any) -> str:
+    """The one JSON encoding of every answer, success or error: compact, dates and ids as strings."""
+    return json.dumps(data, separators=(",", ":"), default=str)
+
+
 GRANT_IN_PATH = re.compile(r"^/api/stream/[^/]+/")
 
 
@@ -248,8 +253,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def page_url(self, offset: int, limit: int) -> str:
         """The absolute URL of another page, keeping the other parameters (as DRF does)."""
-        params = {
-            k: v[-1].decode() for k, v in self.request.query_arguments.items() if k not in ("limit", "offset")
+        # the raw bytes, re-quoted as they came: a value that is not UTF-8 is kept, never decoded here
+        params: dict[str, str | bytes] = {
+            k: v[-1] for k, v in self.request.query_arguments.items() if k not in ("limit", "offset")
         }
         params.update(limit=str(limit), offset=str(offset))
         return f"{self.request.protocol}://{self.request.host}{self.request.path}?{urlencode(params)}"
@@ -257,7 +263,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def send_json(self, data: Any, status: int = 200) -> None:
         """Finish with a JSON body (lists too, which Tornado's write refuses)."""
         self.set_status(status)
-        self.finish(json.dumps(data, separators=(",", ":"), default=str))
+        self.finish(dumps(data))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Log a crash by method and path only: Tornado's own message shows the query and the headers,
@@ -290,7 +296,7 @@ class BaseHandler(tornado.web.RequestHandler):
         else:
             default = http.client.responses.get(status_code, "Error") + "."
             body = {"detail": DEFAULT_DETAILS.get(status_code, default)}
-        self.finish(json.dumps(body))
+        self.finish(dumps(body))
 
 
 class NotFoundHandler(BaseHandler):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import yaml
 from pydantic import Field
 
 from core.validation import Query, one_of
-from handlers.base import BaseHandler, public
+from handlers.base import BaseHandler, dumps, public
 from handlers.openapi import Reply, api, build_document
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
@@ -52,7 +51,7 @@ class SchemaHandler(BaseHandler):
             self.set_header("Content-Type", "application/yaml; charset=UTF-8")
             self.finish(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
             return
-        self.finish(json.dumps(document))
+        self.finish(dumps(document))
 
 
 routes = [

@@ -34,7 +34,10 @@ class ProgressBody(Body):
         # strict mode would refuse an int; a bool is no position
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError("A valid number is required.")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError as err:  # an integer beyond any float: no position either
+            raise ValueError("Ensure this value is a finite number.") from err
 
     @field_validator("position")
     @classmethod

@@ -1,0 +1,357 @@
+"""A property-based fuzz of every route over raw HTTP: no answer is a 500, every error is the contract's JSON.
+
+Routes come from handlers.app.HANDLER_MODULES, so a new route is fuzzed without touching this file; path
+groups get real ids (a category, a ready video, a user) or hostile text. Requests are written byte by byte
+on a socket, so invalid UTF-8 reaches the server in paths, queries, headers and bodies. Bounded for CI
+(FUZZ_EXAMPLES per test, 150 by default; set it higher by hand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from handlers.app import HANDLER_MODULES
+from handlers.route_templates import routes_of
+from models.categories import Categories
+from models.videos import new_video
+from tests.conftest import make_token
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=os.environ.get("FUZZ_RANDOM") is None,  # CI reproduces; FUZZ_RANDOM=1 explores
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+ROUTES = routes_of(HANDLER_MODULES)
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+HOSTILE_TEXT = [
+    "\ud800",  # unpaired surrogate
+    "a\x00b",
+    "%80",
+    "%ff%fe",
+    "%00",
+    "1e309",
+    "NaN",
+    "-0.0",
+    str(2**64),
+    "-1",
+    "..",
+    "%2e%2e",
+    "x" * 300,
+    "{}",
+]
+NUMBERS = [1e308 * 10, float("nan"), -0.0, 2**64, -(2**63) - 1, 10**400, 1e-320, True, None, "12", [], {}]
+
+
+def json_values() -> st.SearchStrategy[Any]:
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from(NUMBERS),
+        st.text(max_size=20),
+        st.sampled_from(HOSTILE_TEXT),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=8,
+    )
+
+
+FIELD_NAMES = [
+    "email",
+    "password",
+    "repeated_password",
+    "new_password",
+    "old_password",
+    "token",
+    "code",
+    "uid",
+    "position",
+    "title",
+    "description",
+    "category",
+    "category_id",
+    "name",
+    "slug",
+    "is_staff",
+    "is_active",
+    "limit",
+    "offset",
+    "status",
+    "q",
+    "search",
+]
+
+
+def encode_json(value: Any) -> bytes:
+    return json.dumps(value, allow_nan=True, default=str).encode("utf-8", "surrogatepass")
+
+
+def bodies() -> st.SearchStrategy[tuple[bytes, str | None]]:
+    objects = st.dictionaries(st.sampled_from(FIELD_NAMES), json_values(), max_size=5).map(encode_json)
+    deep = st.integers(min_value=100, max_value=100_000).map(lambda n: b"[" * n + b"]" * n)
+    deep_objects = st.integers(min_value=100, max_value=5_000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n)
+    raw = st.one_of(
+        st.binary(max_size=64),
+        st.sampled_from(
+            [
+                b"\xff\xfe",
+                b'{"email": "\xff"}',
+                b"\x00",
+                b"null",
+                b"[]",
+                b"1e309",
+                b'{"position": 1e309}',
+                b'{"position": NaN}',
+                b'{"position": ' + str(10**400).encode() + b"}",
+                b'{"a":"\\ud800"}',
+            ]
+        ),
+    )
+    multipart = st.sampled_from(
+        [
+            b'--b\r\nContent-Disposition: form-data; name="title"\r\n\r\nx\r\n--b--\r\n',
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n\x00\x00',
+            b"--b\r\n\r\n",
+            b"garbage",
+        ]
+    ).map(lambda body: body)
+    types = st.sampled_from(
+        [
+            None,
+            "application/json",
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "multipart/form-data; boundary=b",
+            "application/json; charset=latin-1",
+            "\xff/\xfe",
+            "image/gif",
+        ]
+    )
+    return st.tuples(st.one_of(objects, deep, deep_objects, raw, multipart), types)
+
+
+def queries() -> st.SearchStrategy[bytes]:
+    names = st.sampled_from(["limit", "offset", "status", "category", "q", "search", "z", "\xff", "page"])
+    values = st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=10), st.sampled_from(["1", "0", "20"]))
+    pair = st.tuples(names, values).map(
+        lambda kv: (
+            kv[0].encode("latin-1")
+            + b"="
+            + kv[1]
+            .encode("utf-8", "surrogatepass")
+            .replace(b"&", b"%26")
+            .replace(b" ", b"%20")
+            .replace(b"#", b"%23")
+        )
+    )
+    return st.lists(pair, max_size=4).map(lambda pairs: b"&".join(pairs))
+
+
+class Seed:
+    def __init__(self, staff: str, user: str, category: str, video: str, user_id: str) -> None:
+        self.staff, self.user, self.category, self.video, self.user_id = staff, user, category, video, user_id
+
+
+@pytest.fixture
+def seed(services, db, io_loop) -> Seed:
+    async def make() -> Seed:
+        staff = await make_token(services, "fuzz-staff@example.com", staff=True)
+        user = await make_token(services, "fuzz-user@example.com")
+        found = await services.accounts.users.by_email("fuzz-user@example.com")
+        category = await Categories(db).create("Fuzz", "fuzz", "", services.clock())
+        video_id = ObjectId()
+        doc = new_video(
+            video_id, "Fuzzed", "", category["_id"], f"videos/{video_id}/source", None, services.clock()
+        )
+        doc.update(status="ready", duration=10.0, width=640, height=360)
+        await db.videos.insert_one(doc)
+        services.catalogue.videos.invalidate()
+        return Seed(staff, user, str(category["_id"]), str(video_id), str(found.id))
+
+    return io_loop.run_sync(make)
+
+
+async def raw_request(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes, read the whole answer (Connection: close): status, headers, body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(-1), 10)
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        body = dechunk(body)
+    return status, headers, body
+
+
+def dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        data = rest[size + 2 :]
+    return out
+
+
+def assert_contract(method: str, target: bytes, status: int, headers: dict[str, str], body: bytes) -> None:
+    where = f"{method} {target!r} → {status} {body[:200]!r}"
+    assert status < 500 or status in (503, 507), where
+    if status >= 400 and method != "HEAD":
+        assert headers.get("content-type", "").startswith("application/json"), where
+        data = json.loads(body)
+        assert isinstance(data, dict) and data, where
+        if "detail" in data:
+            assert isinstance(data["detail"], str), where
+        else:
+            for name, messages in data.items():
+                assert isinstance(name, str) and isinstance(messages, list), where
+                assert all(isinstance(message, str) for message in messages), where
+
+
+def path_for(route, seed: Seed, hostile: str | None) -> bytes:
+    """The route's template with ids of the seeded documents (or hostile text) in its groups."""
+    path = route.template.encode()
+    for name, _regex in route.parameters:
+        if hostile is not None:
+            value = hostile.encode("utf-8", "surrogatepass")
+        elif "category" in name:
+            value = seed.category.encode()
+        elif "user" in name:
+            value = seed.user_id.encode()
+        elif "video" in name or name == "id":
+            value = seed.video.encode()
+        elif "height" in name or "resolution" in name:
+            value = b"480"
+        else:
+            value = b"index.m3u8"
+        path = path.replace(b"{" + name.encode() + b"}", value, 1)
+    return path
+
+
+def quote_controls(target: bytes) -> bytes:
+    """Percent-encode what no request line may carry raw (controls, space, '#'); other bytes go as they are."""
+    return b"".join(
+        b"%%%02X" % byte if byte < 0x21 or byte in (0x23, 0x7F) else bytes([byte]) for byte in target
+    )
+
+
+def build_request(method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    if method not in ("GET", "HEAD") or body:
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+@given(
+    route=st.sampled_from(ROUTES),
+    method=st.sampled_from(METHODS),
+    who=st.sampled_from(["staff", "user", "nobody", "junk"]),
+    hostile_path=st.one_of(st.none(), st.sampled_from(HOSTILE_TEXT + ["\xff", "%c0%af"])),
+    query=queries(),
+    body=bodies(),
+    extra_header=st.sampled_from(
+        [
+            None,
+            (b"X-Request-ID", b"\xff\xfe" * 100),
+            (b"Origin", b"http://\xff"),
+            (b"Range", b"bytes=99999999999999999999-"),
+            (b"If-None-Match", b"\xff"),
+        ]
+    ),
+)
+@FUZZ
+def test_no_route_answers_500_to_hostile_requests(
+    seed, http_server, http_server_port, io_loop, route, method, who, hostile_path, query, body, extra_header
+):
+    payload, content_type = body
+    target = path_for(route, seed, hostile_path) + (b"?" + query if query else b"")
+    target = quote_controls(target)
+    headers: list[tuple[bytes, bytes]] = []
+    token = {"staff": seed.staff, "user": seed.user, "junk": "\xff" * 3, "nobody": None}[who]
+    if token:
+        headers.append((b"Authorization", b"Token " + token.encode("latin-1")))
+    if content_type is not None:
+        headers.append((b"Content-Type", content_type.encode("latin-1")))
+    if extra_header:
+        headers.append(extra_header)
+    request = build_request(method, target, headers, payload)
+    status, answer_headers, answer = io_loop.run_sync(lambda: raw_request(http_server_port[1], request))
+    assert_contract(method, target, status, answer_headers, answer)
+
+
+@given(
+    position=st.one_of(st.sampled_from(NUMBERS), json_values()),
+)
+@FUZZ
+def test_saving_any_position_answers_200_or_a_400_naming_the_field(
+    seed, http_server, http_server_port, io_loop, position
+):
+    body = encode_json({"position": position})
+    headers = [(b"Authorization", b"Token " + seed.user.encode()), (b"Content-Type", b"application/json")]
+    target = f"/api/videos/{seed.video}/progress/".encode()
+    status, answer_headers, answer = io_loop.run_sync(
+        lambda: raw_request(http_server_port[1], build_request("PUT", target, headers, body))
+    )
+    assert status in (200, 400), (position, status, answer)
+    assert_contract("PUT", target, status, answer_headers, answer)
+
+
+def test_the_server_still_answers_health_after_the_fuzz(seed, http_server, http_server_port, io_loop):
+    garbage = [
+        b"\xff\xfe\r\n\r\n",
+        b"GET /\x00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"POST /api/videos/ HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\nConnection: close\r\n\r\n",
+    ]
+
+    async def run() -> int:
+        for request in garbage:
+            reader, writer = await asyncio.open_connection("127.0.0.1", http_server_port[1])
+            writer.write(request)
+            await writer.drain()
+            await asyncio.wait_for(reader.read(-1), 10)
+            writer.close()
+        status, _, body = await raw_request(
+            http_server_port[1], b"GET /api/health/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        return status
+
+    assert io_loop.run_sync(run) == 200
+
+
+def test_a_query_parameter_that_is_not_utf8_answers_a_page_not_a_500(
+    seed, http_server, http_server_port, io_loop
+):
+    target = b"/api/videos/?offset=1&limit=1&z=%80"
+    request = build_request("GET", target, [(b"Authorization", b"Token " + seed.user.encode())], b"")
+    status, headers, body = io_loop.run_sync(lambda: raw_request(http_server_port[1], request))
+    assert status in (200, 400), body
+    assert_contract("GET", target, status, headers, body)
+    assert re.match(rb"^[\x20-\x7e]*$", body)
