@@ -14,8 +14,6 @@ import signal
 from email.message import EmailMessage
 from pathlib import Path
 
-import psutil
-
 from services.container import Services, build_services
 from services.jobs import JobQueue
 from tests.transcoding.helpers import gone, ours, wait_for_job, wait_for_run, wait_for_status
@@ -42,9 +40,9 @@ def kill_9(services: Services) -> None:
         tasks.append(queue._task)
     for task in tasks:
         task.cancel()
-    for worker in psutil.Process(os.getpid()).children(recursive=False):
-        if "multiprocessing" in " ".join(worker.cmdline()):
-            os.kill(worker.pid, signal.SIGKILL)
+    executor = services.pool._pool
+    for pid in list(executor._processes) if executor is not None else []:
+        os.kill(pid, signal.SIGKILL)
 
 
 async def forget_dead_pool(services: Services) -> None:
@@ -69,11 +67,17 @@ async def test_a_node_killed_mid_transcode_and_mid_mail_resumes_both_at_once_on_
     source.parent.mkdir(parents=True)
     source.write_bytes(clips["small"].read_bytes())
     video = await db.videos.insert_one(
-        {"title": "t", "status": "pending", "source": "imports/film.mp4", "created_at": clock(), "renditions": []}
+        {
+            "title": "t",
+            "status": "pending",
+            "source": "imports/film.mp4",
+            "created_at": clock(),
+            "renditions": [],
+        }
     )
     video_id = str(video.inserted_id)
     await first.queue.enqueue("transcode", {"video_id": video.inserted_id}, key=f"transcode:{video_id}")
-    await first.mailer.send("welcome", "ann@example.com", {"name": "Ann"})
+    await first.mailer.send("welcome", "ann@example.com", {"name": "Ann", "link": "http://localhost:4200/"})
     pid = int((await wait_for_run(runs))[0].split()[0])
     await asyncio.wait_for(stuck.started.wait(), 10)
 
@@ -109,9 +113,17 @@ async def test_another_nodes_stale_lease_still_waits_for_its_expiry(db, settings
     source.parent.mkdir(parents=True)
     source.write_bytes(clips["small"].read_bytes())
     video = await db.videos.insert_one(
-        {"title": "t", "status": "pending", "source": "imports/film.mp4", "created_at": clock(), "renditions": []}
+        {
+            "title": "t",
+            "status": "pending",
+            "source": "imports/film.mp4",
+            "created_at": clock(),
+            "renditions": [],
+        }
     )
-    await first.queue.enqueue("transcode", {"video_id": video.inserted_id}, key=f"transcode:{video.inserted_id}")
+    await first.queue.enqueue(
+        "transcode", {"video_id": video.inserted_id}, key=f"transcode:{video.inserted_id}"
+    )
     pid = int((await wait_for_run(runs))[0].split()[0])
     kill_9(first)
     assert await gone(pid)
