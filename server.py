@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import getpass
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from models.db import Database, DatabaseUnavailable, open_database
 from services.accounts import AccountService
 from services.container import ROLE_JOBS, build_services
 from services.jobs import node_name
+from services.media_sweeper import MediaSweeper
 
 HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
@@ -99,6 +103,25 @@ def check_shared_media(settings: Settings, root: Path) -> None:
         )
 
 
+def use_temporary_media(settings: Settings, database: Database) -> Path | None:
+    """An in-memory server keeps its media in a temporary folder removed at exit: no file outlives the
+    documents that point at it."""
+    if not database.in_memory or settings.media.storage != "local":
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="videoflix-media-"))
+    atexit.register(shutil.rmtree, folder, True)  # also when serving ends by an exception
+    settings.media.root = str(folder)
+    log.warning("IN-MEMORY DATABASE: media go to the temporary folder %s, removed at exit", folder)
+    return folder
+
+
+def media_sweeper(settings: Settings, database: Database, root: Path) -> MediaSweeper | None:
+    """On a lasting database with local media, leftovers are swept at start and hourly."""
+    if database.in_memory or settings.media.storage != "local":
+        return None
+    return MediaSweeper(database.videos, root, grace_s=settings.media.sweep_grace_s)
+
+
 def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
     """The HTTP server: JSON bodies up to 1 MiB (uploads raise their own limit); large read chunks."""
     return tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=MIB, chunk_size=UPLOAD_CHUNK)
@@ -107,6 +130,7 @@ def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
 async def serve(settings: Settings) -> None:
     """Run the server until SIGINT or SIGTERM, then stop cleanly."""
     database = await connect(settings)
+    temporary_media = use_temporary_media(settings, database)
     sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
     port = sockets[0].getsockname()[1]
     role = settings.server.role
@@ -117,6 +141,9 @@ async def serve(settings: Settings) -> None:
     await bootstrap_admin(settings, services.accounts)
     check_shared_media(settings, services.media.root)
     services.start()
+    sweeper = media_sweeper(settings, database, services.media.root)
+    if sweeper is not None:
+        sweeper.start()
     server = make_server(app)
     server.add_sockets(sockets)
     host, port = sockets[0].getsockname()[:2]
@@ -134,8 +161,12 @@ async def serve(settings: Settings) -> None:
         await asyncio.wait_for(server.close_all_connections(), settings.server.shutdown_grace_s)
     except TimeoutError:
         log.warning("open requests did not finish within %ss", settings.server.shutdown_grace_s)
+    if sweeper is not None:
+        await sweeper.stop()
     await services.stop()
     await database.close()
+    if temporary_media is not None:
+        shutil.rmtree(temporary_media, ignore_errors=True)
     log.info("stopped")
 
 

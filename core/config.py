@@ -144,6 +144,12 @@ class MediaSettings(Section):
         description="Edge URLs are the same for everyone within a window of this many seconds and stay "
         "valid for one more; a deactivated user keeps issued URLs that long.",
     )
+    sweep_grace_s: int = Field(
+        6 * 3600,
+        ge=60,
+        description="On MongoDB with local storage, leftovers (unfinished ladders and uploads, folders no "
+        "video references) untouched this long are removed at start and hourly.",
+    )
 
 
 class S3Settings(Section):
