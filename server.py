@@ -22,6 +22,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from core import logs
 from core.config import ConfigError, Settings, load_settings
 from handlers.app import handler_modules_for, make_app
 from models import ensure_indexes
@@ -60,13 +61,9 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {"server": server} if server else {}
 
 
-def configure_logging() -> None:
-    """One line per event on stderr."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(fmt: str = "plain") -> None:
+    """One line per event on stderr (plain or JSON), each with its request id, secrets redacted."""
+    logs.configure(fmt)
     # Tornado's access log is not used (the app logs each request itself, without the query string);
     # its warnings about malformed requests stay.
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
@@ -170,8 +167,18 @@ async def serve(settings: Settings) -> None:
     log.info("stopped")
 
 
+MEMORY_SUPERUSER = (
+    "createsuperuser cannot work on the in-memory database (MONGODB_URI=memory://): this command would "
+    "write into a database of its own that dies with it, so the running server would never see the user; "
+    "start the server with ADMIN_EMAIL and ADMIN_PASSWORD set, or have a staff user make one staff with "
+    "PATCH /api/admin/users/<id>/, or set MONGODB_URI to a real MongoDB."
+)
+
+
 async def create_superuser(settings: Settings, email: str | None, password: str | None) -> str:
     """Create (or promote) a verified staff user; asks for what the flags left out."""
+    if settings.database.uri.startswith("memory://"):
+        raise ConfigError(MEMORY_SUPERUSER)
     email = email or input("E-mail: ").strip()
     while not password:
         password = getpass.getpass("Password: ")
@@ -199,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         log.error("configuration error: %s", err)
         return 2
+    configure_logging(settings.server.log_format)
     try:
         if args.command == "createsuperuser":
             print(asyncio.run(create_superuser(settings, args.email, args.password)))

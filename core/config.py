@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 log = logging.getLogger("videoflix.config")
 
@@ -41,8 +41,26 @@ class ServerSettings(Section):
         "http://localhost:4200", description="Base URL of the front-end; its origin may call the API."
     )
     cors_origins: list[str] = Field(
-        default_factory=list, description="Further origins allowed to call the API."
+        default_factory=list,
+        description="Further origins allowed to call the API (env CORS_ORIGINS: comma-separated).",
     )
+    public_url: str | None = Field(
+        None,
+        description="The API's URL as clients reach it (e.g. https://api.example.com): every URL in the "
+        "JSON starts with it (env PUBLIC_URL); unset, stream URLs are relative to the API.",
+    )
+    log_format: Literal["plain", "json"] = Field(
+        "plain", description="Log lines as plain text or one JSON object each (env LOG_FORMAT)."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def comma_separated(cls, value: Any) -> Any:
+        """CORS_ORIGINS=a,b from the environment is a list of origins."""
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Proxy addresses whose X-Forwarded-For is believed for the client address.",
@@ -289,6 +307,9 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "PORT": ("server", "port"),
     "ROLE": ("server", "role"),
     "FRONTEND_URL": ("server", "frontend_url"),
+    "CORS_ORIGINS": ("server", "cors_origins"),
+    "LOG_FORMAT": ("server", "log_format"),
+    "PUBLIC_URL": ("server", "public_url"),
     "MONGODB_URI": ("database", "uri"),
     "EMAIL_BACKEND": ("email", "backend"),
     "EMAIL_HOST": ("email", "host"),

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import tornado.web
 from pydantic import BaseModel, ValidationError
 
+from core import logs
 from core.errors import (
     DomainError,
     Forbidden,
@@ -142,14 +143,23 @@ class BaseHandler(tornado.web.RequestHandler):
                 return hop
         return address
 
+    @property
+    def request_id(self) -> str:
+        """The caller's X-Request-ID when it is printable and short, else a new one; set for the logs."""
+        if not hasattr(self, "_request_id"):
+            self._request_id = logs.valid_request_id(self.request.headers.get("X-Request-ID"))
+            logs.request_id.set(self._request_id)
+        return self._request_id
+
     def set_default_headers(self) -> None:
+        self.set_header("X-Request-ID", self.request_id)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
         origin = self.request.headers.get("Origin")
         if origin and origin in self.application.settings["cors_origins"]:
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Access-Control-Allow-Credentials", "true")
-            self.set_header("Access-Control-Expose-Headers", "Retry-After, Content-Range, ETag")
+            self.set_header("Access-Control-Expose-Headers", "Retry-After, Content-Range, ETag, X-Request-ID")
             self.add_header("Vary", "Origin")
 
     async def prepare(self) -> None:
@@ -184,7 +194,9 @@ class BaseHandler(tornado.web.RequestHandler):
         if self._headers.get("Access-Control-Allow-Origin"):
             methods = [m.upper() for m in HTTP_METHODS if self._implements(m)]
             self.set_header("Access-Control-Allow-Methods", ", ".join(methods))
-            self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+            self.set_header(
+                "Access-Control-Allow-Headers", "Authorization, Content-Type, Range, X-Request-ID"
+            )
             self.set_header("Access-Control-Max-Age", "600")
         self.clear_header("Content-Type")
         self.finish()
@@ -258,7 +270,9 @@ class BaseHandler(tornado.web.RequestHandler):
             k: v[-1] for k, v in self.request.query_arguments.items() if k not in ("limit", "offset")
         }
         params.update(limit=str(limit), offset=str(offset))
-        return f"{self.request.protocol}://{self.request.host}{self.request.path}?{urlencode(params)}"
+        public = (self.config.server.public_url or "").rstrip("/")
+        origin = public or f"{self.request.protocol}://{self.request.host}"
+        return f"{origin}{self.request.path}?{urlencode(params)}"
 
     def send_json(self, data: Any, status: int = 200) -> None:
         """Finish with a JSON body (lists too, which Tornado's write refuses)."""
@@ -266,14 +280,17 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(dumps(data))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        """Log a crash by method and path only: Tornado's own message shows the query and the headers,
-        which carry codes and tokens. Errors answered on purpose are not crashes."""
+        """Log a crash: its type, message and traceback, the method and the path (never the query or the
+        headers, which carry codes and tokens; core/logs.py redacts secrets in the rest). Errors answered
+        on purpose are not crashes."""
         if isinstance(value, tornado.web.HTTPError | DomainError):
             return
         log.error(
-            "uncaught exception in %s %s",
+            "uncaught %s in %s %s: %s",
+            getattr(typ, "__qualname__", typ),
             self.request.method,
             loggable_path(self.request.path),
+            value,
             exc_info=(typ, value, tb),
         )
 

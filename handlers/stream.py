@@ -143,6 +143,14 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
 class GrantStreamHandler(MediaFileHandler):
     """/api/stream/<grant>/<file>: the grant is the key; no header needed."""
 
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        # The grant is the capability, as with a presigned URL: a player on any origin may fetch it,
+        # without cookies or credentials (so no Allow-Credentials next to the wildcard).
+        self.clear_header("Access-Control-Allow-Credentials")
+        self.set_header("Access-Control-Allow-Origin", "*")
+        self.set_header("Access-Control-Expose-Headers", "Content-Range, Content-Length, ETag")
+
     @api(
         "A file of a video's HLS ladder, under a stream grant (no header needed)",
         description="The grant in the path is a signed, expiring key for one video and one user, taken "

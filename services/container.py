@@ -110,7 +110,14 @@ def build_services(
         frontend_url=settings.server.frontend_url,
         clock=clock,
     )
-    grants = Grants(signer, users, videos, max_age_s=settings.media.grant_max_age_s, clock=clock)
+    grants = Grants(
+        signer,
+        users,
+        videos,
+        max_age_s=settings.media.grant_max_age_s,
+        clock=clock,
+        public_url=settings.server.public_url,
+    )
     catalogue = CatalogueService(
         Categories(db),
         videos,

@@ -35,7 +35,10 @@ class Grants:
         clock: Clock,
         reuse_s: float = 60.0,
         entries: int = 50_000,
+        public_url: str | None = None,
     ) -> None:
+        # every URL in the JSON starts with it when set (server.public_url): absolute for any front-end
+        self.prefix = (public_url or "").rstrip("/")
         self.signer = signer
         self.users = users
         self.videos = videos
@@ -57,7 +60,7 @@ class Grants:
         """The URLs of a playable video for one user, under its grant; nothing while it cannot be played."""
         if playable_path(doc) is None:
             return {}
-        base = f"/api/stream/{self.grant(str(doc['_id']), user_id)}"
+        base = f"{self.prefix}/api/stream/{self.grant(str(doc['_id']), user_id)}"
         finished = is_finished_ladder(doc)
         return {
             "hls_url": f"{base}/master.m3u8",

@@ -71,6 +71,7 @@ class ConsoleBackend:
             message["To"],
             message["Subject"],
             body.rstrip(),
+            extra={"unredacted": True},  # the links are the point of this development backend
         )
 
 

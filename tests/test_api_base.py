@@ -170,7 +170,7 @@ async def test_a_crash_is_logged_by_path_without_the_query_or_the_token(api, ser
     token = await make_user(services)
     with caplog.at_level("ERROR"):
         await api.get("/probe/crash/?code=secret-code-123", token=token)
-    assert "uncaught exception in GET /probe/crash/" in caplog.text
+    assert "uncaught RuntimeError in GET /probe/crash/" in caplog.text
     assert "secret-code-123" not in caplog.text
     assert token not in caplog.text
 

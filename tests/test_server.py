@@ -195,6 +195,27 @@ async def test_connect_warns_about_the_in_memory_database(caplog):
     assert await database.ping()
 
 
+MONGODB = pytest.mark.skipif(
+    not os.environ.get("TEST_MONGODB_URI"),
+    reason="createsuperuser writes into a real MongoDB only (TEST_MONGODB_URI); on memory:// it refuses",
+)
+
+
+def test_createsuperuser_on_the_in_memory_database_refuses_and_says_what_to_do(config_file, caplog):
+    code = server.main(
+        ["--config", str(config_file), "createsuperuser", "--email", "a@b.co", "--password", "a-long-one"]
+    )
+    assert code == 1
+    assert "in-memory database" in caplog.text and "ADMIN_EMAIL" in caplog.text
+    assert "created" not in caplog.text
+
+
+@pytest.fixture
+def mongodb_env(monkeypatch):
+    monkeypatch.setenv("MONGODB_URI", os.environ.get("TEST_MONGODB_URI", ""))
+
+
+@MONGODB
 def test_createsuperuser_with_flags_creates_a_verified_staff_user(config_file):
     proc = subprocess.run(
         [
@@ -208,7 +229,7 @@ def test_createsuperuser_with_flags_creates_a_verified_staff_user(config_file):
             "--password",
             "a-long-password",
         ],
-        env=environment(),
+        env=environment(MONGODB_URI=os.environ.get("TEST_MONGODB_URI", "")),
         capture_output=True,
         text=True,
         timeout=60,
@@ -217,7 +238,8 @@ def test_createsuperuser_with_flags_creates_a_verified_staff_user(config_file):
     assert "superuser root@example.com created" in proc.stdout
 
 
-def test_createsuperuser_prompts_for_what_is_missing(config_file, monkeypatch, capsys):
+@MONGODB
+def test_createsuperuser_prompts_for_what_is_missing(config_file, monkeypatch, capsys, mongodb_env):
     answers = iter(["a-long-password", "a-long-password"])
     monkeypatch.setattr("builtins.input", lambda prompt: "asked@example.com")
     monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
@@ -225,7 +247,8 @@ def test_createsuperuser_prompts_for_what_is_missing(config_file, monkeypatch, c
     assert "superuser asked@example.com created" in capsys.readouterr().out
 
 
-def test_createsuperuser_refuses_a_short_password(config_file, capsys, caplog):
+@MONGODB
+def test_createsuperuser_refuses_a_short_password(config_file, capsys, caplog, mongodb_env):
     code = server.main(
         ["--config", str(config_file), "createsuperuser", "--email", "a@b.co", "--password", "x"]
     )
