@@ -66,6 +66,15 @@ class VideoListHandler(CatalogueHandler):
     upload: UploadReceiver | None = None
 
     async def prepare(self) -> None:
+        if self.request.method == "POST":
+            # Tornado checks the declared length against its limit (1 MiB) whenever it reads the body,
+            # also after an early refusal (401/403/413/415): raise it first, so that a refused upload is
+            # answered in JSON and the connection closed (Tornado closes it when the answer comes before
+            # the body), never logged as a malformed message.
+            length = self.request.headers.get("Content-Length", "")
+            declared = int(length) if length.isdigit() else 0
+            limit = self.config.media.max_upload_mb * MIB + FORM_OVERHEAD
+            self.request.connection.set_max_body_size(max(declared, limit + MIB))
         await super().prepare()  # authenticates before a single byte of the body is read
         if self.request.method == "POST":
             self.upload = self.begin_upload()
@@ -88,7 +97,7 @@ class VideoListHandler(CatalogueHandler):
         if media.free_bytes() < declared + self.config.media.min_free_mb * MIB:
             raise APIError(507, "Not enough disk space on the server for this upload.")
         # Our own count answers a JSON 413 first; Tornado's limit is the backstop.
-        self.request.connection.set_max_body_size(limit + MIB)
+        self.request.connection.set_max_body_size(max(declared, limit + MIB))
         return UploadReceiver(dict(self.request.headers), media.upload_path(ObjectId()), limit)
 
     async def data_received(self, chunk: bytes) -> None:
