@@ -41,6 +41,10 @@ def transcode_key(video_id: ObjectId | str) -> str:
     return f"{TRANSCODE}:{video_id}"
 
 
+# What a started transcode shows at once, before the worker's first report.
+STARTED_PERCENT = 1
+
+
 class TranscodeJobs(JobType):
     """Runs `transcode` jobs in the pool and keeps their videos' state."""
 
@@ -121,6 +125,11 @@ class TranscodeJobs(JobType):
         if video is None:
             await self.jobs.delete(ctx.id)
             raise JobStopped("the video is gone")
+        # Staff see it move from the start: probing and the first seconds of encoding count.
+        if video.get("status") != READY:
+            started = {"status": PROCESSING, "transcode_progress": STARTED_PERCENT}
+            await self.videos.update(video_id, started, self.clock())
+            await ctx.progress(STARTED_PERCENT)
         source = self.media.resolve(video.get("source") or "")
         if not video.get("source") or not source.is_file():
             raise PermanentError("The source file is missing.")
@@ -128,7 +137,7 @@ class TranscodeJobs(JobType):
             info = await probe(source)
         except NotAVideo as err:
             raise PermanentError(str(err)) from err
-        fields: dict[str, Any] = {"transcode_progress": 0, "error": None}
+        fields: dict[str, Any] = {"transcode_progress": STARTED_PERCENT, "error": None}
         if video.get("status") != READY:  # a ready video stays playable while it is re-made
             fields.update(
                 status=PROCESSING, duration=round(info.duration, 3), width=info.width, height=info.height
@@ -173,6 +182,7 @@ class TranscodeJobs(JobType):
             log.info("video %s playable while it is transcoded", video_id)
 
     async def _write_progress(self, ctx: JobContext, video_id: ObjectId, percent: int) -> None:
+        percent = max(percent, STARTED_PERCENT)  # a started job never shows 0 % again
         with contextlib.suppress(Exception):  # progress is a hint; never fail a job over it
             await self.videos.update(video_id, {"transcode_progress": percent}, self.clock())
         await ctx.progress(percent)

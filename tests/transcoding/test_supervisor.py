@@ -331,3 +331,18 @@ def upload_to(url: str, clip: Path) -> str:
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 201
         return json.loads(response.read())["id"]
+
+
+async def test_progress_shows_from_the_moment_the_job_starts_never_0_while_processing(
+    api, staff_token, clips, db, fake_ffmpeg
+):
+    fake_ffmpeg("slow")  # reports 0 % first, then moves every 0.2 s
+    video_id = await upload(api, staff_token, clips["small"])
+    first = await wait_for(db, video_id, lambda d: d.get("status") == "processing")
+    assert first["transcode_progress"] >= 1
+    seen = []
+    while (doc := await db.videos.find_one({"_id": ObjectId(video_id)}))["status"] == "processing":
+        seen.append(doc["transcode_progress"])
+        await asyncio.sleep(0.02)
+    assert seen and min(seen) >= 1
+    assert doc["status"] == "ready"
