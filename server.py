@@ -25,10 +25,11 @@ import tornado.web
 from core import logs
 from core.config import ConfigError, Settings, load_settings
 from handlers.app import handler_modules_for, make_app
+from handlers.metrics import metrics_app
 from models import ensure_indexes
 from models.db import Database, DatabaseUnavailable, open_database
 from services.accounts import AccountService
-from services.container import ROLE_JOBS, build_services
+from services.container import ROLE_JOBS, Services, build_services
 from services.jobs import node_name
 from services.media_sweeper import MediaSweeper
 
@@ -119,6 +120,18 @@ def media_sweeper(settings: Settings, database: Database, root: Path) -> MediaSw
     return MediaSweeper(database.videos, root, grace_s=settings.media.sweep_grace_s)
 
 
+def serve_metrics(settings: Settings, services: Services) -> tornado.httpserver.HTTPServer | None:
+    """With metrics.port set, /metrics on a port of its own (for a scraper inside the private network)."""
+    if settings.metrics.port is None:
+        return None
+    sockets = tornado.netutil.bind_sockets(settings.metrics.port, settings.server.host)
+    server = tornado.httpserver.HTTPServer(metrics_app(services))
+    server.add_sockets(sockets)
+    host, port = sockets[0].getsockname()[:2]
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return server
+
+
 def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
     """The HTTP server: JSON bodies up to 1 MiB (uploads raise their own limit); large read chunks."""
     return tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=MIB, chunk_size=UPLOAD_CHUNK)
@@ -145,6 +158,7 @@ async def serve(settings: Settings) -> None:
     server.add_sockets(sockets)
     host, port = sockets[0].getsockname()[:2]
     log.info("Videoflix (role %s) listening on http://%s:%d", role, host, port)
+    metrics_server = serve_metrics(settings, services)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -154,6 +168,8 @@ async def serve(settings: Settings) -> None:
 
     log.info("shutting down")
     server.stop()
+    if metrics_server is not None:
+        metrics_server.stop()
     try:
         await asyncio.wait_for(server.close_all_connections(), settings.server.shutdown_grace_s)
     except TimeoutError:

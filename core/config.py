@@ -253,6 +253,22 @@ class AdminSettings(Section):
     password: str | None = Field(None, description="Password for that user when it is created.")
 
 
+class MetricsSettings(Section):
+    token: str | None = Field(
+        None,
+        description="Bearer token that GET /metrics on the main port asks for (unset: not served there).",
+    )
+    port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="A port of its own serving /metrics (on server.host; token optional).",
+    )
+    interval_s: float = Field(
+        15.0, gt=0, description="Seconds between samples of the job queue's depth and the database's ping."
+    )
+
+
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -264,6 +280,7 @@ class Settings(Section):
     transcode: TranscodeSettings = Field(default_factory=TranscodeSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="after")
     def _admin_needs_both(self) -> Settings:
@@ -334,6 +351,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "TRANSCODE_WORKERS": ("transcode", "workers"),
     "ADMIN_EMAIL": ("admin", "email"),
     "ADMIN_PASSWORD": ("admin", "password"),
+    "METRICS_TOKEN": ("metrics", "token"),
+    "METRICS_PORT": ("metrics", "port"),
 }
 
 

@@ -10,13 +10,14 @@ from urllib.parse import urlsplit
 
 import tornado.web
 
-from handlers import accounts, admin, categories, health, schema, stream, videos
-from handlers.base import NotFoundHandler, check_access_declared, loggable_path
+from handlers import accounts, admin, categories, health, metrics, schema, stream, videos
+from handlers.base import HTTP_METHODS, NotFoundHandler, check_access_declared, loggable_path
+from handlers.route_templates import routes_of
 from services.container import Services
 
 access_log = logging.getLogger("videoflix.access")
 
-HANDLER_MODULES: list[ModuleType] = [health, accounts, categories, videos, stream, admin, schema]
+HANDLER_MODULES: list[ModuleType] = [health, accounts, categories, videos, stream, admin, schema, metrics]
 # A transcode process serves only its probes; the others serve the whole API.
 ROLE_HANDLERS: dict[str, list[ModuleType]] = {"transcode": [health]}
 
@@ -40,6 +41,19 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     access_log.log(
         level, "%s %s %d %.1fms", handler.request.method, loggable_path(handler.request.path), status, millis
     )
+    count_request(handler, status)
+
+
+def count_request(handler: tornado.web.RequestHandler, status: int) -> None:
+    """Metrics of an answered request, by route template (a raw path would be a series per id)."""
+    services = handler.application.settings.get("services")
+    if services is None:
+        return
+    if getattr(handler, "counted_in_flight", False):
+        services.metrics.in_flight.dec()
+    method = handler.request.method if handler.request.method.lower() in HTTP_METHODS else "OTHER"
+    route = handler.application.settings.get("route_templates", {}).get(type(handler), "<unmatched>")
+    services.metrics.request_done(method, route, status, handler.request.request_time())
 
 
 def make_app(
@@ -57,6 +71,7 @@ def make_app(
         handler_modules=list(handler_modules),  # the OpenAPI document (handlers/schema.py) reads them
         cors_origins=cors,
         log_function=log_request,
+        route_templates={route.handler: route.template for route in routes_of(handler_modules)},
         debug=False,  # debug mode would show tracebacks and autoreload; DEBUG only relaxes SECRET_KEY
         xheaders=False,
     )

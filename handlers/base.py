@@ -120,6 +120,7 @@ class BaseHandler(tornado.web.RequestHandler):
     current_user: User | None
 
     token: str | None = None
+    counted_in_flight = False
 
     @property
     def services(self) -> Services:
@@ -163,6 +164,8 @@ class BaseHandler(tornado.web.RequestHandler):
             self.add_header("Vary", "Origin")
 
     async def prepare(self) -> None:
+        self.services.metrics.in_flight.inc()
+        self.counted_in_flight = True  # the access log (handlers/app.py) counts it out
         method = getattr(self, self.request.method.lower(), None)
         level = getattr(method, "access", None)
         self.current_user = None

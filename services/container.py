@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from core.clock import Clock, utcnow
 from core.config import Settings
 from core.media import MediaStore, media_root
+from core.metrics import Metrics, Sampler
 from core.passwords import PasswordHasher
 from core.signing import Signer
 from models.categories import Categories
@@ -54,15 +55,19 @@ class Services:
     grants: Grants
     catalogue: CatalogueService
     admin: AdminService
+    metrics: Metrics
+    sampler: Sampler
 
     def start(self) -> None:
         """Start the background work (the job queue, and the pool when this process transcodes)."""
         if TRANSCODE in self.queue.run_types:
             self.pool.start()
         self.queue.start()
+        self.sampler.start()
 
     async def stop(self) -> None:
         """Hand running jobs back, stop the pool (no FFmpeg left), release the password threads."""
+        await self.sampler.stop()
         await self.queue.stop(self.settings.server.shutdown_grace_s)
         await self.pool.stop()
         self.hasher.close()
@@ -87,9 +92,10 @@ def build_services(
     ttl = settings.catalogue.cache_ttl_s
     videos = Videos(db, math.inf if db.in_memory and ttl > 0 else ttl)
     pool = TranscodePool(settings.transcode.workers)
+    metrics = Metrics()
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
-        TranscodeJobs(videos, jobs, media, pool, settings.transcode, clock=clock),
+        TranscodeJobs(videos, jobs, media, pool, settings.transcode, clock=clock, metrics=metrics),
     ]
     queue = JobQueue(
         jobs,
@@ -98,6 +104,7 @@ def build_services(
         node=node or node_name(settings.jobs, settings.server.port),
         clock=clock,
         run_types=run_types,
+        metrics=metrics,
     )
     mailer = Mailer(queue)
     accounts = AccountService(
@@ -142,4 +149,8 @@ def build_services(
         grants=grants,
         catalogue=catalogue,
         admin=AdminService(queue, accounts),
+        metrics=metrics,
+        sampler=Sampler(
+            metrics, jobs.counts, list(queue.types), db.ping, interval_s=settings.metrics.interval_s
+        ),
     )

@@ -26,6 +26,7 @@ from bson import ObjectId
 from core.clock import Clock, utcnow
 from core.config import JobSettings
 from core.errors import Conflict, NotFound
+from core.metrics import Metrics
 from models import jobs as job_docs
 from models.jobs import Jobs
 
@@ -147,8 +148,10 @@ class JobQueue:
         node: str,
         clock: Clock = utcnow,
         run_types: Sequence[str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.jobs = jobs
+        self.metrics = metrics
         self.settings = settings
         self.types = {job_type.name: job_type for job_type in types}
         # The types this process runs (a role may queue jobs it leaves to other processes).
@@ -352,6 +355,8 @@ class JobQueue:
         job = running.ctx.job
         if await self.jobs.fail(job["_id"], self.owner, self.clock(), error):
             await running.type.on_failed(job, error)
+            if self.metrics is not None:
+                self.metrics.job_failed(job["type"])
             log.warning("job %s (%s) failed: %s", job["_id"], job["type"], error)
 
     async def _settle_error(self, running: Running, err: Exception) -> None:
@@ -368,6 +373,8 @@ class JobQueue:
         when = self.clock() + timedelta(seconds=delay)
         if await self.jobs.retry_later(job["_id"], self.owner, when, reason):
             await job_type.on_retry(job, reason)
+            if self.metrics is not None:
+                self.metrics.job_retried(job["type"])
             log.warning(
                 "job %s (%s) attempt %d failed, retrying in %.0f s: %s",
                 job["_id"],

@@ -21,6 +21,7 @@ from bson import ObjectId
 from core.clock import Clock, utcnow
 from core.config import TranscodeSettings
 from core.media import MediaStore, remove_tree
+from core.metrics import Metrics
 from models.jobs import Jobs
 from models.videos import FAILED, PENDING, PROCESSING, READY, Videos
 from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
@@ -60,6 +61,7 @@ class TranscodeJobs(JobType):
         settings: TranscodeSettings,
         *,
         clock: Clock = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.videos = videos
         self.jobs = jobs
@@ -67,6 +69,7 @@ class TranscodeJobs(JobType):
         self.pool = pool
         self.settings = settings
         self.clock = clock
+        self.metrics = metrics
         self.concurrency = pool.workers
 
     @property
@@ -114,6 +117,8 @@ class TranscodeJobs(JobType):
                 outcome.seconds,
                 info_duration / outcome.seconds if outcome.seconds else 0,
             )
+            if self.metrics is not None:
+                self.metrics.transcode_done(outcome.seconds, info_duration)
         finally:
             watcher.cancel()
             await remove_tree(tmp_dir)
