@@ -63,7 +63,7 @@ class TestWithAToken:
         assert video_id not in text
         assert value(text, "videoflix_http_requests_in_flight") == 1  # the scrape itself
 
-    async def test_queue_depth_ioloop_lag_and_database_ping_are_sampled_in_the_background(self, api, services):
+    async def test_queue_depth_loop_lag_and_database_ping_are_sampled_in_the_background(self, api, services):
         await services.queue.enqueue("transcode", {"video_id": ObjectId()}, key="transcode:x")
         for _ in range(100):
             text = await scrape(api)
@@ -105,5 +105,6 @@ def test_metrics_port_serves_metrics_apart_from_the_api(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as refused:
             fetch(url + "/metrics")  # no token: not on the API's port
         assert refused.value.code == 404
+        refused.value.close()
     finally:
         assert running.stop() == 0

@@ -38,6 +38,7 @@ def kill_9(services: Services) -> None:
     tasks = [r.task for r in queue.running.values() if r.task is not None]
     if queue._task is not None:
         tasks.append(queue._task)
+    tasks += services.sampler._tasks
     for task in tasks:
         task.cancel()
     executor = services.pool._pool
