@@ -219,7 +219,7 @@ async def test_two_transcoders_sharing_a_database_run_a_job_once(
     api, staff_token, clips, db, settings, fake_ffmpeg, clock, services
 ):
     second = build_services(settings, db, clock=clock, node="second-node")
-    second.start()
+    await second.start()
     try:
         runs = fake_ffmpeg("slow")
         video_ids = [await upload(api, staff_token, clips["small"], title=f"v{n}") for n in range(3)]
