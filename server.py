@@ -150,7 +150,7 @@ async def serve(settings: Settings) -> None:
     app = make_app(services, handler_modules=handler_modules_for(role))
     await bootstrap_admin(settings, services.accounts)
     check_shared_media(settings, services.media.root)
-    services.start()
+    await services.start()
     sweeper = media_sweeper(settings, database, services.media.root)
     if sweeper is not None:
         sweeper.start()

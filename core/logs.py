@@ -31,7 +31,7 @@ SECRETS = [
     # codes and tokens in a query string
     (re.compile(r"(?i)([?&](?:code|token|grant|key)=)[^&\s'\"]+"), r"\1" + REDACTED),
     # a stream grant in a path
-    (re.compile(r"(/api/stream/)[^/\s'\"]+"), r"\1" + REDACTED),
+    (re.compile(r"(/api/stream/)(?!<grant>/)[^/\s'\"]+"), r"\1" + REDACTED),
     # itsdangerous codes and grants: payload.timestamp.signature (URL-safe base64 parts)
     (re.compile(r"\b[\w-]{2,}\.[\w-]{4,}\.[\w-]{20,}\b"), REDACTED),
     # login tokens: 40 or more hex digits

@@ -54,6 +54,7 @@ async def forget_dead_pool(services: Services) -> None:
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
     await services.pool.stop()
+    await services.storage.close()
     services.hasher.close()
 
 
@@ -63,7 +64,7 @@ async def test_a_node_killed_mid_transcode_and_mid_mail_resumes_both_at_once_on_
     runs = fake_ffmpeg("hang")
     stuck = StuckSmtp()
     first = build_services(settings, db, clock=clock, node=NODE, mail_backend=stuck)
-    first.start()
+    await first.start()
     source = Path(settings.media.root) / "imports" / "film.mp4"
     source.parent.mkdir(parents=True)
     source.write_bytes(clips["small"].read_bytes())
@@ -92,7 +93,7 @@ async def test_a_node_killed_mid_transcode_and_mid_mail_resumes_both_at_once_on_
     fake_ffmpeg("slow")
     second = build_services(settings, db, clock=clock, node=NODE)
     assert second.queue.owner != first.queue.owner  # the same node, a new boot id
-    second.start()
+    await second.start()
     try:
         # no clock advance: the node recognises its own previous life's leases and takes them at once
         doc = await wait_for_status(db, video_id, "ready", timeout=60)
@@ -109,7 +110,7 @@ async def test_a_node_killed_mid_transcode_and_mid_mail_resumes_both_at_once_on_
 async def test_another_nodes_stale_lease_still_waits_for_its_expiry(db, settings, clock, clips, fake_ffmpeg):
     runs = fake_ffmpeg("hang")
     first = build_services(settings, db, clock=clock, node=NODE, run_types=("transcode",))
-    first.start()
+    await first.start()
     source = Path(settings.media.root) / "imports" / "film.mp4"
     source.parent.mkdir(parents=True)
     source.write_bytes(clips["small"].read_bytes())
@@ -132,7 +133,7 @@ async def test_another_nodes_stale_lease_still_waits_for_its_expiry(db, settings
 
     fake_ffmpeg("slow")
     other = build_services(settings, db, clock=clock, node="other-node:8000", run_types=("transcode",))
-    other.start()
+    await other.start()
     try:
         await asyncio.sleep(0.5)
         job = await db.jobs.find_one({"type": "transcode"})
