@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 
 import tornado.web
 
-from handlers import accounts, admin, categories, health, schema, stream, videos
+from handlers import accounts, admin, categories, health, schema, stream, tus, videos
 from handlers.base import NotFoundHandler, check_access_declared, loggable_path
 from services.container import Services
 
 access_log = logging.getLogger("videoflix.access")
 
-HANDLER_MODULES: list[ModuleType] = [health, accounts, categories, videos, stream, admin, schema]
+HANDLER_MODULES: list[ModuleType] = [health, accounts, categories, videos, tus, stream, admin, schema]
 # A transcode process serves only its probes; the others serve the whole API.
 ROLE_HANDLERS: dict[str, list[ModuleType]] = {"transcode": [health]}
 

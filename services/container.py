@@ -21,6 +21,7 @@ from models.jobs import Jobs
 from models.progress import Progress
 from models.ratelimits import RateLimiter
 from models.tokens import Tokens
+from models.uploads import Uploads
 from models.users import Users
 from models.videos import Videos
 from services.accounts import AccountService
@@ -31,10 +32,15 @@ from services.jobs import JobQueue, node_name
 from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
 from services.throttle import Throttle
 from services.transcoding import TRANSCODE, TranscodeJobs
+from services.uploads import UPLOAD_EXPIRY, UploadExpiry, UploadFiles, UploadService
 from transcode.pool import TranscodePool
 
 # The job types each role runs; every role may queue any of them.
-ROLE_JOBS = {"all": (MAIL, TRANSCODE), "api": (MAIL,), "transcode": (TRANSCODE, MAIL)}
+ROLE_JOBS = {
+    "all": (MAIL, TRANSCODE, UPLOAD_EXPIRY),
+    "api": (MAIL, UPLOAD_EXPIRY),
+    "transcode": (TRANSCODE, MAIL),
+}
 
 
 @dataclass
@@ -54,6 +60,7 @@ class Services:
     grants: Grants
     catalogue: CatalogueService
     admin: AdminService
+    uploads: UploadService
 
     def start(self) -> None:
         """Start the background work (the job queue, and the pool when this process transcodes)."""
@@ -87,9 +94,11 @@ def build_services(
     ttl = settings.catalogue.cache_ttl_s
     videos = Videos(db, math.inf if db.in_memory and ttl > 0 else ttl)
     pool = TranscodePool(settings.transcode.workers)
+    upload_files = UploadFiles(Uploads(db), media, clock)
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
         TranscodeJobs(videos, jobs, media, pool, settings.transcode, clock=clock),
+        UploadExpiry(upload_files),
     ]
     queue = JobQueue(
         jobs,
@@ -135,4 +144,5 @@ def build_services(
         grants=grants,
         catalogue=catalogue,
         admin=AdminService(queue, accounts),
+        uploads=UploadService(upload_files, media, catalogue, settings.media, clock),
     )
