@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 
@@ -47,7 +48,8 @@ PROGRESS_HEADERS = {
 
 
 def http_date(moment: Any) -> str:
-    return format_datetime(moment, usegmt=True)
+    """An RFC 7231 date (the database's own UTC zone is not the one `usegmt` asks for)."""
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
 def parse_metadata(header: str) -> dict[str, str]:
