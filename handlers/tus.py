@@ -267,7 +267,7 @@ class UploadHandler(TusHandler):
                 },
             )
         },
-        errors=[400, 409, 410, 412, 413, 460, 507],
+        errors=[400, 409, 410, 412, 413, 460, 503, 507],
         path={"upload_id": "The upload's id (the last part of its Location)."},
     )
     @staff_only

@@ -15,7 +15,6 @@ import errno
 import hashlib
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,7 +27,6 @@ from core.config import MediaSettings
 from core.errors import (
     ChecksumMismatch,
     Conflict,
-    DomainError,
     Gone,
     InsufficientStorage,
     InvalidInput,
@@ -39,9 +37,6 @@ from core.media import MediaStore
 from models.uploads import Uploads, new_upload
 from models.users import User
 from services.catalogue import CatalogueService
-from services.jobs import JobContext, JobType
-
-UPLOAD_EXPIRY = "upload-expiry"
 
 log = logging.getLogger("videoflix.uploads")
 
@@ -363,23 +358,33 @@ class Chunk:
             self.lock.release()
 
 
-class UploadExpiry(JobType):
-    """No jobs of its own: its sweep removes expired uploads, at most once a minute."""
-
-    name = UPLOAD_EXPIRY
-    title = "Upload expiry"
+class UploadExpiry:
+    """The periodic sweep: removes expired uploads every `every_s` seconds while the process serves."""
 
     def __init__(self, files: UploadFiles, every_s: float = SWEEP_EVERY_S) -> None:
         self.files = files
         self.every_s = every_s
-        self._last = -float("inf")
+        self._task: asyncio.Task | None = None
 
-    async def run(self, ctx: JobContext) -> None:  # never queued
-        raise DomainError("upload-expiry has no jobs")
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
 
-    async def sweep(self) -> None:
-        now = time.monotonic()
-        if now - self._last < self.every_s:
-            return
-        self._last = now
-        await self.files.expire_stale()
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def sweep(self) -> tuple[int, int]:
+        """One pass: (count, bytes) removed."""
+        return await self.files.expire_stale()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # the database may be away for a while: try again next time
+                log.exception("the sweep of expired uploads failed")
+            await asyncio.sleep(self.every_s)

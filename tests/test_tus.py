@@ -260,10 +260,10 @@ async def test_progress_pushes_the_expiry_back(api, staff_token, services, clock
     assert await services.uploads.expire_stale() == (0, 0)
 
 
-async def test_the_queue_sweep_expires_stale_uploads(api, staff_token, services, clock, settings):
+async def test_the_periodic_sweep_expires_stale_uploads(api, staff_token, services, clock, settings):
     await create(api, staff_token, 10)
     clock.advance(hours=settings.media.upload_expiry_h + 1)
-    await UploadExpiry(services.uploads.files).sweep()
+    assert await UploadExpiry(services.uploads.files).sweep() == (1, 0)
     assert parts(settings) == []
 
 
