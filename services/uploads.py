@@ -27,6 +27,7 @@ from core.config import MediaSettings
 from core.errors import (
     ChecksumMismatch,
     Conflict,
+    DomainError,
     Gone,
     InsufficientStorage,
     InvalidInput,
@@ -137,6 +138,8 @@ class UploadService:
         self.settings = settings
         self.clock = clock
         self._locks = files.locks
+        # Completions that run after their connection dropped (kept so they are not collected).
+        self.background: set[asyncio.Task] = set()
 
     def part_path(self, upload_id: ObjectId) -> Path:
         return self.files.part_path(upload_id)
@@ -198,6 +201,7 @@ class UploadService:
             # a PATCH still streaming after that: report what is on disk now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._hold(lock), SETTLE_WAIT_S)
+            doc = await self.find(user, upload_id)  # it may have become a video meanwhile
         return doc, self.offset(doc)
 
     @staticmethod
@@ -342,7 +346,22 @@ class Chunk:
         self._close()
         if self.checksum is not None:
             os.truncate(self.service.part_path(self.doc["_id"]), self.start)
+        elif self.received and self.start + self.received == self.doc["length"]:
+            # Every byte arrived, only the end of the request did not: a client that asks HEAD next
+            # sees the whole length and stops, so the video is made now.
+            task = asyncio.get_running_loop().create_task(self._complete_anyway())
+            self.service.background.add(task)
+            task.add_done_callback(self.service.background.discard)
+            return
         self._release()
+
+    async def _complete_anyway(self) -> None:
+        try:
+            await self.service.complete(self.user, self.doc)
+        except DomainError as err:
+            log.warning("upload %s could not become a video: %s", self.doc["_id"], err)
+        finally:
+            self._release()
 
     async def _truncate(self) -> None:
         path = self.service.part_path(self.doc["_id"])
