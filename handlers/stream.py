@@ -147,20 +147,23 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
         return f'"{self.get_content_version(self.absolute_path)}"'
 
 
+GRANT_FILE = {
+    "summary": "A file of a video's HLS ladder, under a stream grant (no header needed)",
+    "description": "The grant in the path is a signed, expiring key for one video and one user, taken "
+    "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
+    "responses": GRANT_REPLIES,
+    "errors": [403, 404, 416],
+    "path": {
+        "grant": "The stream grant from the video's `hls_url`.",
+        "name": "`master.m3u8`, `thumbnail.jpg`, `<height>p/index.m3u8` or `<height>p/seg_NNNNN.ts`.",
+    },
+}
+
+
 class GrantStreamHandler(MediaFileHandler):
     """/api/stream/<grant>/<file>: the grant is the key; no header needed."""
 
-    @api(
-        "A file of a video's HLS ladder, under a stream grant (no header needed)",
-        description="The grant in the path is a signed, expiring key for one video and one user, taken "
-        "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
-        responses=GRANT_REPLIES,
-        errors=[403, 404, 416],
-        path={
-            "grant": "The stream grant from the video's `hls_url`.",
-            "name": "`master.m3u8`, `thumbnail.jpg`, `<height>p/index.m3u8` or `<height>p/seg_NNNNN.ts`.",
-        },
-    )
+    @api(**GRANT_FILE)
     @public
     async def get(self, grant: str, name: str, include_body: bool = True) -> None:
         video = await self.services.grants.open(grant)
@@ -186,17 +189,7 @@ class GrantStreamHandler(MediaFileHandler):
         self.set_header("Cache-Control", "private, no-store")  # the authorisation point: never shared
         self.finish(edge.master(text, folder) if include_body else None)
 
-    @api(
-        "A file of a video's HLS ladder, under a stream grant (no header needed)",
-        description="The grant in the path is a signed, expiring key for one video and one user, taken "
-        "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
-        responses=GRANT_REPLIES,
-        errors=[403, 404, 416],
-        path={
-            "grant": "The stream grant from the video's `hls_url`.",
-            "name": "`master.m3u8`, `thumbnail.jpg`, `<height>p/index.m3u8` or `<height>p/seg_NNNNN.ts`.",
-        },
-    )
+    @api(**GRANT_FILE)
     @public
     async def head(self, grant: str, name: str) -> None:
         await self.get(grant, name, include_body=False)
