@@ -15,7 +15,7 @@ from tests.test_tus import create, parts, patch, path_of
 
 
 @pytest.fixture
-def bucket(moto):  # noqa: F811
+def bucket(moto):
     if not moto.running:
         moto.start()
     name = f"videoflix-{uuid.uuid4().hex[:12]}"
@@ -31,7 +31,7 @@ def bucket(moto):  # noqa: F811
 
 
 @pytest.fixture
-def settings_overrides(bucket, moto):  # noqa: F811
+def settings_overrides(bucket, moto):
     return {
         "media": {"storage": "s3", "edge": "s3"},
         "s3": {
