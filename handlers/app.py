@@ -10,14 +10,24 @@ from urllib.parse import urlsplit
 
 import tornado.web
 
-from handlers import accounts, admin, categories, health, metrics, schema, stream, videos
+from handlers import accounts, admin, categories, health, metrics, schema, stream, tus, videos
 from handlers.base import HTTP_METHODS, NotFoundHandler, check_access_declared, loggable_path
 from handlers.route_templates import routes_of
 from services.container import Services
 
 access_log = logging.getLogger("videoflix.access")
 
-HANDLER_MODULES: list[ModuleType] = [health, accounts, categories, videos, stream, admin, schema, metrics]
+HANDLER_MODULES: list[ModuleType] = [
+    health,
+    accounts,
+    categories,
+    videos,
+    tus,
+    stream,
+    admin,
+    schema,
+    metrics,
+]
 # A transcode process serves only its probes; the others serve the whole API.
 ROLE_HANDLERS: dict[str, list[ModuleType]] = {"transcode": [health]}
 

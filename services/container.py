@@ -24,6 +24,7 @@ from models.jobs import Jobs
 from models.progress import Progress
 from models.ratelimits import RateLimiter
 from models.tokens import Tokens
+from models.uploads import Uploads
 from models.users import Users
 from models.videos import Videos
 from services.accounts import AccountService
@@ -34,6 +35,7 @@ from services.jobs import JobQueue, node_name
 from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
 from services.throttle import Throttle
 from services.transcoding import TRANSCODE, TranscodeJobs
+from services.uploads import UploadExpiry, UploadFiles, UploadService
 from transcode.pool import TranscodePool
 
 Edge = NginxEdge | S3Edge
@@ -75,6 +77,9 @@ class Services:
     admin: AdminService
     metrics: Metrics
     sampler: Sampler
+    uploads: UploadService
+    # Removes stale resumable uploads; None in a process that serves no uploads (the transcode role).
+    upload_expiry: UploadExpiry | None
 
     async def start(self) -> None:
         """Open the media store; start the background work (the job queue, and the pool when this
@@ -84,10 +89,14 @@ class Services:
             self.pool.start()
         self.queue.start()
         self.sampler.start()
+        if self.upload_expiry is not None:
+            self.upload_expiry.start()
 
     async def stop(self) -> None:
         """Hand running jobs back, stop the pool (no FFmpeg left), release the store and the threads."""
         await self.sampler.stop()
+        if self.upload_expiry is not None:
+            await self.upload_expiry.stop()
         await self.queue.stop(self.settings.server.shutdown_grace_s)
         await self.pool.stop()
         await self.storage.close()
@@ -116,6 +125,7 @@ def build_services(
     videos = Videos(db, math.inf if db.in_memory and ttl > 0 else ttl)
     pool = TranscodePool(settings.transcode.workers)
     metrics = Metrics()
+    upload_files = UploadFiles(Uploads(db), media, clock)
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
         TranscodeJobs(videos, jobs, media, storage, pool, settings.transcode, clock=clock, metrics=metrics),
@@ -180,4 +190,6 @@ def build_services(
         sampler=Sampler(
             metrics, jobs.counts, list(queue.types), db.ping, interval_s=settings.metrics.interval_s
         ),
+        uploads=UploadService(upload_files, media, catalogue, settings.media, clock),
+        upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,
     )
