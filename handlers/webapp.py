@@ -29,6 +29,7 @@ MEDIA_TYPES = {
     ".txt": "text/plain; charset=UTF-8",
 }
 PAGE = Reply("The page.", ("text/html",))
+UNCHANGED = Reply("Unchanged since the ETag given in If-None-Match.")
 
 
 class PageHandler(BaseHandler):
@@ -50,7 +51,7 @@ class PageHandler(BaseHandler):
 
 
 class IndexHandler(PageHandler):
-    @api("The reference web app", responses={200: PAGE})
+    @api("The reference web app", responses={200: PAGE, 304: UNCHANGED})
     @public
     def get(self) -> None:
         self.send_file("index.html")
@@ -61,8 +62,10 @@ class VerifyPageHandler(PageHandler):
 
     @api(
         "The web app at a path the account mails link to",
-        responses={200: PAGE},
-        path={"page": "A path from the settings: accounts.signup_verify_path, and the reset and change ones."},
+        responses={200: PAGE, 304: UNCHANGED},
+        path={
+            "page": "A path from the settings: accounts.signup_verify_path, and the reset and change ones."
+        },
     )
     @public
     def get(self, page: str) -> None:
@@ -78,7 +81,7 @@ class VerifyPageHandler(PageHandler):
 
 
 class DocsHandler(PageHandler):
-    @api("The API docs page (Swagger UI on /api/schema/)", responses={200: PAGE})
+    @api("The API docs page (Swagger UI on /api/schema/)", responses={200: PAGE, 304: UNCHANGED})
     @public
     def get(self) -> None:
         self.send_file("docs.html")
@@ -87,7 +90,10 @@ class DocsHandler(PageHandler):
 class StaticHandler(PageHandler):
     @api(
         "A file of the web app or the docs page",
-        responses={200: Reply("The file.", ("text/javascript", "text/css", "text/html", "image/svg+xml"))},
+        responses={
+            200: Reply("The file.", ("text/javascript", "text/css", "text/html", "image/svg+xml")),
+            304: UNCHANGED,
+        },
         path={"path": "The file's path under web/."},
     )
     @public
