@@ -332,3 +332,24 @@ def _wait_for_mail(mailbox: Mailbox, address: str):
 
 def _token(page: Page) -> str:
     return page.evaluate("localStorage.getItem('videoflix.token')")
+
+
+def test_the_docs_page_lists_the_api_and_authorize_with_a_token_works_across_a_reload(
+    page, server, staff_token
+):
+    page.goto(server.url + "/api/docs/")
+    me = page.locator(".opblock", has=page.locator('[data-path="/api/accounts/users/me/"]')).first
+    expect(me).to_be_visible(timeout=20_000)
+    page.locator("button.authorize").first.click()
+    page.locator(".modal-ux input[type=text]").first.fill(staff_token)  # a bare token: the page adds "Token "
+    page.locator(".modal-ux button.authorize").first.click()
+    page.locator(".modal-ux button.btn-done").first.click()
+
+    page.reload()  # persistAuthorization keeps the token
+    me = page.locator(".opblock", has=page.locator('[data-path="/api/accounts/users/me/"]')).first
+    me.locator(".opblock-summary").first.click()
+    # tryItOutEnabled: the operation opens ready to run
+    me.get_by_role("button", name="Execute").click()
+    expect(me.locator(".live-responses-table tbody .response-col_status").first).to_have_text("200")
+    expect(me.locator(".live-responses-table .highlight-code").first).to_contain_text(ADMIN[0])
+    shoot(page, "docs-desktop")
