@@ -311,6 +311,12 @@ def test_staff_upload_a_clip_through_the_page_and_see_it_become_ready(page, serv
     page.get_by_label("File").set_input_files(str(clips["short"]))
     page.get_by_label("Title").fill("Uploaded from the page")
     page.get_by_label("Category").select_option(label=category["name"])
+    # Resumable (tus) when the server offers /api/uploads/, else one multipart request: the page says which.
+    with urllib.request.urlopen(
+        urllib.request.Request(server.url + "/api/uploads/", method="OPTIONS")
+    ) as offered:
+        resumable = offered.headers.get("Tus-Resumable") is not None
+    expect(page.get_by_text("Resumable:" if resumable else "One request:")).to_be_visible()
     page.get_by_role("button", name="Upload").click()
     expect(page.locator("#upload-percent")).to_contain_text("100 %", timeout=30_000)
     expect(page.locator("#video-status")).to_have_attribute("data-status", "ready", timeout=90_000)
