@@ -117,6 +117,9 @@ class MediaSettings(Section):
     min_free_mb: int = Field(
         256, ge=0, description="Free space MEDIA_ROOT keeps beyond an upload; less answers 507."
     )
+    upload_expiry_h: float = Field(
+        24, gt=0, description="Hours a resumable (tus) upload may sit unfinished before it expires."
+    )
     grant_max_age_s: int = Field(
         6 * 3600, ge=60, description="Seconds a stream URL (its signed grant) stays valid."
     )

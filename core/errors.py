@@ -44,6 +44,12 @@ class InvalidField(InvalidInput):
         super().__init__(fields={field: [message]})
 
 
+class ChecksumMismatch(InvalidInput):
+    """The body does not match the checksum the client sent with it (tus: 460)."""
+
+    default_detail = "The checksum of the body does not match the Upload-Checksum header."
+
+
 class Unauthenticated(DomainError):
     """No valid credentials (401)."""
 
@@ -118,6 +124,7 @@ class InsufficientStorage(DomainError):
 
 # The HTTP status of each domain error; subclasses inherit their parent's.
 STATUS = {
+    ChecksumMismatch: 460,
     InvalidInput: 400,
     Unauthenticated: 401,
     Forbidden: 403,

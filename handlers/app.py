@@ -10,14 +10,14 @@ from urllib.parse import urlsplit
 
 import tornado.web
 
-from handlers import accounts, admin, categories, health, schema, stream, videos, webapp
+from handlers import accounts, admin, categories, health, schema, stream, tus, videos, webapp
 from handlers.base import NotFoundHandler, check_access_declared, loggable_path
 from services.container import Services
 
 access_log = logging.getLogger("videoflix.access")
 
 # webapp last: its verify-page route must not shadow an API route.
-HANDLER_MODULES: list[ModuleType] = [health, accounts, categories, videos, stream, admin, schema, webapp]
+HANDLER_MODULES: list[ModuleType] = [health, accounts, categories, videos, tus, stream, admin, schema, webapp]
 # A transcode process serves only its probes; the others serve the whole API.
 ROLE_HANDLERS: dict[str, list[ModuleType]] = {"transcode": [health]}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models import categories, jobs, progress, ratelimits, tokens, users, videos
+from models import categories, jobs, progress, ratelimits, tokens, uploads, users, videos
 from models.db import Database
 
 COLLECTION_INDEXES = {
@@ -13,6 +13,7 @@ COLLECTION_INDEXES = {
     "videos": videos.INDEXES,
     "progress": progress.INDEXES,
     "jobs": jobs.INDEXES,
+    "uploads": uploads.INDEXES,
 }
 
 

@@ -23,6 +23,7 @@ from models.jobs import Jobs
 from models.progress import Progress
 from models.ratelimits import RateLimiter
 from models.tokens import Tokens
+from models.uploads import Uploads
 from models.users import Users
 from models.videos import Videos
 from services.accounts import AccountService
@@ -33,6 +34,7 @@ from services.jobs import JobQueue, node_name
 from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
 from services.throttle import Throttle
 from services.transcoding import TRANSCODE, TranscodeJobs
+from services.uploads import UploadExpiry, UploadFiles, UploadService
 from transcode.pool import TranscodePool
 
 Edge = NginxEdge | S3Edge
@@ -72,6 +74,9 @@ class Services:
     grants: Grants
     catalogue: CatalogueService
     admin: AdminService
+    uploads: UploadService
+    # Removes stale resumable uploads; None in a process that serves no uploads (the transcode role).
+    upload_expiry: UploadExpiry | None
 
     async def start(self) -> None:
         """Open the media store; start the background work (the job queue, and the pool when this
@@ -80,9 +85,13 @@ class Services:
         if TRANSCODE in self.queue.run_types:
             self.pool.start()
         self.queue.start()
+        if self.upload_expiry is not None:
+            self.upload_expiry.start()
 
     async def stop(self) -> None:
         """Hand running jobs back, stop the pool (no FFmpeg left), release the store and the threads."""
+        if self.upload_expiry is not None:
+            await self.upload_expiry.stop()
         await self.queue.stop(self.settings.server.shutdown_grace_s)
         await self.pool.stop()
         await self.storage.close()
@@ -110,6 +119,7 @@ def build_services(
     ttl = settings.catalogue.cache_ttl_s
     videos = Videos(db, math.inf if db.in_memory and ttl > 0 else ttl)
     pool = TranscodePool(settings.transcode.workers)
+    upload_files = UploadFiles(Uploads(db), media, clock)
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
         TranscodeJobs(videos, jobs, media, storage, pool, settings.transcode, clock=clock),
@@ -161,4 +171,6 @@ def build_services(
         grants=grants,
         catalogue=catalogue,
         admin=AdminService(queue, accounts),
+        uploads=UploadService(upload_files, media, catalogue, settings.media, clock),
+        upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,
     )

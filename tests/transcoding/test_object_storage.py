@@ -7,14 +7,15 @@ import uuid
 
 import boto3
 import pytest
+from bson import ObjectId
 
 from tests.test_storage_s3 import ACCESS, SECRET, moto  # noqa: F401 (the module-scoped moto fixture)
-from tests.transcoding.helpers import upload, wait_for_status
+from tests.transcoding.helpers import upload, wait_for_job, wait_for_status
 from tests.transcoding.test_streaming import ffmpeg_decodes
 
 
 @pytest.fixture
-def bucket(moto):  # noqa: F811
+def bucket(moto):
     if not moto.running:
         moto.start()
     name = f"videoflix-{uuid.uuid4().hex[:12]}"
@@ -30,7 +31,7 @@ def bucket(moto):  # noqa: F811
 
 
 @pytest.fixture
-def settings_overrides(bucket, moto):  # noqa: F811
+def settings_overrides(bucket, moto):
     return {
         "transcode": {"workers": 1, "preset": "ultrafast", "segment_s": 1, "progress_interval_s": 0.05},
         "jobs": {"poll_interval_s": 0.05, "jitter": 0},
@@ -92,7 +93,7 @@ async def test_the_store_down_at_upload_answers_503_and_leaves_nothing(
     clips,
     db,
     bucket,
-    moto,  # noqa: F811
+    moto,
 ):
     moto.stop()
     try:
@@ -109,3 +110,34 @@ async def test_the_store_down_at_upload_answers_503_and_leaves_nothing(
     assert "secret" not in reply.data["detail"].lower()
     assert await db.videos.count_documents({}) == 0
     assert keys(bucket) == []
+
+
+async def test_a_ladder_left_half_uploaded_by_a_dead_runner_is_removed_when_the_job_is_done(
+    api, staff_token, clips, db, bucket
+):
+    name, client = bucket
+    video_id = await upload(api, staff_token, clips["small"])
+    # A runner that died mid-upload left part of a ladder under a prefix no video names.
+    client.put_object(Bucket=name, Key=f"videos/{video_id}/hls-1-dead00/360p/seg_00000.ts", Body=b"x")
+    await wait_for_job(db, video_id, lambda j: j["state"] == "done")  # the clean-up follows the publish
+    doc = await db.videos.find_one({"_id": ObjectId(video_id)})
+    assert doc["status"] == "ready" and not doc["hls_path"].startswith(f"videos/{video_id}/hls-1-dead00/")
+    assert [k for k in keys(bucket) if "dead00" in k] == []
+
+
+async def test_the_store_down_while_publishing_retries_the_job_and_serves_nothing_half_published(
+    api, staff_token, clips, db, bucket, moto, settings, clock
+):
+    video_id = await upload(api, staff_token, clips["small"])
+    moto.stop()
+    try:
+        job = await wait_for_job(
+            db, video_id, lambda j: j["state"] == "queued" and j["attempts"] >= 1, timeout=60
+        )
+        assert "media store" in job["last_error"]
+        video = await db.videos.find_one({"_id": job["payload"]["video_id"]})
+        assert video["hls_path"] is None and video["status"] != "ready"
+    finally:
+        moto.start()
+    clock.advance(seconds=settings.transcode.retry_base_s * 2)
+    assert (await wait_for_status(db, video_id, "ready"))["hls_path"]

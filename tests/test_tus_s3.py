@@ -1,0 +1,63 @@
+"""A resumable (tus) upload with media in an S3-compatible store (moto's S3 server on loopback): the
+finished file lands in the bucket byte for byte, and nothing stays behind on local disk."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.test_storage_s3 import ACCESS, SECRET, moto  # noqa: F401 (the module-scoped moto fixture)
+from tests.test_tus import create, parts, patch, path_of
+
+
+@pytest.fixture
+def bucket(moto):
+    if not moto.running:
+        moto.start()
+    name = f"videoflix-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto.url,
+        aws_access_key_id=ACCESS,
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=name)
+    return name, client
+
+
+@pytest.fixture
+def settings_overrides(bucket, moto):
+    return {
+        "media": {"storage": "s3", "edge": "s3"},
+        "s3": {
+            "bucket": bucket[0],
+            "endpoint_url": moto.url,
+            "access_key_id": ACCESS,
+            "secret_access_key": SECRET,
+            "max_attempts": 2,
+            "retry_base_s": 0.05,
+            "connect_timeout_s": 1,
+        },
+    }
+
+
+async def test_a_resumable_upload_lands_in_the_bucket_byte_identical(
+    api, staff_token, clips, settings, bucket
+):
+    data = clips["small"].read_bytes()
+    where = path_of((await create(api, staff_token, len(data))).headers["Location"])
+    half = len(data) // 2
+    assert (await patch(api, staff_token, where, 0, data[:half])).code == 204
+    reply = await patch(api, staff_token, where, half, data[half:])
+    assert reply.code == 204
+    video_id = reply.headers["Video-Id"]
+    name, client = bucket
+    stored = client.get_object(Bucket=name, Key=f"videos/{video_id}/source")["Body"].read()
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(data).digest()
+    assert parts(settings) == []
+    assert not (Path(settings.media.root) / "videos" / video_id).exists()
