@@ -18,13 +18,14 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-COPY --chown=videoflix:videoflix server.py config.yaml ./
+COPY --chown=videoflix:videoflix server.py config.yaml pyproject.toml ./
 COPY --chown=videoflix:videoflix core/ core/
 COPY --chown=videoflix:videoflix handlers/ handlers/
 COPY --chown=videoflix:videoflix models/ models/
 COPY --chown=videoflix:videoflix services/ services/
 COPY --chown=videoflix:videoflix transcode/ transcode/
 COPY --chown=videoflix:videoflix templates/ templates/
+COPY --chown=videoflix:videoflix web/ web/
 
 RUN mkdir -p /data/media && chown -R videoflix:videoflix /data
 VOLUME ["/data/media"]
