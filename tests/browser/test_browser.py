@@ -326,6 +326,39 @@ def test_staff_upload_a_clip_through_the_page_and_see_it_become_ready(page, serv
     page.wait_for_function("document.querySelector('#player')?.currentTime > 0.5", timeout=30_000)
 
 
+def tus_offered(server: Server) -> bool:
+    with urllib.request.urlopen(
+        urllib.request.Request(server.url + "/api/uploads/", method="OPTIONS")
+    ) as reply:
+        return reply.headers.get("Tus-Resumable") is not None
+
+
+def test_a_resumable_upload_cut_by_a_reload_continues_when_the_same_file_is_chosen_again(
+    page, server, clips, staff_token
+):
+    if not tus_offered(server):
+        pytest.skip("this server offers no tus endpoint at /api/uploads/; the page uploads in one request")
+    log_in(page, server, *ADMIN)
+    page.goto(server.url + "/#/upload")
+    cdp = page.context.new_cdp_session(page)
+    throttled = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 150_000}
+    cdp.send("Network.emulateNetworkConditions", throttled)
+    page.get_by_label("File").set_input_files(str(clips["feature"]))
+    page.get_by_label("Title").fill("Resumed after a reload")
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_function("document.querySelector('#upload-progress')?.value >= 20", timeout=30_000)
+    page.reload()  # the upload is cut half-way
+
+    cdp.send("Network.emulateNetworkConditions", {**throttled, "uploadThroughput": -1})
+    page.get_by_label("File").set_input_files(str(clips["feature"]))
+    page.get_by_label("Title").fill("Resumed after a reload")
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#notice")).to_contain_text("Resuming the earlier upload of this file.")
+    expect(page.locator("#video-status")).to_have_attribute("data-status", "ready", timeout=90_000)
+    _, videos = server.call("GET", "/api/videos/?search=Resumed", token=staff_token)
+    assert [v["title"] for v in videos] == ["Resumed after a reload"], "one video, not two"
+
+
 def test_an_api_error_is_shown_as_its_sentence(page, server):
     page.goto(server.url + "/signup/verify?code=not-a-real-code")
     expect(page.locator("#notice")).to_have_text("Unable to verify user.")
