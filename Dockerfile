@@ -25,6 +25,7 @@ COPY --chown=videoflix:videoflix models/ models/
 COPY --chown=videoflix:videoflix services/ services/
 COPY --chown=videoflix:videoflix transcode/ transcode/
 COPY --chown=videoflix:videoflix templates/ templates/
+COPY --chown=videoflix:videoflix web/ web/
 
 RUN mkdir -p /data/media && chown -R videoflix:videoflix /data
 VOLUME ["/data/media"]

@@ -10,13 +10,14 @@ from urllib.parse import urlsplit
 
 import tornado.web
 
-from handlers import accounts, admin, categories, health, metrics, schema, stream, tus, videos
+from handlers import accounts, admin, categories, health, metrics, schema, stream, tus, videos, webapp
 from handlers.base import HTTP_METHODS, NotFoundHandler, check_access_declared, loggable_path
 from handlers.route_templates import routes_of
 from services.container import Services
 
 access_log = logging.getLogger("videoflix.access")
 
+# webapp last: its verify-page route must not shadow an API route.
 HANDLER_MODULES: list[ModuleType] = [
     health,
     accounts,
@@ -27,6 +28,7 @@ HANDLER_MODULES: list[ModuleType] = [
     admin,
     schema,
     metrics,
+    webapp,
 ]
 # A transcode process serves only its probes; the others serve the whole API.
 ROLE_HANDLERS: dict[str, list[ModuleType]] = {"transcode": [health]}

@@ -1,0 +1,150 @@
+// Staff upload: resumable (tus, vendored tus-js-client) when the server offers it, else one multipart
+// POST; then the video's transcode progress, polled until it is ready.
+import { ApiError, apiUrl, authHeaders, get, readable } from "./api.js";
+
+const TUS_ENDPOINT = "/api/uploads/";
+const POLL_MS = 2000;
+
+async function tusOffered() {
+  if (!window.tus || !tus.isSupported) return false;
+  try {
+    const reply = await fetch(apiUrl(TUS_ENDPOINT), { method: "OPTIONS", headers: authHeaders() });
+    return reply.ok && Boolean(reply.headers.get("Tus-Resumable") || reply.headers.get("Tus-Version"));
+  } catch {
+    return false;
+  }
+}
+
+function uploadTus(file, fields, onProgress, say) {
+  return new Promise((resolve, reject) => {
+    let videoId = null;
+    const upload = new tus.Upload(file, {
+      endpoint: apiUrl(TUS_ENDPOINT),
+      headers: authHeaders(),
+      metadata: { ...fields, filename: file.name, filetype: file.type || "application/octet-stream" },
+      chunkSize: 16 * 1024 * 1024,
+      retryDelays: [0, 1000, 3000, 5000],
+      removeFingerprintOnSuccess: true,
+      onProgress: (sent, total) => onProgress(sent, total),
+      onAfterResponse: (_request, response) => {
+        const id = response.getHeader("Video-Id");
+        if (id) videoId = id;
+      },
+      onError: (err) => {
+        const response = err.originalResponse;
+        if (response) {
+          let data = null;
+          try { data = JSON.parse(response.getBody()); } catch { /* not JSON */ }
+          reject(new ApiError(response.getStatus(), data));
+        } else {
+          reject(err);
+        }
+      },
+      onSuccess: () => (videoId ? resolve(videoId) : reject(new Error("The upload ended without a video id."))),
+    });
+    // The same file chosen again after a reload continues where the server's offset says.
+    upload.findPreviousUploads().then((previous) => {
+      if (previous.length) {
+        upload.resumeFromPreviousUpload(previous[0]);
+        say("Resuming the earlier upload of this file.", true);
+      }
+      upload.start();
+    }, reject);
+  });
+}
+
+function uploadMultipart(file, fields, onProgress) {
+  return new Promise((resolve, reject) => {
+    const body = new FormData();
+    for (const [name, value] of Object.entries(fields)) if (value) body.append(name, value);
+    body.append("file", file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", apiUrl("/api/videos/"));
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+    xhr.upload.onprogress = (event) => { if (event.lengthComputable) onProgress(event.loaded, event.total); };
+    xhr.onerror = () => reject(new ApiError(0, { detail: "The upload was interrupted." }));
+    xhr.onload = () => {
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status === 201 && data) resolve(data.id);
+      else reject(new ApiError(xhr.status, data));
+    };
+    xhr.send(body);
+  });
+}
+
+export async function showUpload({ render, el, say, fail, onLeave, me }) {
+  if (!me?.is_staff) {
+    render(el("p", {}, "Only staff can upload videos."));
+    return;
+  }
+  const categories = await get("/api/categories/");
+  const resumable = await tusOffered();
+  const bar = el("progress", { id: "upload-progress", max: "100", value: "0" });
+  const barText = el("span", { class: "muted", id: "upload-percent" }, "");
+  const status = el("p", { class: "status", id: "video-status" });
+  const transcode = el("progress", { id: "transcode-progress", max: "100", value: "0", hidden: true });
+  const button = el("button", { type: "submit" }, "Upload");
+  const node = el("form", { class: "card", id: "upload-form" },
+    el("h1", {}, "Upload a video"),
+    el("p", { class: "muted" }, resumable
+      ? "Resumable: if the connection drops or the page reloads, choose the same file again to continue."
+      : "One request: keep this page open until the upload ends."),
+    el("label", {}, "File", el("input", { type: "file", name: "file", accept: "video/*", required: true })),
+    el("label", {}, "Title", el("input", { type: "text", name: "title", required: true })),
+    el("label", {}, "Description", el("textarea", { name: "description", rows: "3" })),
+    el("label", {}, "Category",
+      el("select", { name: "category" }, el("option", { value: "" }, "None"),
+        categories.map((c) => el("option", { value: c.id }, c.name)))),
+    button, bar, barText, status, transcode);
+  render(node);
+
+  let poll = null;
+  onLeave(() => clearTimeout(poll));
+
+  async function follow(id) {
+    try {
+      const video = await get(`/api/videos/${encodeURIComponent(id)}/`);
+      transcode.hidden = false;
+      transcode.value = video.transcode_progress;
+      status.dataset.status = video.status;
+      if (video.status === "ready") {
+        status.replaceChildren(`Ready. `, el("a", { href: `#/video/${video.id}` }, `Watch “${video.title}”`));
+        return;
+      }
+      if (video.status === "failed") {
+        status.textContent = `Failed: ${video.error || "the video could not be transcoded."}`;
+        return;
+      }
+      status.textContent = `${video.status === "pending" ? "Waiting for a transcoder" : "Transcoding"}: `
+        + `${Math.round(video.transcode_progress)} %${video.playable ? " (already playable)" : ""}`;
+    } catch (err) {
+      fail(err);
+    }
+    poll = setTimeout(() => follow(id), POLL_MS);
+  }
+
+  node.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(node);
+    const file = data.get("file");
+    if (!(file instanceof File) || !file.size) return say("Choose a video file first.");
+    if (!String(data.get("title")).trim()) return say("Give the video a title.");
+    const fields = { title: data.get("title"), description: data.get("description"), category: data.get("category") };
+    button.disabled = true;
+    say("");
+    const onProgress = (sent, total) => {
+      bar.value = (100 * sent) / total;
+      barText.textContent = `${Math.floor((100 * sent) / total)} % of ${(total / 1e6).toFixed(1)} MB`;
+    };
+    try {
+      const id = resumable ? await uploadTus(file, fields, onProgress, say) : await uploadMultipart(file, fields, onProgress);
+      status.textContent = "Uploaded; waiting for the transcoder.";
+      follow(id);
+    } catch (err) {
+      say(err instanceof ApiError ? err.message : readable(0, { detail: String(err.message || err) }));
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
