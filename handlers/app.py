@@ -30,8 +30,8 @@ HANDLER_MODULES: list[ModuleType] = [
     metrics,
     webapp,
 ]
-# A transcode process serves only its probes; the others serve the whole API.
-ROLE_HANDLERS: dict[str, list[ModuleType]] = {"transcode": [health]}
+# A transcode process serves only its probes and metrics; the others serve the whole API.
+ROLE_HANDLERS: dict[str, list[ModuleType]] = {"transcode": [health, metrics]}
 
 
 def handler_modules_for(role: str) -> list[ModuleType]:

@@ -19,7 +19,7 @@ def test_each_role_runs_its_job_types_and_serves_its_routes():
     assert "transcode" not in ROLE_JOBS["api"] and "mail" in ROLE_JOBS["api"]
     assert "transcode" in ROLE_JOBS["transcode"]
     assert handler_modules_for("all") == HANDLER_MODULES == handler_modules_for("api")
-    assert [m.__name__ for m in handler_modules_for("transcode")] == ["handlers.health"]
+    assert [m.__name__ for m in handler_modules_for("transcode")] == ["handlers.health", "handlers.metrics"]
 
 
 @pytest.fixture
