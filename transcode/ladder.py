@@ -114,7 +114,12 @@ def aac_args(settings: EncodeSettings) -> list[str]:
 def ffmpeg_command(
     ffmpeg: str, source: Path, out_dir: Path, info: MediaInfo, rungs: list[Rung], settings: EncodeSettings
 ) -> list[str]:
-    """The single FFmpeg command that writes every rung's VOD playlist and segments, and the thumbnail."""
+    """The single FFmpeg command that writes every rung's playlist and segments, and the thumbnail.
+
+    Playlists grow as HLS EVENT playlists (a player can watch while the encode runs; FFmpeg writes each
+    one to a temporary file and renames it), and segments are written under a temporary name until they
+    are complete (`temp_file`), so a playlist only ever lists whole segments. `finish_playlists` makes
+    them VOD playlists at the end."""
     count = len(rungs)
     graph = [f"[0:v:0]format=yuv420p,split=2[c{count}][sthumb]"]
     # A cascade: the top rung is scaled from the source, each lower one from the rung above it, which
@@ -144,8 +149,8 @@ def ffmpeg_command(
         f"v:{i},a:{i},name:{rung.name}" if info.has_audio else f"v:{i},name:{rung.name}"
         for i, rung in enumerate(rungs)
     )
-    args += f"-f hls -hls_time {settings.segment_s} -hls_playlist_type vod".split()
-    args += ["-hls_flags", "independent_segments"]
+    args += f"-f hls -hls_time {settings.segment_s} -hls_playlist_type event".split()
+    args += ["-hls_flags", "independent_segments+temp_file"]
     args += ["-hls_segment_type", "mpegts", "-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts")]
     args += ["-var_stream_map", stream_map, str(out_dir / "%v" / "index.m3u8")]
     args += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_dir / "thumbnail.jpg")]
@@ -168,18 +173,65 @@ def measure(playlist: Path) -> tuple[int, int]:
     return peak, int(total_bits / total_s) if total_s else 0
 
 
-def master_playlist(out_dir: Path, rungs: list[Rung], has_audio: bool, fps: float) -> list[dict[str, int]]:
-    """Write master.m3u8 (BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS) and return the renditions."""
+def first_segments_ready(out_dir: Path, rungs: list[Rung]) -> bool:
+    """True once every rung's playlist lists at least one (complete) segment."""
+    for rung in rungs:
+        try:
+            if "#EXTINF:" not in (out_dir / rung.name / "index.m3u8").read_text():
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def finish_playlists(out_dir: Path, rungs: list[Rung]) -> None:
+    """Turn the finished EVENT playlists into VOD ones (FFmpeg adds EXT-X-ENDLIST but keeps the type)."""
+    for rung in rungs:
+        playlist = out_dir / rung.name / "index.m3u8"
+        text = playlist.read_text()
+        if "#EXT-X-ENDLIST" not in text:
+            text = text.rstrip("\n") + "\n#EXT-X-ENDLIST\n"
+        replace_file(playlist, text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD"))
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write a file that is being served: a temporary file renamed over it, so a reader sees old or new."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text)
+    temp.replace(path)
+
+
+def rung_cap_bps(rung: Rung, has_audio: bool, settings: EncodeSettings) -> int:
+    """A rung's bandwidth before it is measured: its video cap plus the audio bitrate."""
+    return (MAXRATE_K[rung.height] + (settings.audio_bitrate_k if has_audio else 0)) * 1000
+
+
+def master_playlist(
+    out_dir: Path,
+    rungs: list[Rung],
+    has_audio: bool,
+    fps: float,
+    provisional: EncodeSettings | None = None,
+) -> list[dict[str, int]]:
+    """Write master.m3u8 (BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS) and return the renditions.
+
+    With `provisional` (the encode still runs) BANDWIDTH is each rung's cap; otherwise the peak and
+    average measured over the finished segments."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
     renditions = []
     for rung in rungs:
-        peak, average = measure(out_dir / rung.name / "index.m3u8")
+        if provisional is not None:
+            peak = rung_cap_bps(rung, has_audio, provisional)
+            bandwidth = f"BANDWIDTH={peak}"
+        else:
+            peak, average = measure(out_dir / rung.name / "index.m3u8")
+            bandwidth = f"BANDWIDTH={peak},AVERAGE-BANDWIDTH={average}"
         codecs = rung.codecs + (f",{AUDIO_CODEC}" if has_audio else "")
         lines.append(
-            f"#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},"
+            f"#EXT-X-STREAM-INF:{bandwidth},"
             f'RESOLUTION={rung.width}x{rung.height},FRAME-RATE={min(fps or 30.0, 60.0):.3f},CODECS="{codecs}"'
         )
         lines.append(f"{rung.name}/index.m3u8")
         renditions.append({"height": rung.height, "width": rung.width, "bandwidth": peak})
-    (out_dir / "master.m3u8").write_text("\n".join(lines) + "\n")
+    replace_file(out_dir / "master.m3u8", "\n".join(lines) + "\n")
     return renditions
