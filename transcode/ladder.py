@@ -18,6 +18,11 @@ LADDER = (120, 360, 720, 1080)
 # Peak video bitrate per rung (kbit/s): CRF decides, this caps it so a rung fits its bandwidth.
 MAXRATE_K = {120: 250, 360: 900, 720: 3000, 1080: 6000}
 AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
+# The AAC encoder puts this many samples of priming before the first real one. MPEG-TS cannot say so (no
+# edit list), so the first audio packet would start that much before the first video frame (the 1.445 s
+# against 1.467 s of issue 12, and hls.js's bufferSeekOverHole). Dropping as many samples from the source
+# makes the encoder's first packet start exactly with the picture, and keeps lip sync exact.
+AAC_PRIMING_SAMPLES = 1024
 THUMBNAIL_WIDTH = 640
 
 
@@ -108,7 +113,7 @@ def gop_args(fps: float, settings: EncodeSettings) -> list[str]:
 
 def aac_args(settings: EncodeSettings) -> list[str]:
     """Stereo AAC-LC."""
-    return f"-c:a aac -b:a {settings.audio_bitrate_k}k -ac 2".split()
+    return f"-af atrim=start_sample={AAC_PRIMING_SAMPLES} -c:a aac -b:a {settings.audio_bitrate_k}k -ac 2".split()
 
 
 def ffmpeg_command(
