@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transcode.probe import MediaInfo
+from transcode.storyboard import Storyboard
 
 LADDER = (120, 360, 720, 1080)
 # Peak video bitrate per rung (kbit/s): CRF decides, this caps it so a rung fits its bandwidth.
@@ -113,7 +114,8 @@ def gop_args(fps: float, settings: EncodeSettings) -> list[str]:
 
 def aac_args(settings: EncodeSettings) -> list[str]:
     """Stereo AAC-LC."""
-    return f"-af atrim=start_sample={AAC_PRIMING_SAMPLES} -c:a aac -b:a {settings.audio_bitrate_k}k -ac 2".split()
+    trim = f"-af atrim=start_sample={AAC_PRIMING_SAMPLES}"
+    return f"{trim} -c:a aac -b:a {settings.audio_bitrate_k}k -ac 2".split()
 
 
 def ffmpeg_command(
@@ -126,7 +128,11 @@ def ffmpeg_command(
     are complete (`temp_file`), so a playlist only ever lists whole segments. `finish_playlists` makes
     them VOD playlists at the end."""
     count = len(rungs)
-    graph = [f"[0:v:0]format=yuv420p,split=2[c{count}][sthumb]"]
+    storyboard = storyboard_for(info)
+    graph = [
+        f"[0:v:0]format=yuv420p,split=3[c{count}][sthumb][sboard]",
+        storyboard.filter_branch("sboard", "board"),
+    ]
     # A cascade: the top rung is scaled from the source, each lower one from the rung above it, which
     # costs less than scaling every rung from the full-size picture.
     for i in range(count - 1, -1, -1):
@@ -159,7 +165,13 @@ def ffmpeg_command(
     args += ["-hls_segment_type", "mpegts", "-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts")]
     args += ["-var_stream_map", stream_map, str(out_dir / "%v" / "index.m3u8")]
     args += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_dir / "thumbnail.jpg")]
+    args += storyboard.output_args("board", out_dir)
     return args
+
+
+def storyboard_for(info: MediaInfo) -> Storyboard:
+    """The trick-play storyboard of a source (its sheets are an output of the ladder's command)."""
+    return Storyboard.plan(info.duration, info.width, info.height)
 
 
 SEGMENT = re.compile(r"#EXTINF:([\d.]+),\s*\n(\S+)")

@@ -26,6 +26,7 @@ from transcode.ladder import (
     finish_playlists,
     first_segments_ready,
     master_playlist,
+    storyboard_for,
 )
 from transcode.probe import MediaInfo
 
@@ -187,6 +188,7 @@ def transcode(spec: JobSpec) -> Outcome:
     if missing or not (out_dir / "thumbnail.jpg").exists():
         return Outcome(TRANSIENT, f"FFmpeg finished without writing {', '.join(missing) or 'the thumbnail'}.")
     finish_playlists(out_dir, list(spec.rungs))
+    storyboard_for(spec.info).finish(out_dir)
     renditions = master_playlist(out_dir, list(spec.rungs), spec.info.has_audio, spec.info.fps)
     log_path.unlink(missing_ok=True)
     report(spec.key, "progress", 100)
