@@ -15,9 +15,11 @@ from pathlib import Path
 from transcode.probe import MediaInfo
 from transcode.storyboard import Storyboard
 
-LADDER = (120, 360, 720, 1080)
-# Peak video bitrate per rung (kbit/s): CRF decides, this caps it so a rung fits its bandwidth.
-MAXRATE_K = {120: 250, 360: 900, 720: 3000, 1080: 6000}
+# The enabled rows of config's `transcode.ladder`: (height, peak video kbit/s, H.264 level). CRF decides
+# the quality; the cap keeps a rung within its bandwidth.
+DEFAULT_LADDER = ((120, 250, "3.0"), (360, 900, "3.0"), (720, 3000, "3.1"), (1080, 6000, "4.0"))
+# Never inflate: no rung's cap above this many times the source's own video bitrate.
+MAX_INFLATION = 1.3
 AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
 # The AAC encoder puts this many samples of priming before the first real one. MPEG-TS cannot say so (no
 # edit list), so the first audio packet would start that much before the first video frame (the 1.445 s
@@ -29,11 +31,12 @@ THUMBNAIL_WIDTH = 640
 
 @dataclass(frozen=True)
 class Rung:
-    """One rendition: its displayed size and H.264 level."""
+    """One rendition: its displayed size, H.264 level and peak video bitrate."""
 
     height: int
     width: int
     level: str
+    max_kbps: int = 0
 
     @property
     def name(self) -> str:
@@ -54,6 +57,7 @@ class EncodeSettings:
     crf: int = 23
     segment_s: int = 4
     audio_bitrate_k: int = 128
+    ladder: tuple[tuple[int, int, str], ...] = DEFAULT_LADDER
 
 
 def even(value: float) -> int:
@@ -77,15 +81,30 @@ def h264_level(width: int, height: int, fps: float) -> str:
     return "5.2"
 
 
-def plan_rungs(info: MediaInfo) -> list[Rung]:
-    """Rungs at or below the source's height (the smallest always), widths even, aspect kept."""
-    heights = [h for h in LADDER if h <= info.height] or [LADDER[0]]
+def plan_rungs(info: MediaInfo, settings: EncodeSettings | None = None) -> list[Rung]:
+    """Rungs of the ladder at or below the source's height (the smallest always), widths even, aspect
+    kept; each capped at 1.3x the source's video bitrate when known, its level raised if it must be."""
+    ladder = sorted((settings or EncodeSettings()).ladder)
+    rows = [row for row in ladder if row[0] <= info.height] or ladder[:1]
     fps = min(info.fps or 30.0, 60.0)
+    ceiling = int(info.video_kbps * MAX_INFLATION) if info.video_kbps > 0 else None
     rungs = []
-    for height in heights:
+    for height, max_kbps, level in rows:
         width = even(info.width * height / info.height)
-        rungs.append(Rung(height=height, width=width, level=h264_level(width, height, fps)))
+        needed = h264_level(width, height, fps)
+        rungs.append(
+            Rung(
+                height=height,
+                width=width,
+                level=max(level, needed, key=level_number),
+                max_kbps=max(1, min(max_kbps, ceiling)) if ceiling is not None else max_kbps,
+            )
+        )
     return rungs
+
+
+def level_number(level: str) -> float:
+    return float(level)
 
 
 def thumbnail_at(duration: float) -> float:
@@ -96,7 +115,7 @@ def thumbnail_at(duration: float) -> float:
 def x264_args(rung: Rung, settings: EncodeSettings, index: int | None = None) -> list[str]:
     """The x264 options of one rung (for output stream `index` of a multi-output command)."""
     v = ":v" if index is None else f":v:{index}"
-    maxrate = MAXRATE_K[rung.height]
+    maxrate = rung.max_kbps
     return (
         f"-c{v} libx264 -profile{v} high -level{v} {rung.level} -crf{v} {settings.crf} "
         f"-maxrate{v} {maxrate}k -bufsize{v} {maxrate * 2}k"
@@ -220,7 +239,7 @@ def replace_file(path: Path, text: str) -> None:
 
 def rung_cap_bps(rung: Rung, has_audio: bool, settings: EncodeSettings) -> int:
     """A rung's bandwidth before it is measured: its video cap plus the audio bitrate."""
-    return (MAXRATE_K[rung.height] + (settings.audio_bitrate_k if has_audio else 0)) * 1000
+    return (rung.max_kbps + (settings.audio_bitrate_k if has_audio else 0)) * 1000
 
 
 def master_playlist(
