@@ -122,13 +122,42 @@ def x264_args(rung: Rung, settings: EncodeSettings, index: int | None = None) ->
     ).split()
 
 
-def gop_args(fps: float, settings: EncodeSettings) -> list[str]:
-    """Preset and keyframes: one every segment, forced at the same instants in every rung."""
-    gop = max(1, round(min(fps or 30.0, 60.0) * settings.segment_s))
+def gop_args(fps: float, settings: EncodeSettings, remux: bool = False) -> list[str]:
+    """Preset and keyframes: one every segment, forced at the same instants in every rung; when the top
+    rung is the source's own stream, at the source's keyframes (no further apart than two segments, so
+    x264's own GOP limit, just above that, never adds one of its own)."""
+    rate = min(fps or 30.0, 60.0)
+    if remux:
+        gop = math.ceil(rate * 2 * settings.segment_s) + 2
+        return f"-preset {settings.preset} -g {gop} -sc_threshold 0 -force_key_frames source".split()
+    gop = max(1, round(rate * settings.segment_s))
     return (
         f"-preset {settings.preset} -g {gop} -keyint_min {gop} -sc_threshold 0 "
         f"-force_key_frames expr:gte(t,n_forced*{settings.segment_s})"
     ).split()
+
+
+REMUX_PROFILES = {"Constrained Baseline", "Baseline", "Main", "High"}
+
+
+def can_remux(
+    info: MediaInfo, rungs: list[Rung], settings: EncodeSettings, keyframe_gap: float | None
+) -> bool:
+    """Whether the source's video can be the top rung as it is: H.264 8-bit 4:2:0 at the top rung's size,
+    a profile and level it allows, within its bitrate cap, upright, keyframes at most two segments apart."""
+    top = rungs[-1]
+    return (
+        info.video_codec == "h264"
+        and info.pix_fmt == "yuv420p"
+        and info.profile in REMUX_PROFILES
+        and 0 < info.level <= round(float(top.level) * 10)
+        and (info.width, info.height) == (top.width, top.height)
+        and info.rotation == 0
+        and 0 < info.video_kbps <= top.max_kbps
+        and 0 < (info.fps or 0) <= 60
+        and keyframe_gap is not None
+        and keyframe_gap <= 2 * settings.segment_s + 0.001
+    )
 
 
 def aac_args(settings: EncodeSettings) -> list[str]:
@@ -138,23 +167,34 @@ def aac_args(settings: EncodeSettings) -> list[str]:
 
 
 def ffmpeg_command(
-    ffmpeg: str, source: Path, out_dir: Path, info: MediaInfo, rungs: list[Rung], settings: EncodeSettings
+    ffmpeg: str,
+    source: Path,
+    out_dir: Path,
+    info: MediaInfo,
+    rungs: list[Rung],
+    settings: EncodeSettings,
+    remux: bool = False,
 ) -> list[str]:
     """The single FFmpeg command that writes every rung's playlist and segments, and the thumbnail.
 
     Playlists grow as HLS EVENT playlists (a player can watch while the encode runs; FFmpeg writes each
     one to a temporary file and renames it), and segments are written under a temporary name until they
     are complete (`temp_file`), so a playlist only ever lists whole segments. `finish_playlists` makes
-    them VOD playlists at the end."""
+    them VOD playlists at the end.
+
+    With `remux` (see can_remux) the top rung is the source's video stream copied, and only the rungs
+    below it are encoded, with keyframes where the source has them."""
     count = len(rungs)
+    encoded = count - 1 if remux else count  # rungs[:encoded] are encoded, from the picture [c{encoded}]
     storyboard = storyboard_for(info)
+    branches = ["sthumb", "sboard"] + ([f"c{encoded}"] if encoded else [])
     graph = [
-        f"[0:v:0]format=yuv420p,split=3[c{count}][sthumb][sboard]",
+        f"[0:v:0]format=yuv420p,split={len(branches)}{''.join(f'[{b}]' for b in branches)}",
         storyboard.filter_branch("sboard", "board"),
     ]
     # A cascade: the top rung is scaled from the source, each lower one from the rung above it, which
     # costs less than scaling every rung from the full-size picture.
-    for i in range(count - 1, -1, -1):
+    for i in range(encoded - 1, -1, -1):
         rung = rungs[i]
         scaled = f"[c{i + 1}]scale={rung.width}:{rung.height}:flags=bicubic,setsar=1"
         graph.append(f"{scaled},split=2[v{i}][c{i}]" if i > 0 else f"{scaled}[v{i}]")
@@ -169,10 +209,11 @@ def ffmpeg_command(
     ]
     args += ["-filter_complex", ";".join(graph)]
     for i in range(count):
-        args += ["-map", f"[v{i}]", *(["-map", "0:a:0"] if info.has_audio else [])]
+        video = f"[v{i}]" if i < encoded else "0:v:0"
+        args += ["-map", video, *(["-map", "0:a:0"] if info.has_audio else [])]
     for i, rung in enumerate(rungs):
-        args += x264_args(rung, settings, i)
-    args += gop_args(info.fps, settings)
+        args += x264_args(rung, settings, i) if i < encoded else [f"-c:v:{i}", "copy"]
+    args += gop_args(info.fps, settings, remux)
     if info.has_audio:
         args += aac_args(settings)
     stream_map = " ".join(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,3 +206,37 @@ async def probe(path: Path, *, use_ffprobe: bool = True, timeout_s: float = PROB
     if info.width <= 0 or info.height <= 0:
         raise NotAVideo("The video stream has no picture size.")
     return info
+
+
+def max_keyframe_gap(path: Path, duration: float, timeout_s: float = 60.0) -> float | None:
+    """The longest stretch between two keyframes of the video (the last one running to the end), read
+    from the packets without decoding; None when it cannot be read (no ffprobe, an unreadable file)."""
+    ffprobe = ffprobe_binary()
+    if not ffprobe:
+        return None
+    args = [
+        ffprobe,
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "packet=pts_time,dts_time,flags",
+    ]
+    try:
+        done = subprocess.run(
+            [*args, "-of", "csv=p=0", str(path)], capture_output=True, timeout=timeout_s, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    times = []
+    for line in done.stdout.decode(errors="replace").splitlines():
+        fields = line.split(",")
+        if len(fields) >= 3 and "K" in fields[2]:
+            with contextlib.suppress(ValueError):
+                times.append(float(fields[0] if fields[0] not in ("", "N/A") else fields[1]))
+    if not times:
+        return None
+    times.sort()
+    points = [*times, max(duration, times[-1])]
+    return max(b - a for a, b in itertools.pairwise(points)) if len(points) > 1 else 0.0

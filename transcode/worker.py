@@ -22,13 +22,14 @@ from typing import Any
 from transcode.ladder import (
     EncodeSettings,
     Rung,
+    can_remux,
     ffmpeg_command,
     finish_playlists,
     first_segments_ready,
     master_playlist,
     storyboard_for,
 )
-from transcode.probe import MediaInfo
+from transcode.probe import MediaInfo, max_keyframe_gap
 
 PR_SET_PDEATHSIG = 1
 CANCEL_FILE = "CANCEL"
@@ -52,6 +53,7 @@ class JobSpec:
     timeout_s: float
     nice: int
     progress_interval_s: float = 0.5
+    remux: bool = True  # copy a compliant source's video as the top rung (see ladder.can_remux)
 
 
 @dataclass
@@ -130,7 +132,11 @@ def transcode(spec: JobSpec) -> Outcome:
         (out_dir / rung.name).mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "ffmpeg.log"
     cancel_path = out_dir / CANCEL_FILE
-    args = ffmpeg_command(spec.ffmpeg, Path(spec.source), out_dir, spec.info, list(spec.rungs), spec.settings)
+    rungs = list(spec.rungs)
+    remux = spec.remux and can_remux(
+        spec.info, rungs, spec.settings, max_keyframe_gap(Path(spec.source), spec.info.duration)
+    )
+    args = ffmpeg_command(spec.ffmpeg, Path(spec.source), out_dir, spec.info, rungs, spec.settings, remux)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             args,
