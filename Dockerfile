@@ -18,7 +18,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-COPY --chown=videoflix:videoflix server.py config.yaml ./
+COPY --chown=videoflix:videoflix server.py config.yaml pyproject.toml ./
 COPY --chown=videoflix:videoflix core/ core/
 COPY --chown=videoflix:videoflix handlers/ handlers/
 COPY --chown=videoflix:videoflix models/ models/

@@ -116,7 +116,7 @@ async def serve(settings: Settings) -> None:
     app = make_app(services, handler_modules=handler_modules_for(role))
     await bootstrap_admin(settings, services.accounts)
     check_shared_media(settings, services.media.root)
-    services.start()
+    await services.start()
     server = make_server(app)
     server.add_sockets(sockets)
     host, port = sockets[0].getsockname()[:2]

@@ -138,7 +138,7 @@ async def run(args: argparse.Namespace) -> None:
         services = build_services(settings, db, node="bench")
         app = make_app(services)
         user, _ = await services.accounts.ensure_superuser("bench@example.com", "bench-password")
-        services.start()
+        await services.start()
         result = await db.videos.insert_one(
             {"title": "bench", "status": "pending", "source": str(source), "created_at": services.clock()}
         )

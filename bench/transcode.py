@@ -134,7 +134,7 @@ class Pipeline:
         self.server = make_server(self.app)
         self.server.add_sockets(sockets)
         self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-        self.services.start()
+        await self.services.start()
 
     async def run(self, source: Path) -> float:
         """(a): queue a job for a video of this source; seconds until it is ready."""

@@ -283,6 +283,10 @@ class Settings(Section):
         media = self.media
         if media.storage == "s3" and not self.s3.bucket:
             raise ValueError("MEDIA_STORAGE=s3 needs a bucket: set S3_BUCKET")
+        if media.storage == "s3" and media.edge != "s3":
+            raise ValueError(
+                "MEDIA_STORAGE=s3 keeps no files this server could send: set MEDIA_EDGE=s3 (presigned URLs)"
+            )
         if media.edge == "nginx" and media.storage != "local":
             raise ValueError("MEDIA_EDGE=nginx serves MEDIA_ROOT from disk: use it with MEDIA_STORAGE=local")
         if media.edge == "nginx" and not media.edge_secret:

@@ -15,6 +15,7 @@ one sentence, naming the operation and the store, never a credential.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -108,40 +109,46 @@ def files_below(folder: Path) -> list[tuple[Path, str]]:
     return sorted(found, key=lambda item: item[1])
 
 
-class MediaStorage:
+class MediaStorage(abc.ABC):
     """What the upload, transcode, delete and stream paths ask of a store."""
 
     kind = "abstract"
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 (an optional hook)
         """Open connections (and check the store answers)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (an optional hook)
         """Release connections."""
 
+    @abc.abstractmethod
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         """Store the chunks as one object with bounded memory; return its size. On any failure (the
         store's or the chunk source's, or cancellation) nothing is left under `key` and the store's
         error becomes StorageUnavailable (the source's own exception propagates unchanged)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def download(self, key: str, dest: Path) -> Path:
         """Copy one object to a local file (a transcode runner's scratch folder); return the path."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def upload_folder(self, folder: Path, prefix: str) -> list[str]:
         """Store every file below `folder` under `prefix`; return the keys once ALL are there."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix` (and abort its unfinished uploads); return how many."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def exists(self, key: str) -> bool:
-        raise NotImplementedError
+        """True when the object exists."""
 
+    @abc.abstractmethod
+    async def read_bytes(self, key: str) -> bytes:
+        """A small object (a playlist) whole."""
+
+    @abc.abstractmethod
     async def list_keys(self, prefix: str) -> list[str]:
-        raise NotImplementedError
+        """Every key under the prefix."""
 
     def local_path(self, key: str) -> Path | None:
         """The file on this machine holding `key`, when the store is a local folder (else None)."""
@@ -229,6 +236,12 @@ class LocalStorage(MediaStorage):
 
     async def exists(self, key: str) -> bool:
         return self.local_path(key).is_file()
+
+    async def read_bytes(self, key: str) -> bytes:
+        try:
+            return await self._run(self.local_path(key).read_bytes)
+        except OSError as err:
+            raise StorageUnavailable(f"Could not read {key} from the media folder: {err.strerror}.") from err
 
     async def list_keys(self, prefix: str) -> list[str]:
         base = check_prefix(prefix)
@@ -452,6 +465,17 @@ class S3Storage(MediaStorage):
         except self.store_errors() as err:
             raise self.failure(f"abort the unfinished uploads under {prefix}", err) from err
         return count
+
+    async def read_bytes(self, key: str) -> bytes:
+        """A small object (a playlist) whole."""
+        answer = await self._call(
+            "read " + key, self.client.get_object, Bucket=self.bucket, Key=check_key(key)
+        )
+        try:
+            async with answer["Body"] as body:
+                return await body.read()
+        except self.store_errors() as err:
+            raise self.failure("read " + key, err) from err
 
     async def download(self, key: str, dest: Path) -> Path:
         check_key(key)

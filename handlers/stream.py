@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ from typing import Any
 import tornado.web
 from tornado.iostream import StreamClosedError
 
-from core.errors import NotFound
+from core.edge import S3Edge
+from core.errors import Forbidden, NotFound
 from handlers.base import BaseHandler, public, user_only
 from handlers.openapi import Reply, api
-from models.videos import is_finished_ladder, playable_path
+from models.videos import is_finished_ladder, ladder_folder, playable_path
 
 # The only names a ladder has: anything else (traversal, encodings, NUL) is simply not found.
 FILE = re.compile(
@@ -54,6 +56,11 @@ FILE_REPLIES = {
     ),
     206: Reply("The range asked for (Range: bytes=...).", MEDIA, headers={"Content-Range": "bytes a-b/size"}),
     304: Reply("Not modified (If-None-Match)."),
+}
+# With an edge (media.edge), files below the master playlist are fetched from it.
+GRANT_REPLIES = {
+    **FILE_REPLIES,
+    302: Reply("With an edge: the URL the edge serves the file at.", headers={"Location": "the edge URL"}),
 }
 
 
@@ -140,38 +147,49 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
         return f'"{self.get_content_version(self.absolute_path)}"'
 
 
+GRANT_FILE = {
+    "summary": "A file of a video's HLS ladder, under a stream grant (no header needed)",
+    "description": "The grant in the path is a signed, expiring key for one video and one user, taken "
+    "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
+    "responses": GRANT_REPLIES,
+    "errors": [403, 404, 416],
+    "path": {
+        "grant": "The stream grant from the video's `hls_url`.",
+        "name": "`master.m3u8`, `thumbnail.jpg`, `<height>p/index.m3u8` or `<height>p/seg_NNNNN.ts`.",
+    },
+}
+
+
 class GrantStreamHandler(MediaFileHandler):
     """/api/stream/<grant>/<file>: the grant is the key; no header needed."""
 
-    @api(
-        "A file of a video's HLS ladder, under a stream grant (no header needed)",
-        description="The grant in the path is a signed, expiring key for one video and one user, taken "
-        "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
-        responses=FILE_REPLIES,
-        errors=[403, 404, 416],
-        path={
-            "grant": "The stream grant from the video's `hls_url`.",
-            "name": "`master.m3u8`, `thumbnail.jpg`, `<height>p/index.m3u8` or `<height>p/seg_NNNNN.ts`.",
-        },
-    )
+    @api(**GRANT_FILE)
     @public
     async def get(self, grant: str, name: str, include_body: bool = True) -> None:
         video = await self.services.grants.open(grant)
         if not FILE.match(name):
             raise NotFound()
+        edge = self.services.edge
+        if edge is not None and is_finished_ladder(video):
+            await self.send_through_edge(edge, video, name, include_body)
+            return
         await self.serve(video, name, include_body)
 
-    @api(
-        "A file of a video's HLS ladder, under a stream grant (no header needed)",
-        description="The grant in the path is a signed, expiring key for one video and one user, taken "
-        "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
-        responses=FILE_REPLIES,
-        errors=[403, 404, 416],
-        path={
-            "grant": "The stream grant from the video's `hls_url`.",
-            "name": "`master.m3u8`, `thumbnail.jpg`, `<height>p/index.m3u8` or `<height>p/seg_NNNNN.ts`.",
-        },
-    )
+    async def send_through_edge(
+        self, edge: Any, video: dict[str, Any], name: str, include_body: bool
+    ) -> None:
+        """With an edge, this server answers only the master playlist, its URIs rewritten to URLs the edge
+        checks on its own; anything else is a redirect to the edge's own URL for it."""
+        folder = ladder_folder(video)
+        if name != "master.m3u8":
+            self.redirect(edge.url(folder, name))
+            return
+        text = (await self.services.storage.read_bytes(f"{folder}/master.m3u8")).decode()
+        self.set_header("Content-Type", CONTENT_TYPES[".m3u8"])
+        self.set_header("Cache-Control", "private, no-store")  # the authorisation point: never shared
+        self.finish(edge.master(text, folder) if include_body else None)
+
+    @api(**GRANT_FILE)
     @public
     async def head(self, grant: str, name: str) -> None:
         await self.get(grant, name, include_body=False)
@@ -242,7 +260,48 @@ def nearest_rung(video: dict[str, Any], height: int) -> int:
     return below[-1] if below else heights[0]
 
 
+class EdgePlaylistHandler(BaseHandler):
+    """/api/edge/<token>/<expires>/videos/<id>/<ladder>/<height>p/index.m3u8: a variant playlist from
+    the object store, its segments presigned for the window the URL names. The token (not a user)
+    authorises it, so the answer depends on the URL alone and a shared cache keeps one copy per window."""
+
+    @api(
+        "A variant playlist with presigned segment URLs (object storage behind an edge)",
+        responses={
+            200: Reply(
+                "The playlist.", ("application/vnd.apple.mpegurl",), headers={"Cache-Control": "public"}
+            )
+        },
+        errors=[403, 404],
+        path={
+            "token": "The edge token the master playlist gave.",
+            "expires": "When the token expires (Unix seconds).",
+            "video_id": "The video.",
+            "ladder": "The ladder's folder.",
+            "height": "The rung.",
+        },
+    )
+    @public
+    async def get(self, token: str, expires: str, video_id: str, ladder: str, height: str) -> None:
+        edge = self.services.edge
+        if not isinstance(edge, S3Edge):
+            raise NotFound()
+        folder = f"videos/{video_id}/{ladder}"
+        when = int(expires)
+        if not edge.check(token, when, folder):
+            raise Forbidden("The stream link is invalid or has expired.")
+        name = f"{height}p/index.m3u8"
+        text = (await self.services.storage.read_bytes(f"{folder}/{name}")).decode()
+        self.set_header("Content-Type", CONTENT_TYPES[".m3u8"])
+        self.set_header("Cache-Control", f"public, max-age={max(0, when - int(time.time()))}")
+        self.finish(edge.variant(text, folder, name, when))
+
+
 routes = [
     (r"/api/stream/([^/]+)/(.+)", GrantStreamHandler),
+    (
+        r"/api/edge/([A-Za-z0-9_-]+)/(\d{1,12})/videos/([0-9a-f]{24})/(hls-[A-Za-z0-9_-]+)/(\d{2,4})p/index\.m3u8",
+        EdgePlaylistHandler,
+    ),
     (r"/api/video/([^/]+)/(\d{2,4})p/([^/]+?)/?", CourseSpecHandler),
 ]

@@ -131,7 +131,7 @@ class VideoListHandler(CatalogueHandler):
         body_media_type="multipart/form-data",
         files=["file"],
         responses={201: Video},
-        errors=[413, 507],
+        errors=[413, 503, 507],
     )
     @staff_only
     async def post(self) -> None:

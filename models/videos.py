@@ -10,6 +10,7 @@ next write.
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,6 +79,11 @@ def playable_path(doc: dict[str, Any]) -> str | None:
     if doc.get("status") == PROCESSING and doc.get("playable") and doc.get("live_path"):
         return doc["live_path"]
     return None
+
+
+def ladder_folder(doc: dict[str, Any]) -> str:
+    """The folder (key prefix) of the ladder a player is given: videos/<id>/hls-<run>."""
+    return posixpath.dirname(playable_path(doc) or "")
 
 
 def is_finished_ladder(doc: dict[str, Any]) -> bool:

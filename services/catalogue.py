@@ -10,7 +10,8 @@ from bson import ObjectId
 
 from core.clock import Clock, isoformat
 from core.errors import Conflict, InvalidField, NotFound
-from core.media import MediaStore
+from core.media import MediaStore, remove_tree
+from core.storage import MediaStorage, file_chunks
 from models import categories as category_docs
 from models import videos as video_docs
 from models.categories import Categories, SlugTaken, slugify
@@ -25,6 +26,7 @@ from transcode.probe import NotAVideo, probe
 
 log = logging.getLogger("videoflix.catalogue")
 
+STORE_CHUNK = 8 * 1024 * 1024
 SLUG_TAKEN = "category with this slug already exists."
 NO_SUCH_CATEGORY = "Select a valid choice. That choice is not one of the available choices."
 
@@ -38,6 +40,7 @@ class CatalogueService:
         videos: Videos,
         progress: Progress,
         media: MediaStore,
+        storage: MediaStorage,
         grants: Grants,
         queue: JobQueue,
         clock: Clock,
@@ -48,6 +51,7 @@ class CatalogueService:
         self.videos = videos
         self.progress = progress
         self.media = media
+        self.storage = storage
         self.grants = grants
         self.queue = queue
         self.clock = clock
@@ -162,9 +166,11 @@ class CatalogueService:
             raise InvalidField("file", f"{err} Upload a video file.") from err
         if info.still:
             raise InvalidField("file", "The file is a still image, not a video. Upload a video file.")
-        doc = new_video(
-            video_id, title, description, category_id, self.media.relative(path), user.id, self.clock()
-        )
+        source = self.media.relative(path)
+        if self.storage.local_path(source) is None:  # an object store: the upload moves into it
+            await self.storage.put_stream(source, file_chunks(path, STORE_CHUNK))
+            await remove_tree(path.parent)
+        doc = new_video(video_id, title, description, category_id, source, user.id, self.clock())
         doc.update(duration=round(info.duration, 3), width=info.width, height=info.height)
         await self.videos.insert(doc)
         await self.queue.enqueue(TRANSCODE, {"video_id": video_id}, key=transcode_key(video_id))
@@ -203,7 +209,8 @@ class CatalogueService:
         await self.queue.forget(transcode_key(doc["_id"]))  # its FFmpeg stops before its files go
         await self.videos.delete(doc["_id"])
         await self.progress.delete_for_video(doc["_id"])
-        await self.media.remove_video(doc["_id"])
+        await self.storage.delete_prefix(f"videos/{doc['_id']}/")
+        await self.media.remove_video(doc["_id"])  # scratch files of a runner on this machine
         log.info("video %s deleted", doc["_id"])
 
     async def retranscode(self, video_id: str) -> None:

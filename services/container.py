@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from core.clock import Clock, utcnow
 from core.config import Settings
+from core.edge import NginxEdge, S3Edge
 from core.media import MediaStore, media_root
 from core.passwords import PasswordHasher
 from core.signing import Signer
+from core.storage import MediaStorage, build_storage
 from models.categories import Categories
 from models.db import Database
 from models.jobs import Jobs
@@ -33,6 +35,20 @@ from services.throttle import Throttle
 from services.transcoding import TRANSCODE, TranscodeJobs
 from transcode.pool import TranscodePool
 
+Edge = NginxEdge | S3Edge
+
+
+def build_edge(settings: Settings, storage: MediaStorage) -> Edge | None:
+    """Who checks the URLs below a master playlist: nginx's secure_link, presigned S3 URLs, or this
+    process (none)."""
+    media = settings.media
+    if media.edge == "nginx":
+        return NginxEdge(media.edge_base_url, media.edge_secret or "", media.edge_window_s)
+    if media.edge == "s3":
+        return S3Edge(storage, settings.server.secret_key or "", media.edge_window_s)
+    return None
+
+
 # The job types each role runs; every role may queue any of them.
 ROLE_JOBS = {"all": (MAIL, TRANSCODE), "api": (MAIL,), "transcode": (TRANSCODE, MAIL)}
 
@@ -46,6 +62,8 @@ class Services:
     clock: Clock
     hasher: PasswordHasher
     media: MediaStore
+    storage: MediaStorage
+    edge: Edge | None
     throttle: Throttle
     pool: TranscodePool
     queue: JobQueue
@@ -55,16 +73,19 @@ class Services:
     catalogue: CatalogueService
     admin: AdminService
 
-    def start(self) -> None:
-        """Start the background work (the job queue, and the pool when this process transcodes)."""
+    async def start(self) -> None:
+        """Open the media store; start the background work (the job queue, and the pool when this
+        process transcodes)."""
+        await self.storage.start()
         if TRANSCODE in self.queue.run_types:
             self.pool.start()
         self.queue.start()
 
     async def stop(self) -> None:
-        """Hand running jobs back, stop the pool (no FFmpeg left), release the password threads."""
+        """Hand running jobs back, stop the pool (no FFmpeg left), release the store and the threads."""
         await self.queue.stop(self.settings.server.shutdown_grace_s)
         await self.pool.stop()
+        await self.storage.close()
         self.hasher.close()
 
 
@@ -81,6 +102,8 @@ def build_services(
     """Build every service; `run_types` are the job types this process runs (default: all of them)."""
     hasher = hasher or PasswordHasher(settings.accounts.bcrypt_rounds)
     media = MediaStore(media_root(settings.media.root))
+    storage = build_storage(settings, media.root)
+    edge = build_edge(settings, storage)
     signer = Signer(settings.server.secret_key or "", clock)
     users, tokens, jobs = Users(db), Tokens(db), Jobs(db)
     # Nothing outside this process writes to the in-memory database: its cache needs no TTL.
@@ -89,7 +112,7 @@ def build_services(
     pool = TranscodePool(settings.transcode.workers)
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
-        TranscodeJobs(videos, jobs, media, pool, settings.transcode, clock=clock),
+        TranscodeJobs(videos, jobs, media, storage, pool, settings.transcode, clock=clock),
     ]
     queue = JobQueue(
         jobs,
@@ -110,12 +133,13 @@ def build_services(
         frontend_url=settings.server.frontend_url,
         clock=clock,
     )
-    grants = Grants(signer, users, videos, max_age_s=settings.media.grant_max_age_s, clock=clock)
+    grants = Grants(signer, users, videos, max_age_s=settings.media.grant_max_age_s, clock=clock, edge=edge)
     catalogue = CatalogueService(
         Categories(db),
         videos,
         Progress(db),
         media,
+        storage,
         grants,
         queue,
         clock,
@@ -127,6 +151,8 @@ def build_services(
         clock=clock,
         hasher=hasher,
         media=media,
+        storage=storage,
+        edge=edge,
         throttle=Throttle(RateLimiter(db), clock),
         pool=pool,
         queue=queue,

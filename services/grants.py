@@ -15,7 +15,7 @@ from core.clock import Clock
 from core.errors import Forbidden, NotFound
 from core.signing import Signer
 from models.users import Users
-from models.videos import Videos, is_finished_ladder, playable_path
+from models.videos import Videos, is_finished_ladder, ladder_folder, playable_path
 
 GRANT = "stream-grant"
 INVALID = "The stream link is invalid or has expired."
@@ -35,11 +35,13 @@ class Grants:
         clock: Clock,
         reuse_s: float = 60.0,
         entries: int = 50_000,
+        edge: Any = None,
     ) -> None:
         self.signer = signer
         self.users = users
         self.videos = videos
         self.max_age_s = max_age_s
+        self.edge = edge  # core.edge.NginxEdge | S3Edge | None
         self.clock = clock
         self._made: TTLCache[tuple[str, str], str] = TTLCache(
             maxsize=entries, ttl=reuse_s, timer=lambda: clock().timestamp()
@@ -59,12 +61,19 @@ class Grants:
             return {}
         base = f"/api/stream/{self.grant(str(doc['_id']), user_id)}"
         finished = is_finished_ladder(doc)
+
+        def below(name: str) -> str:
+            """A file below the master playlist: checked by the edge on its own when there is one."""
+            if self.edge is not None and finished:
+                return self.edge.url(ladder_folder(doc), name)
+            return f"{base}/{name}"
+
         return {
-            "hls_url": f"{base}/master.m3u8",
-            "thumbnail_url": f"{base}/thumbnail.jpg" if finished and doc.get("thumbnail_path") else None,
-            "storyboard_url": f"{base}/storyboard.vtt" if finished and doc.get("storyboard_path") else None,
+            "hls_url": f"{base}/master.m3u8",  # the authorisation point: always this server
+            "thumbnail_url": below("thumbnail.jpg") if finished and doc.get("thumbnail_path") else None,
+            "storyboard_url": below("storyboard.vtt") if finished and doc.get("storyboard_path") else None,
             "renditions": [
-                {**r, "url": f"{base}/{r['height']}p/index.m3u8"} for r in doc.get("renditions", [])
+                {**r, "url": below(f"{r['height']}p/index.m3u8")} for r in doc.get("renditions", [])
             ],
         }
 

@@ -21,6 +21,7 @@ from bson import ObjectId
 from core.clock import Clock, utcnow
 from core.config import TranscodeSettings
 from core.media import MediaStore, remove_tree
+from core.storage import MediaStorage, StorageUnavailable
 from models.jobs import Jobs
 from models.videos import FAILED, PENDING, PROCESSING, READY, Videos
 from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
@@ -52,6 +53,7 @@ class TranscodeJobs(JobType):
         videos: Videos,
         jobs: Jobs,
         media: MediaStore,
+        storage: MediaStorage,
         pool: TranscodePool,
         settings: TranscodeSettings,
         *,
@@ -60,6 +62,7 @@ class TranscodeJobs(JobType):
         self.videos = videos
         self.jobs = jobs
         self.media = media
+        self.storage = storage
         self.pool = pool
         self.settings = settings
         self.clock = clock
@@ -121,9 +124,7 @@ class TranscodeJobs(JobType):
         if video is None:
             await self.jobs.delete(ctx.id)
             raise JobStopped("the video is gone")
-        source = self.media.resolve(video.get("source") or "")
-        if not video.get("source") or not source.is_file():
-            raise PermanentError("The source file is missing.")
+        source = await self._fetch_source(video_id, video.get("source") or "")
         try:
             info = await probe(source)
         except NotAVideo as err:
@@ -155,6 +156,21 @@ class TranscodeJobs(JobType):
         )
         return spec, info.duration
 
+    async def _fetch_source(self, video_id: ObjectId, stored: str) -> Path:
+        """The source as a local file: where it lies on local storage, else fetched into scratch."""
+        if stored and not stored.startswith("/") and self.storage.local_path(stored) is None:
+            scratch = self.media.video_dir(video_id) / "source"
+            try:
+                if not await self.storage.exists(stored):
+                    raise PermanentError("The source file is missing.")
+                return await self.storage.download(stored, scratch)
+            except StorageUnavailable as err:
+                raise RetryableError(str(err)) from err
+        source = self.media.resolve(stored)
+        if not stored or not source.is_file():
+            raise PermanentError("The source file is missing.")
+        return source
+
     @staticmethod
     async def _stop_on_request(ctx: JobContext, tmp_dir: Path) -> None:
         """When the queue asks the job to stop, ask the worker (it looks for this file several times a
@@ -180,29 +196,44 @@ class TranscodeJobs(JobType):
         await ctx.progress(percent)
 
     async def _publish(self, video_id: ObjectId, tmp_dir: Path, run_id: str, outcome: Outcome) -> None:
-        """Rename the finished output into place, then point the video at it and drop the old ladder."""
+        """Put the finished output in place, then point the video at it and drop the old ladder."""
+        if self.storage.local_path(f"videos/{video_id}") is None:
+            await self._publish_to_store(video_id, tmp_dir, run_id, outcome)
+            return
         final = tmp_dir.with_name(f"hls-{run_id}")
         os.replace(tmp_dir, final)
         before = await self.videos.get(video_id)
         if before is None:
             await remove_tree(final)  # deleted meanwhile
             raise JobStopped("the video is gone")
-        storyboard = final / "storyboard.vtt"
-        fields = {
-            "status": READY,
-            "transcode_progress": 100,
-            "error": None,
-            "playable": True,
-            "live_path": None,
-            "renditions": outcome.renditions,
-            "hls_path": self.media.relative(final / "master.m3u8"),
-            "thumbnail_path": self.media.relative(final / "thumbnail.jpg"),
-            "storyboard_path": self.media.relative(storyboard) if storyboard.is_file() else None,
-        }
+        prefix = self.media.relative(final) + "/"
+        fields = ready_fields(prefix, outcome, (final / "storyboard.vtt").is_file())
         await self.videos.update(video_id, fields, self.clock())
         old = before.get("hls_path")
         if old and self.media.resolve(old).parent != final:
             await remove_tree(self.media.resolve(old).parent)
+
+    async def _publish_to_store(
+        self, video_id: ObjectId, tmp_dir: Path, run_id: str, outcome: Outcome
+    ) -> None:
+        """Object storage: upload the whole ladder under a fresh prefix; only then does the video point
+        at it, so nothing half-published is ever served. Older ladders (and leftovers of a runner that
+        died mid-upload) go afterwards."""
+        prefix = f"videos/{video_id}/hls-{run_id}/"
+        try:
+            await self.storage.upload_folder(tmp_dir, prefix)
+        except StorageUnavailable as err:
+            raise RetryableError(str(err)) from err
+        fields = ready_fields(prefix, outcome, (tmp_dir / "storyboard.vtt").is_file())
+        if await self.videos.update(video_id, fields, self.clock()) is None:
+            await self.storage.delete_prefix(prefix)  # deleted meanwhile
+            raise JobStopped("the video is gone")
+        with contextlib.suppress(StorageUnavailable):  # leftovers wait for the next publish
+            keys = await self.storage.list_keys(f"videos/{video_id}/")
+            stale = {key.split("/")[2] for key in keys if key.split("/")[2].startswith("hls-")}
+            for folder in stale - {f"hls-{run_id}"}:
+                await self.storage.delete_prefix(f"videos/{video_id}/{folder}/")
+        await remove_tree(self.media.video_dir(video_id))  # the scratch copy of the source
 
     # --- what the queue tells us --------------------------------------------------------------
 
@@ -238,6 +269,21 @@ class TranscodeJobs(JobType):
             self.clock(),
             match={"status": FAILED},
         )
+
+
+def ready_fields(prefix: str, outcome: Outcome, storyboard: bool) -> dict[str, Any]:
+    """What a video becomes once its ladder under `prefix` (a folder or key prefix) is whole."""
+    return {
+        "status": READY,
+        "transcode_progress": 100,
+        "error": None,
+        "playable": True,
+        "live_path": None,
+        "renditions": outcome.renditions,
+        "hls_path": prefix + "master.m3u8",
+        "thumbnail_path": prefix + "thumbnail.jpg",
+        "storyboard_path": prefix + "storyboard.vtt" if storyboard else None,
+    }
 
 
 class WorkerEvents:

@@ -131,7 +131,7 @@ def services(settings, db, clock, hasher, run_types, io_loop):
     built = build_services(settings, db, clock=clock, hasher=hasher, run_types=run_types, node="test-node")
 
     async def start() -> None:
-        built.start()
+        await built.start()
 
     io_loop.run_sync(start)
     yield built

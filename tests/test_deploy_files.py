@@ -88,3 +88,18 @@ def test_nginx_accepts_the_rendered_configuration(tmp_path):
 def test_the_template_fails_loudly_when_a_name_is_missing():
     with pytest.raises(KeyError, match="EDGE_SECRET"):
         render({"MEDIA_ROOT": "/m", "API_UPSTREAM": "a:1", "NGINX_LISTEN": "80", "NGINX_CACHE_DIR": "/c"})
+
+
+def test_the_image_copies_every_part_the_server_reads_at_run_time():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = {
+        part.rstrip("/")
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY")
+        for part in line.split()[2:-1]
+    }
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests"}
+    needed = packages | {"server.py", "config.yaml", "pyproject.toml", "templates"}
+    if (ROOT / "web").is_dir():
+        needed.add("web")
+    assert needed <= copied, f"the image lacks {sorted(needed - copied)}"

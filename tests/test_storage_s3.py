@@ -413,9 +413,18 @@ def test_the_settings_choose_the_backend_and_refuse_s3_without_a_bucket(tmp_path
 
     with pytest.raises(ConfigError, match="MEDIA_STORAGE=s3 needs a bucket: set S3_BUCKET"):
         load_settings(None, environ={"MEDIA_STORAGE": "s3"})
+    with pytest.raises(ConfigError, match="MEDIA_STORAGE=s3 keeps no files this server could send"):
+        load_settings(None, environ={"MEDIA_STORAGE": "s3", "S3_BUCKET": "media"})
     settings = load_settings(
         None,
-        environ={"MEDIA_STORAGE": "s3", "S3_BUCKET": "media", "S3_ENDPOINT_URL": "http://minio:9000"},
+        environ={
+            "MEDIA_STORAGE": "s3",
+            "MEDIA_EDGE": "s3",
+            "S3_BUCKET": "media",
+            "S3_ENDPOINT_URL": "http://minio:9000",
+            "AWS_ACCESS_KEY_ID": "k",
+            "AWS_SECRET_ACCESS_KEY": "s",
+        },
     )
     assert isinstance(build_storage(settings, tmp_path), S3Storage)
     assert isinstance(build_storage(load_settings(None, environ={}), tmp_path), LocalStorage)

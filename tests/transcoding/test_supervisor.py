@@ -219,15 +219,44 @@ async def test_two_transcoders_sharing_a_database_run_a_job_once(
     api, staff_token, clips, db, settings, fake_ffmpeg, clock, services
 ):
     second = build_services(settings, db, clock=clock, node="second-node")
-    second.start()
+    await second.start()
     try:
         runs = fake_ffmpeg("slow")
-        video_ids = [await upload(api, staff_token, clips["small"], title=f"v{n}") for n in range(3)]
+        video_ids = [await upload(api, staff_token, clips["small"], title=f"v{n}") for n in range(10)]
         for video_id in video_ids:
             await wait_for_status(db, video_id, "ready")
     finally:
         await second.stop()
-    assert len(runs.read_text().splitlines()) == 3
+    assert len(runs.read_text().splitlines()) == 10  # each job ran exactly once
+    owners = {job["owner"] for job in await db.jobs.find({"type": "transcode"}).to_list(None)}
+    assert owners == {None}  # all settled
+
+
+async def test_a_runner_stopped_hard_mid_job_is_taken_over_by_another_once_its_lease_runs_out(
+    api, staff_token, clips, db, settings, fake_ffmpeg, clock, services
+):
+    runs = fake_ffmpeg("hang")
+    video_id = await upload(api, staff_token, clips["small"])
+    pid = await running_ffmpeg(runs)
+    # The first runner dies without a word: its loop and job stop, its FFmpeg is killed, no hand-back.
+    services.queue._task.cancel()
+    for running in list(services.queue.running.values()):
+        running.task.cancel()
+    os.kill(pid, signal.SIGKILL)
+    job = await wait_for_job(db, video_id, lambda j: j["state"] == "running")
+    second = build_services(settings, db, clock=clock, node="second-node")
+    fake_ffmpeg("slow")
+    await second.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert (await db.jobs.find_one({"_id": job["_id"]}))["owner"] == job["owner"]  # leased: it waits
+        clock.advance(seconds=settings.jobs.lease_s + 1)
+        second.queue.wake()
+        assert (await wait_for_status(db, video_id, "ready"))["renditions"]
+    finally:
+        await second.stop()
+    done = await db.jobs.find_one({"_id": job["_id"]})
+    assert (done["state"], done["attempts"]) == ("done", 2)
 
 
 async def test_a_source_that_is_not_a_video_fails_at_once_without_retries(db, settings, clock, api):

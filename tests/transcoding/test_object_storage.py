@@ -1,0 +1,143 @@
+"""Media in an S3-compatible store (moto's S3 server on loopback, the real client over real HTTP):
+upload → transcode → play through the edge's presigned URLs; delete removes every object."""
+
+from __future__ import annotations
+
+import uuid
+
+import boto3
+import pytest
+from bson import ObjectId
+
+from tests.test_storage_s3 import ACCESS, SECRET, moto  # noqa: F401 (the module-scoped moto fixture)
+from tests.transcoding.helpers import upload, wait_for_job, wait_for_status
+from tests.transcoding.test_streaming import ffmpeg_decodes
+
+
+@pytest.fixture
+def bucket(moto):
+    if not moto.running:
+        moto.start()
+    name = f"videoflix-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto.url,
+        aws_access_key_id=ACCESS,
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=name)
+    return name, client
+
+
+@pytest.fixture
+def settings_overrides(bucket, moto):
+    return {
+        "transcode": {"workers": 1, "preset": "ultrafast", "segment_s": 1, "progress_interval_s": 0.05},
+        "jobs": {"poll_interval_s": 0.05, "jitter": 0},
+        "media": {"storage": "s3", "edge": "s3", "edge_window_s": 600},
+        "s3": {
+            "bucket": bucket[0],
+            "endpoint_url": moto.url,
+            "access_key_id": ACCESS,
+            "secret_access_key": SECRET,
+            "max_attempts": 2,
+            "retry_base_s": 0.05,
+            "connect_timeout_s": 1,
+        },
+    }
+
+
+def keys(bucket) -> list[str]:
+    name, client = bucket
+    return sorted(obj["Key"] for obj in client.list_objects_v2(Bucket=name).get("Contents", []))
+
+
+async def test_an_upload_is_transcoded_into_the_bucket_and_plays_through_presigned_urls(
+    api, staff_token, clips, db, bucket, http_server_client
+):
+    video_id = await upload(api, staff_token, clips["small"])
+    assert f"videos/{video_id}/source" in keys(bucket)
+    await wait_for_status(db, video_id, "ready")
+    stored = keys(bucket)
+    assert any(k.startswith(f"videos/{video_id}/hls-") and k.endswith("master.m3u8") for k in stored)
+    assert any(k.endswith("/seg_00000.ts") for k in stored)
+    video = (await api.get(f"/api/videos/{video_id}/", token=staff_token)).data
+    master = await api.get(video["hls_url"])
+    assert master.code == 200 and master.headers["Cache-Control"] == "private, no-store"
+    assert b"/api/edge/" in master.body  # variant playlists: checked by token, not by user
+    variant_url = next(line for line in master.body.decode().splitlines() if line.startswith("/api/edge/"))
+    variant = await api.get(variant_url)
+    assert variant.code == 200 and "public, max-age=" in variant.headers["Cache-Control"]
+    assert "X-Amz-Signature=" in variant.body.decode()  # segments straight from the bucket
+    again = await api.get(variant_url)
+    assert again.body == variant.body  # the same bytes for every viewer in the window: cacheable
+    code, errors = await ffmpeg_decodes(http_server_client.get_url(video["hls_url"]))
+    assert code == 0, errors
+    assert "X-Amz-Signature=" in video["thumbnail_url"]
+    forged = variant_url.replace("/api/edge/", "/api/edge/x", 1)
+    assert (await api.get(forged)).code == 403
+
+
+async def test_deleting_a_video_removes_every_object(api, staff_token, clips, db, bucket):
+    video_id = await upload(api, staff_token, clips["small"])
+    await wait_for_status(db, video_id, "ready")
+    assert [k for k in keys(bucket) if video_id in k]
+    assert (await api.delete(f"/api/videos/{video_id}/", token=staff_token)).code == 204
+    assert [k for k in keys(bucket) if video_id in k] == []
+
+
+async def test_the_store_down_at_upload_answers_503_and_leaves_nothing(
+    api,
+    staff_token,
+    clips,
+    db,
+    bucket,
+    moto,
+):
+    moto.stop()
+    try:
+        from tests.media import multipart
+
+        body, content_type = multipart({"title": "doomed"}, clips["small"].read_bytes())
+        reply = await api.post(
+            "/api/videos/", body=body, headers={"Content-Type": content_type}, token=staff_token
+        )
+    finally:
+        moto.start()
+    assert reply.code == 503
+    assert "media store" in reply.data["detail"]
+    assert "secret" not in reply.data["detail"].lower()
+    assert await db.videos.count_documents({}) == 0
+    assert keys(bucket) == []
+
+
+async def test_a_ladder_left_half_uploaded_by_a_dead_runner_is_removed_when_the_job_is_done(
+    api, staff_token, clips, db, bucket
+):
+    name, client = bucket
+    video_id = await upload(api, staff_token, clips["small"])
+    # A runner that died mid-upload left part of a ladder under a prefix no video names.
+    client.put_object(Bucket=name, Key=f"videos/{video_id}/hls-1-dead00/360p/seg_00000.ts", Body=b"x")
+    await wait_for_job(db, video_id, lambda j: j["state"] == "done")  # the clean-up follows the publish
+    doc = await db.videos.find_one({"_id": ObjectId(video_id)})
+    assert doc["status"] == "ready" and not doc["hls_path"].startswith(f"videos/{video_id}/hls-1-dead00/")
+    assert [k for k in keys(bucket) if "dead00" in k] == []
+
+
+async def test_the_store_down_while_publishing_retries_the_job_and_serves_nothing_half_published(
+    api, staff_token, clips, db, bucket, moto, settings, clock
+):
+    video_id = await upload(api, staff_token, clips["small"])
+    moto.stop()
+    try:
+        job = await wait_for_job(
+            db, video_id, lambda j: j["state"] == "queued" and j["attempts"] >= 1, timeout=60
+        )
+        assert "media store" in job["last_error"]
+        video = await db.videos.find_one({"_id": job["payload"]["video_id"]})
+        assert video["hls_path"] is None and video["status"] != "ready"
+    finally:
+        moto.start()
+    clock.advance(seconds=settings.transcode.retry_base_s * 2)
+    assert (await wait_for_status(db, video_id, "ready"))["hls_path"]
