@@ -208,6 +208,23 @@ class CatalogueSettings(Section):
     )
 
 
+class LadderRungSettings(Section):
+    height: int = Field(ge=72, le=4320, description="Rung height; a source gets those up to its own.")
+    max_kbps: int = Field(gt=0, description="Peak video bitrate cap, kbit/s (never above 1.3x the source's).")
+    level: str = Field(pattern=r"^[1-6]\.[0-2]$", description="H.264 level; raised if size x fps needs more.")
+    enabled: bool = Field(True, description="Whether sources get this rung.")
+
+
+DEFAULT_LADDER = [
+    LadderRungSettings(height=120, max_kbps=250, level="3.0"),
+    LadderRungSettings(height=360, max_kbps=900, level="3.0"),
+    LadderRungSettings(height=720, max_kbps=3000, level="3.1"),
+    LadderRungSettings(height=1080, max_kbps=6000, level="4.0"),
+    LadderRungSettings(height=1440, max_kbps=12000, level="5.1", enabled=False),
+    LadderRungSettings(height=2160, max_kbps=20000, level="5.1", enabled=False),
+]
+
+
 class TranscodeSettings(Section):
     workers: int | None = Field(
         None, ge=1, description="Transcoding processes; null: one per two cores, at least one."
@@ -226,6 +243,11 @@ class TranscodeSettings(Section):
     timeout_factor: float = Field(10.0, ge=0, description="... plus this many times the source's duration.")
     progress_interval_s: float = Field(
         0.5, gt=0, description="Least time between two progress writes of one video."
+    )
+    ladder: list[LadderRungSettings] = Field(
+        default_factory=lambda: [rung.model_copy() for rung in DEFAULT_LADDER],
+        min_length=1,
+        description="The HLS ladder: one row per rung, its bitrate cap and H.264 level.",
     )
 
 

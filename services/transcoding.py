@@ -149,19 +149,21 @@ class TranscodeJobs(JobType):
                 status=PROCESSING, duration=round(info.duration, 3), width=info.width, height=info.height
             )
         await self.videos.update(video_id, fields, self.clock())
+        encode = EncodeSettings(
+            self.settings.preset,
+            self.settings.crf,
+            self.settings.segment_s,
+            self.settings.audio_bitrate_k,
+            tuple((r.height, r.max_kbps, r.level) for r in self.settings.ladder if r.enabled),
+        )
         spec = JobSpec(
             key=f"{video_id}:{run_id}",
             ffmpeg=self.ffmpeg,
             source=str(source),
             out_dir=str(tmp_dir),
             info=info,
-            rungs=tuple(plan_rungs(info)),
-            settings=EncodeSettings(
-                self.settings.preset,
-                self.settings.crf,
-                self.settings.segment_s,
-                self.settings.audio_bitrate_k,
-            ),
+            rungs=tuple(plan_rungs(info, encode)),
+            settings=encode,
             timeout_s=self.settings.timeout_base_s + self.settings.timeout_factor * info.duration,
             nice=self.settings.nice,
             progress_interval_s=min(0.5, self.settings.progress_interval_s),

@@ -13,21 +13,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transcode.probe import MediaInfo
+from transcode.storyboard import Storyboard
 
-LADDER = (120, 360, 720, 1080)
-# Peak video bitrate per rung (kbit/s): CRF decides, this caps it so a rung fits its bandwidth.
-MAXRATE_K = {120: 250, 360: 900, 720: 3000, 1080: 6000}
+# The enabled rows of config's `transcode.ladder`: (height, peak video kbit/s, H.264 level). CRF decides
+# the quality; the cap keeps a rung within its bandwidth.
+DEFAULT_LADDER = ((120, 250, "3.0"), (360, 900, "3.0"), (720, 3000, "3.1"), (1080, 6000, "4.0"))
+# Never inflate: no rung's cap above this many times the source's own video bitrate.
+MAX_INFLATION = 1.3
 AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
+# The AAC encoder puts this many samples of priming before the first real one. MPEG-TS cannot say so (no
+# edit list), so the first audio packet would start that much before the first video frame (the 1.445 s
+# against 1.467 s of issue 12, and hls.js's bufferSeekOverHole). Dropping as many samples from the source
+# makes the encoder's first packet start exactly with the picture, and keeps lip sync exact.
+AAC_PRIMING_SAMPLES = 1024
 THUMBNAIL_WIDTH = 640
 
 
 @dataclass(frozen=True)
 class Rung:
-    """One rendition: its displayed size and H.264 level."""
+    """One rendition: its displayed size, H.264 level and peak video bitrate."""
 
     height: int
     width: int
     level: str
+    max_kbps: int = 0
 
     @property
     def name(self) -> str:
@@ -48,6 +57,7 @@ class EncodeSettings:
     crf: int = 23
     segment_s: int = 4
     audio_bitrate_k: int = 128
+    ladder: tuple[tuple[int, int, str], ...] = DEFAULT_LADDER
 
 
 def even(value: float) -> int:
@@ -71,15 +81,30 @@ def h264_level(width: int, height: int, fps: float) -> str:
     return "5.2"
 
 
-def plan_rungs(info: MediaInfo) -> list[Rung]:
-    """Rungs at or below the source's height (the smallest always), widths even, aspect kept."""
-    heights = [h for h in LADDER if h <= info.height] or [LADDER[0]]
+def plan_rungs(info: MediaInfo, settings: EncodeSettings | None = None) -> list[Rung]:
+    """Rungs of the ladder at or below the source's height (the smallest always), widths even, aspect
+    kept; each capped at 1.3x the source's video bitrate when known, its level raised if it must be."""
+    ladder = sorted((settings or EncodeSettings()).ladder)
+    rows = [row for row in ladder if row[0] <= info.height] or ladder[:1]
     fps = min(info.fps or 30.0, 60.0)
+    ceiling = int(info.video_kbps * MAX_INFLATION) if info.video_kbps > 0 else None
     rungs = []
-    for height in heights:
+    for height, max_kbps, level in rows:
         width = even(info.width * height / info.height)
-        rungs.append(Rung(height=height, width=width, level=h264_level(width, height, fps)))
+        needed = h264_level(width, height, fps)
+        rungs.append(
+            Rung(
+                height=height,
+                width=width,
+                level=max(level, needed, key=level_number),
+                max_kbps=max(1, min(max_kbps, ceiling)) if ceiling is not None else max_kbps,
+            )
+        )
     return rungs
+
+
+def level_number(level: str) -> float:
+    return float(level)
 
 
 def thumbnail_at(duration: float) -> float:
@@ -90,36 +115,86 @@ def thumbnail_at(duration: float) -> float:
 def x264_args(rung: Rung, settings: EncodeSettings, index: int | None = None) -> list[str]:
     """The x264 options of one rung (for output stream `index` of a multi-output command)."""
     v = ":v" if index is None else f":v:{index}"
-    maxrate = MAXRATE_K[rung.height]
+    maxrate = rung.max_kbps
     return (
         f"-c{v} libx264 -profile{v} high -level{v} {rung.level} -crf{v} {settings.crf} "
         f"-maxrate{v} {maxrate}k -bufsize{v} {maxrate * 2}k"
     ).split()
 
 
-def gop_args(fps: float, settings: EncodeSettings) -> list[str]:
-    """Preset and keyframes: one every segment, forced at the same instants in every rung."""
-    gop = max(1, round(min(fps or 30.0, 60.0) * settings.segment_s))
+def gop_args(fps: float, settings: EncodeSettings, remux: bool = False) -> list[str]:
+    """Preset and keyframes: one every segment, forced at the same instants in every rung; when the top
+    rung is the source's own stream, at the source's keyframes (no further apart than two segments, so
+    x264's own GOP limit, just above that, never adds one of its own)."""
+    rate = min(fps or 30.0, 60.0)
+    if remux:
+        gop = math.ceil(rate * 2 * settings.segment_s) + 2
+        return f"-preset {settings.preset} -g {gop} -sc_threshold 0 -force_key_frames source".split()
+    gop = max(1, round(rate * settings.segment_s))
     return (
         f"-preset {settings.preset} -g {gop} -keyint_min {gop} -sc_threshold 0 "
         f"-force_key_frames expr:gte(t,n_forced*{settings.segment_s})"
     ).split()
 
 
+REMUX_PROFILES = {"Constrained Baseline", "Baseline", "Main", "High"}
+
+
+def can_remux(
+    info: MediaInfo, rungs: list[Rung], settings: EncodeSettings, keyframe_gap: float | None
+) -> bool:
+    """Whether the source's video can be the top rung as it is: H.264 8-bit 4:2:0 at the top rung's size,
+    a profile and level it allows, within its bitrate cap, upright, keyframes at most two segments apart."""
+    top = rungs[-1]
+    return (
+        info.video_codec == "h264"
+        and info.pix_fmt == "yuv420p"
+        and info.profile in REMUX_PROFILES
+        and 0 < info.level <= round(float(top.level) * 10)
+        and (info.width, info.height) == (top.width, top.height)
+        and info.rotation == 0
+        and 0 < info.video_kbps <= top.max_kbps
+        and 0 < (info.fps or 0) <= 60
+        and keyframe_gap is not None
+        and keyframe_gap <= 2 * settings.segment_s + 0.001
+    )
+
+
 def aac_args(settings: EncodeSettings) -> list[str]:
     """Stereo AAC-LC."""
-    return f"-c:a aac -b:a {settings.audio_bitrate_k}k -ac 2".split()
+    trim = f"-af atrim=start_sample={AAC_PRIMING_SAMPLES}"
+    return f"{trim} -c:a aac -b:a {settings.audio_bitrate_k}k -ac 2".split()
 
 
 def ffmpeg_command(
-    ffmpeg: str, source: Path, out_dir: Path, info: MediaInfo, rungs: list[Rung], settings: EncodeSettings
+    ffmpeg: str,
+    source: Path,
+    out_dir: Path,
+    info: MediaInfo,
+    rungs: list[Rung],
+    settings: EncodeSettings,
+    remux: bool = False,
 ) -> list[str]:
-    """The single FFmpeg command that writes every rung's VOD playlist and segments, and the thumbnail."""
+    """The single FFmpeg command that writes every rung's playlist and segments, and the thumbnail.
+
+    Playlists grow as HLS EVENT playlists (a player can watch while the encode runs; FFmpeg writes each
+    one to a temporary file and renames it), and segments are written under a temporary name until they
+    are complete (`temp_file`), so a playlist only ever lists whole segments. `finish_playlists` makes
+    them VOD playlists at the end.
+
+    With `remux` (see can_remux) the top rung is the source's video stream copied, and only the rungs
+    below it are encoded, with keyframes where the source has them."""
     count = len(rungs)
-    graph = [f"[0:v:0]format=yuv420p,split=2[c{count}][sthumb]"]
+    encoded = count - 1 if remux else count  # rungs[:encoded] are encoded, from the picture [c{encoded}]
+    storyboard = storyboard_for(info)
+    branches = ["sthumb", "sboard"] + ([f"c{encoded}"] if encoded else [])
+    graph = [
+        f"[0:v:0]format=yuv420p,split={len(branches)}{''.join(f'[{b}]' for b in branches)}",
+        storyboard.filter_branch("sboard", "board"),
+    ]
     # A cascade: the top rung is scaled from the source, each lower one from the rung above it, which
     # costs less than scaling every rung from the full-size picture.
-    for i in range(count - 1, -1, -1):
+    for i in range(encoded - 1, -1, -1):
         rung = rungs[i]
         scaled = f"[c{i + 1}]scale={rung.width}:{rung.height}:flags=bicubic,setsar=1"
         graph.append(f"{scaled},split=2[v{i}][c{i}]" if i > 0 else f"{scaled}[v{i}]")
@@ -134,22 +209,29 @@ def ffmpeg_command(
     ]
     args += ["-filter_complex", ";".join(graph)]
     for i in range(count):
-        args += ["-map", f"[v{i}]", *(["-map", "0:a:0"] if info.has_audio else [])]
+        video = f"[v{i}]" if i < encoded else "0:v:0"
+        args += ["-map", video, *(["-map", "0:a:0"] if info.has_audio else [])]
     for i, rung in enumerate(rungs):
-        args += x264_args(rung, settings, i)
-    args += gop_args(info.fps, settings)
+        args += x264_args(rung, settings, i) if i < encoded else [f"-c:v:{i}", "copy"]
+    args += gop_args(info.fps, settings, remux)
     if info.has_audio:
         args += aac_args(settings)
     stream_map = " ".join(
         f"v:{i},a:{i},name:{rung.name}" if info.has_audio else f"v:{i},name:{rung.name}"
         for i, rung in enumerate(rungs)
     )
-    args += f"-f hls -hls_time {settings.segment_s} -hls_playlist_type vod".split()
-    args += ["-hls_flags", "independent_segments"]
+    args += f"-f hls -hls_time {settings.segment_s} -hls_playlist_type event".split()
+    args += ["-hls_flags", "independent_segments+temp_file"]
     args += ["-hls_segment_type", "mpegts", "-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts")]
     args += ["-var_stream_map", stream_map, str(out_dir / "%v" / "index.m3u8")]
     args += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_dir / "thumbnail.jpg")]
+    args += storyboard.output_args("board", out_dir)
     return args
+
+
+def storyboard_for(info: MediaInfo) -> Storyboard:
+    """The trick-play storyboard of a source (its sheets are an output of the ladder's command)."""
+    return Storyboard.plan(info.duration, info.width, info.height)
 
 
 SEGMENT = re.compile(r"#EXTINF:([\d.]+),\s*\n(\S+)")
@@ -168,18 +250,65 @@ def measure(playlist: Path) -> tuple[int, int]:
     return peak, int(total_bits / total_s) if total_s else 0
 
 
-def master_playlist(out_dir: Path, rungs: list[Rung], has_audio: bool, fps: float) -> list[dict[str, int]]:
-    """Write master.m3u8 (BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS) and return the renditions."""
+def first_segments_ready(out_dir: Path, rungs: list[Rung]) -> bool:
+    """True once every rung's playlist lists at least one (complete) segment."""
+    for rung in rungs:
+        try:
+            if "#EXTINF:" not in (out_dir / rung.name / "index.m3u8").read_text():
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def finish_playlists(out_dir: Path, rungs: list[Rung]) -> None:
+    """Turn the finished EVENT playlists into VOD ones (FFmpeg adds EXT-X-ENDLIST but keeps the type)."""
+    for rung in rungs:
+        playlist = out_dir / rung.name / "index.m3u8"
+        text = playlist.read_text()
+        if "#EXT-X-ENDLIST" not in text:
+            text = text.rstrip("\n") + "\n#EXT-X-ENDLIST\n"
+        replace_file(playlist, text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD"))
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write a file that is being served: a temporary file renamed over it, so a reader sees old or new."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text)
+    temp.replace(path)
+
+
+def rung_cap_bps(rung: Rung, has_audio: bool, settings: EncodeSettings) -> int:
+    """A rung's bandwidth before it is measured: its video cap plus the audio bitrate."""
+    return (rung.max_kbps + (settings.audio_bitrate_k if has_audio else 0)) * 1000
+
+
+def master_playlist(
+    out_dir: Path,
+    rungs: list[Rung],
+    has_audio: bool,
+    fps: float,
+    provisional: EncodeSettings | None = None,
+) -> list[dict[str, int]]:
+    """Write master.m3u8 (BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS) and return the renditions.
+
+    With `provisional` (the encode still runs) BANDWIDTH is each rung's cap; otherwise the peak and
+    average measured over the finished segments."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
     renditions = []
     for rung in rungs:
-        peak, average = measure(out_dir / rung.name / "index.m3u8")
+        if provisional is not None:
+            peak = rung_cap_bps(rung, has_audio, provisional)
+            bandwidth = f"BANDWIDTH={peak}"
+        else:
+            peak, average = measure(out_dir / rung.name / "index.m3u8")
+            bandwidth = f"BANDWIDTH={peak},AVERAGE-BANDWIDTH={average}"
         codecs = rung.codecs + (f",{AUDIO_CODEC}" if has_audio else "")
         lines.append(
-            f"#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},"
+            f"#EXT-X-STREAM-INF:{bandwidth},"
             f'RESOLUTION={rung.width}x{rung.height},FRAME-RATE={min(fps or 30.0, 60.0):.3f},CODECS="{codecs}"'
         )
         lines.append(f"{rung.name}/index.m3u8")
         renditions.append({"height": rung.height, "width": rung.width, "bandwidth": peak})
-    (out_dir / "master.m3u8").write_text("\n".join(lines) + "\n")
+    replace_file(out_dir / "master.m3u8", "\n".join(lines) + "\n")
     return renditions

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,10 @@ class MediaInfo:
     has_audio: bool
     video_codec: str
     still: bool = False  # one picture (a PNG or JPEG), which FFmpeg reads as a one-frame video
+    video_kbps: int = 0  # the video stream's bitrate; 0 when unknown
+    pix_fmt: str = ""
+    profile: str = ""  # as FFmpeg names it: "High", "Main", "Constrained Baseline", "High 10"...
+    level: int = 0  # H.264 level times ten (40 for 4.0); 0 when unknown
 
 
 def displayed(width: int, height: int, rotation: int) -> tuple[int, int]:
@@ -91,12 +98,28 @@ def from_ffprobe(data: dict) -> MediaInfo:
         still=is_still_image(
             (data.get("format") or {}).get("format_name", ""), video.get("codec_name", ""), duration
         ),
+        video_kbps=video_kbps(data, video, streams),
+        pix_fmt=video.get("pix_fmt", ""),
+        profile=video.get("profile", ""),
+        level=int(video.get("level") or 0) if str(video.get("level") or "0").lstrip("-").isdigit() else 0,
     )
+
+
+def video_kbps(data: dict, video: dict, streams: list[dict]) -> int:
+    """The video stream's bitrate: its own, else the container's less the audio streams'."""
+    own = int(video.get("bit_rate") or 0)
+    if own > 0:
+        return own // 1000
+    total = int((data.get("format") or {}).get("bit_rate") or 0)
+    audio = sum(int(s.get("bit_rate") or 0) for s in streams if s.get("codec_type") == "audio")
+    return max(0, total - audio) // 1000
 
 
 VIDEO_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*")
 SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
 FPS = re.compile(r"([\d.]+) fps")
+KBPS = re.compile(r"(\d+) kb/s")
+PIX_FMT = re.compile(r"Video: \w+(?: \(([^)]*)\))?.*?, (\w+)(?:\(|,)")
 DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 # "displaymatrix: rotation of -90.00 degrees" (FFmpeg 5), "Display Matrix: rotation of 90.00 degrees" (7+)
 INPUT_FORMAT = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
@@ -116,6 +139,7 @@ def from_ffmpeg(stderr: str) -> MediaInfo:
     codec = VIDEO_LINE.search(line).group(1)
     size = SIZE.search(line.split("Video:", 1)[1])
     fps = FPS.search(line)
+    pix = PIX_FMT.search(line)
     rotation = 0
     for follower in lines[video_at + 1 : video_at + 12]:
         if "Stream #" in follower:
@@ -140,6 +164,9 @@ def from_ffmpeg(stderr: str) -> MediaInfo:
         has_audio=re.search(r"Stream #\d+:\d+.*?: Audio:", stderr) is not None,
         video_codec=codec,
         still=is_still_image(container.group(1) if container else "", codec, seconds),
+        video_kbps=int(KBPS.search(line).group(1)) if KBPS.search(line) else 0,
+        pix_fmt=pix.group(2) if pix else "",
+        profile=(pix.group(1) or "") if pix else "",
     )
 
 
@@ -179,3 +206,37 @@ async def probe(path: Path, *, use_ffprobe: bool = True, timeout_s: float = PROB
     if info.width <= 0 or info.height <= 0:
         raise NotAVideo("The video stream has no picture size.")
     return info
+
+
+def max_keyframe_gap(path: Path, duration: float, timeout_s: float = 60.0) -> float | None:
+    """The longest stretch between two keyframes of the video (the last one running to the end), read
+    from the packets without decoding; None when it cannot be read (no ffprobe, an unreadable file)."""
+    ffprobe = ffprobe_binary()
+    if not ffprobe:
+        return None
+    args = [
+        ffprobe,
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "packet=pts_time,dts_time,flags",
+    ]
+    try:
+        done = subprocess.run(
+            [*args, "-of", "csv=p=0", str(path)], capture_output=True, timeout=timeout_s, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    times = []
+    for line in done.stdout.decode(errors="replace").splitlines():
+        fields = line.split(",")
+        if len(fields) >= 3 and "K" in fields[2]:
+            with contextlib.suppress(ValueError):
+                times.append(float(fields[0] if fields[0] not in ("", "N/A") else fields[1]))
+    if not times:
+        return None
+    times.sort()
+    points = [*times, max(duration, times[-1])]
+    return max(b - a for a, b in itertools.pairwise(points)) if len(points) > 1 else 0.0

@@ -19,8 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transcode.ladder import EncodeSettings, Rung, ffmpeg_command, master_playlist
-from transcode.probe import MediaInfo
+from transcode.ladder import (
+    EncodeSettings,
+    Rung,
+    can_remux,
+    ffmpeg_command,
+    finish_playlists,
+    first_segments_ready,
+    master_playlist,
+    storyboard_for,
+)
+from transcode.probe import MediaInfo, max_keyframe_gap
 
 PR_SET_PDEATHSIG = 1
 CANCEL_FILE = "CANCEL"
@@ -44,6 +53,7 @@ class JobSpec:
     timeout_s: float
     nice: int
     progress_interval_s: float = 0.5
+    remux: bool = True  # copy a compliant source's video as the top rung (see ladder.can_remux)
 
 
 @dataclass
@@ -122,7 +132,11 @@ def transcode(spec: JobSpec) -> Outcome:
         (out_dir / rung.name).mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "ffmpeg.log"
     cancel_path = out_dir / CANCEL_FILE
-    args = ffmpeg_command(spec.ffmpeg, Path(spec.source), out_dir, spec.info, list(spec.rungs), spec.settings)
+    rungs = list(spec.rungs)
+    remux = spec.remux and can_remux(
+        spec.info, rungs, spec.settings, max_keyframe_gap(Path(spec.source), spec.info.duration)
+    )
+    args = ffmpeg_command(spec.ffmpeg, Path(spec.source), out_dir, spec.info, rungs, spec.settings, remux)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             args,
@@ -132,8 +146,9 @@ def transcode(spec: JobSpec) -> Outcome:
             preexec_fn=lambda: _child_setup(spec.nice),
         )
     report(spec.key, "pid", proc.pid)
+    report(spec.key, "progress", 1)  # FFmpeg runs: the video shows it moves at once
     deadline = started + spec.timeout_s
-    last_report, buffer, percent = 0.0, b"", 0
+    last_report, buffer, percent, playable = time.monotonic(), b"", 1, False
     assert proc.stdout is not None
     try:
         while True:
@@ -149,6 +164,12 @@ def transcode(spec: JobSpec) -> Outcome:
                         with contextlib.suppress(ValueError):
                             done_s = int(line.split(b"=", 1)[1]) / 1e6
                             percent = max(percent, min(99, int(100 * done_s / spec.info.duration)))
+            if not playable and first_segments_ready(out_dir, list(spec.rungs)):
+                playable = True
+                renditions = master_playlist(
+                    out_dir, list(spec.rungs), spec.info.has_audio, spec.info.fps, provisional=spec.settings
+                )
+                report(spec.key, "playable", {"renditions": renditions})
             now = time.monotonic()
             if now - last_report >= spec.progress_interval_s:
                 report(spec.key, "progress", percent)
@@ -172,6 +193,8 @@ def transcode(spec: JobSpec) -> Outcome:
     missing = [r.name for r in spec.rungs if not (out_dir / r.name / "index.m3u8").exists()]
     if missing or not (out_dir / "thumbnail.jpg").exists():
         return Outcome(TRANSIENT, f"FFmpeg finished without writing {', '.join(missing) or 'the thumbnail'}.")
+    finish_playlists(out_dir, list(spec.rungs))
+    storyboard_for(spec.info).finish(out_dir)
     renditions = master_playlist(out_dir, list(spec.rungs), spec.info.has_audio, spec.info.fps)
     log_path.unlink(missing_ok=True)
     report(spec.key, "progress", 100)

@@ -33,7 +33,13 @@ async def test_a_240p_upload_becomes_ready_with_the_120p_rung_only(api, staff_to
     assert doc["transcode_progress"] == 100 and doc["error"] is None
     folder = output(settings, doc)
     assert (folder / "master.m3u8").exists() and (folder / "thumbnail.jpg").exists()
-    assert sorted(p.name for p in folder.iterdir()) == ["120p", "master.m3u8", "thumbnail.jpg"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "120p",
+        "master.m3u8",
+        "storyboard.jpg",
+        "storyboard.vtt",
+        "thumbnail.jpg",
+    ]
 
 
 async def test_a_360p_clip_with_audio_gets_120p_and_360p_with_aac_in_each(
