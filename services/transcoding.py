@@ -149,13 +149,7 @@ class TranscodeJobs(JobType):
                 status=PROCESSING, duration=round(info.duration, 3), width=info.width, height=info.height
             )
         await self.videos.update(video_id, fields, self.clock())
-        encode = EncodeSettings(
-            self.settings.preset,
-            self.settings.crf,
-            self.settings.segment_s,
-            self.settings.audio_bitrate_k,
-            tuple((r.height, r.max_kbps, r.level) for r in self.settings.ladder if r.enabled),
-        )
+        encode = encode_settings(self.settings)
         spec = JobSpec(
             key=f"{video_id}:{run_id}",
             ffmpeg=self.ffmpeg,
@@ -284,6 +278,17 @@ class TranscodeJobs(JobType):
             self.clock(),
             match={"status": FAILED},
         )
+
+
+def encode_settings(settings: TranscodeSettings) -> EncodeSettings:
+    """The encoder's knobs from config: the enabled rows of the ladder table among them."""
+    return EncodeSettings(
+        settings.preset,
+        settings.crf,
+        settings.segment_s,
+        settings.audio_bitrate_k,
+        tuple((r.height, r.max_kbps, r.level) for r in settings.ladder if r.enabled),
+    )
 
 
 def ready_fields(prefix: str, outcome: Outcome, storyboard: bool) -> dict[str, Any]:

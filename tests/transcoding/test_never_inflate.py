@@ -99,3 +99,22 @@ async def test_a_low_bitrate_15_fps_source_gets_no_rung_above_its_bitrate_or_fra
         kbps_out = total * 8 / 1000 / seconds
         # The VBV lets a rung exceed its cap by at most its buffer (2x the cap) over the whole clip.
         assert kbps_out <= cap * (1 + 2 / seconds), f"{rung}: {kbps_out:.0f} kbit/s against {source_kbps}"
+
+
+def test_an_enabled_1440p_rung_is_planned_for_a_1440p_source_with_its_own_cap_and_level():
+    from core.config import load_settings
+    from services.transcoding import encode_settings
+    from transcode.ladder import plan_rungs
+    from transcode.probe import MediaInfo
+
+    settings = load_settings(None, environ={})
+    for rung in settings.transcode.ladder:
+        if rung.height == 1440:
+            rung.enabled = True
+    source = MediaInfo(
+        duration=10, width=2560, height=1440, rotation=0, fps=30, has_audio=True, video_codec="h264"
+    )
+    rungs = plan_rungs(source, encode_settings(settings.transcode))
+    assert [r.height for r in rungs] == [120, 360, 720, 1080, 1440]
+    top = rungs[-1]
+    assert (top.width, top.max_kbps, top.level) == (2560, 12000, "5.1")
