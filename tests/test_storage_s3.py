@@ -428,3 +428,38 @@ def test_the_settings_choose_the_backend_and_refuse_s3_without_a_bucket(tmp_path
     )
     assert isinstance(build_storage(settings, tmp_path), S3Storage)
     assert isinstance(build_storage(load_settings(None, environ={}), tmp_path), LocalStorage)
+
+
+@pytest.fixture
+def bucket(moto):
+    """A fresh bucket on moto, and a plain boto3 client to look into it."""
+    import boto3
+
+    if not moto.running:
+        moto.start()
+    name = f"videoflix-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto.url,
+        aws_access_key_id=ACCESS,
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=name)
+    return name, client
+
+
+def s3_media(bucket_name: str, moto_url: str) -> dict:
+    """Settings that keep media in that bucket, behind presigned URLs."""
+    return {
+        "media": {"storage": "s3", "edge": "s3"},
+        "s3": {
+            "bucket": bucket_name,
+            "endpoint_url": moto_url,
+            "access_key_id": ACCESS,
+            "secret_access_key": SECRET,
+            "max_attempts": 2,
+            "retry_base_s": 0.05,
+            "connect_timeout_s": 1,
+        },
+    }

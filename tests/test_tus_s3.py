@@ -4,46 +4,17 @@ finished file lands in the bucket byte for byte, and nothing stays behind on loc
 from __future__ import annotations
 
 import hashlib
-import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
-from tests.test_storage_s3 import ACCESS, SECRET, moto  # noqa: F401 (the module-scoped moto fixture)
+from tests.test_storage_s3 import bucket, moto, s3_media  # noqa: F401 (fixtures)
 from tests.test_tus import create, parts, patch, path_of
 
 
 @pytest.fixture
-def bucket(moto):
-    if not moto.running:
-        moto.start()
-    name = f"videoflix-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        aws_access_key_id=ACCESS,
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=name)
-    return name, client
-
-
-@pytest.fixture
 def settings_overrides(bucket, moto):
-    return {
-        "media": {"storage": "s3", "edge": "s3"},
-        "s3": {
-            "bucket": bucket[0],
-            "endpoint_url": moto.url,
-            "access_key_id": ACCESS,
-            "secret_access_key": SECRET,
-            "max_attempts": 2,
-            "retry_base_s": 0.05,
-            "connect_timeout_s": 1,
-        },
-    }
+    return s3_media(bucket[0], moto.url)
 
 
 async def test_a_resumable_upload_lands_in_the_bucket_byte_identical(

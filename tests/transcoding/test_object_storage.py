@@ -3,48 +3,22 @@ upload → transcode → play through the edge's presigned URLs; delete removes 
 
 from __future__ import annotations
 
-import uuid
-
-import boto3
 import pytest
 from bson import ObjectId
 
-from tests.test_storage_s3 import ACCESS, SECRET, moto  # noqa: F401 (the module-scoped moto fixture)
+from tests.test_storage_s3 import bucket, moto, s3_media  # noqa: F401 (fixtures)
 from tests.transcoding.helpers import upload, wait_for_job, wait_for_status
 from tests.transcoding.test_streaming import ffmpeg_decodes
 
 
 @pytest.fixture
-def bucket(moto):
-    if not moto.running:
-        moto.start()
-    name = f"videoflix-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        aws_access_key_id=ACCESS,
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=name)
-    return name, client
-
-
-@pytest.fixture
 def settings_overrides(bucket, moto):
+    overrides = s3_media(bucket[0], moto.url)
+    overrides["media"]["edge_window_s"] = 600
     return {
+        **overrides,
         "transcode": {"workers": 1, "preset": "ultrafast", "segment_s": 1, "progress_interval_s": 0.05},
         "jobs": {"poll_interval_s": 0.05, "jitter": 0},
-        "media": {"storage": "s3", "edge": "s3", "edge_window_s": 600},
-        "s3": {
-            "bucket": bucket[0],
-            "endpoint_url": moto.url,
-            "access_key_id": ACCESS,
-            "secret_access_key": SECRET,
-            "max_attempts": 2,
-            "retry_base_s": 0.05,
-            "connect_timeout_s": 1,
-        },
     }
 
 
