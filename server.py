@@ -154,16 +154,16 @@ async def serve(settings: Settings) -> None:
     sweeper = media_sweeper(settings, database, services.media.root)
     if sweeper is not None:
         sweeper.start()
+    # SIGINT/SIGTERM stop cleanly from the moment anyone can know the server is there.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     server = make_server(app)
     server.add_sockets(sockets)
     host, port = sockets[0].getsockname()[:2]
     log.info("Videoflix (role %s) listening on http://%s:%d", role, host, port)
     metrics_server = serve_metrics(settings, services)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
     log.info("shutting down")

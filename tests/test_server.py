@@ -272,3 +272,11 @@ def test_password_hasher_accepts_any_length(io_loop):
     assert io_loop.run_sync(lambda: hasher.check(long_a, stored))
     assert not io_loop.run_sync(lambda: hasher.check(long_b, stored))
     hasher.close()
+
+
+def test_sigterm_right_after_the_server_says_it_listens_stops_it_cleanly(config_file):
+    running = Running("--port", "0", "--config", str(config_file))
+    running.wait_for(r"listening on")
+    code = running.stop(signal.SIGTERM)
+    assert code == 0
+    assert "stopped" in running.text()
