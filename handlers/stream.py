@@ -203,18 +203,21 @@ class GrantStreamHandler(MediaFileHandler):
         await self.get(grant, name, include_body=False)
 
 
+COURSE_SPEC_FILE = {
+    "summary": "A rendition's playlist or segment with the token (the course spec)",
+    "responses": FILE_REPLIES,
+    "errors": [404, 416],
+    "path": {
+        "height": "A rung of the ladder; the nearest one below is served.",
+        "file": "`index.m3u8` or a segment.",
+    },
+}
+
+
 class CourseSpecHandler(MediaFileHandler):
     """/api/video/<id>/<height>p/<index.m3u8 | segment> with the token header (the course spec)."""
 
-    @api(
-        "A rendition's playlist or segment with the token (the course spec)",
-        responses=FILE_REPLIES,
-        errors=[404, 416],
-        path={
-            "height": "A rung of the ladder; the nearest one below is served.",
-            "file": "`index.m3u8` or a segment.",
-        },
-    )
+    @api(**COURSE_SPEC_FILE)
     @user_only
     async def get(self, video_id: str, height: str, file: str, include_body: bool = True) -> None:
         video = await self.services.grants.streamable(video_id)
@@ -225,15 +228,7 @@ class CourseSpecHandler(MediaFileHandler):
             raise NotFound()
         await self.serve(video, name, include_body)
 
-    @api(
-        "A rendition's playlist or segment with the token (the course spec)",
-        responses=FILE_REPLIES,
-        errors=[404, 416],
-        path={
-            "height": "A rung of the ladder; the nearest one below is served.",
-            "file": "`index.m3u8` or a segment.",
-        },
-    )
+    @api(**COURSE_SPEC_FILE)
     @user_only
     async def head(self, video_id: str, height: str, file: str) -> None:
         await self.get(video_id, height, file, include_body=False)

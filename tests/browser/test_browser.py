@@ -336,8 +336,7 @@ def tus_offered(server: Server) -> bool:
 def test_a_resumable_upload_cut_by_a_reload_continues_when_the_same_file_is_chosen_again(
     page, server, clips, staff_token
 ):
-    if not tus_offered(server):
-        pytest.skip("this server offers no tus endpoint at /api/uploads/; the page uploads in one request")
+    assert tus_offered(server), "the server offers tus at /api/uploads/, so the page must resume with it"
     log_in(page, server, *ADMIN)
     page.goto(server.url + "/#/upload")
     cdp = page.context.new_cdp_session(page)
