@@ -24,7 +24,7 @@ import os
 import random
 import secrets
 import shutil
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Collection
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -131,8 +131,17 @@ class MediaStorage(abc.ABC):
         """Copy one object to a local file (a transcode runner's scratch folder); return the path."""
 
     @abc.abstractmethod
-    async def upload_folder(self, folder: Path, prefix: str) -> list[str]:
-        """Store every file below `folder` under `prefix`; return the keys once ALL are there."""
+    async def upload_folder(self, folder: Path, prefix: str, skip: Collection[str] = ()) -> list[str]:
+        """Store every file below `folder` under `prefix` (but those whose relative paths are in `skip`,
+        already stored); return the keys once ALL are there."""
+
+    @abc.abstractmethod
+    async def put_file(self, path: Path, key: str) -> None:
+        """Store one local file as `key` (retried as a ladder upload is)."""
+
+    @abc.abstractmethod
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        """Store a small object (a playlist) whole, replacing what was there at once."""
 
     @abc.abstractmethod
     async def delete_prefix(self, prefix: str) -> int:
@@ -206,7 +215,7 @@ class LocalStorage(MediaStorage):
             raise StorageUnavailable(f"Could not read {key} from the media folder: {err.strerror}.") from err
         return dest
 
-    async def upload_folder(self, folder: Path, prefix: str) -> list[str]:
+    async def upload_folder(self, folder: Path, prefix: str, skip: Collection[str] = ()) -> list[str]:
         target = self.local_path(check_prefix(prefix).rstrip("/"))
         keys = [check_prefix(prefix) + rel for _, rel in files_below(folder)]
         if folder.resolve() == target.resolve():
@@ -227,6 +236,25 @@ class LocalStorage(MediaStorage):
                 f"Could not write {prefix} to the media folder: {err.strerror}."
             ) from err
         return keys
+
+    async def put_file(self, path: Path, key: str) -> None:
+        dest = self.local_path(key)
+        if dest.resolve() != path.resolve():
+            await self.put_bytes(key, await self._run(path.read_bytes))
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        path = self.local_path(key)
+        tmp = path.with_name(f".{path.name}.part-{secrets.token_hex(4)}")
+
+        def write() -> None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+        await self._write(key, write)
 
     async def delete_prefix(self, prefix: str) -> int:
         target = self.local_path(check_prefix(prefix).rstrip("/"))
@@ -494,16 +522,16 @@ class S3Storage(MediaStorage):
             tmp.unlink(missing_ok=True)
         return dest
 
-    async def upload_folder(self, folder: Path, prefix: str) -> list[str]:
+    async def upload_folder(self, folder: Path, prefix: str, skip: Collection[str] = ()) -> list[str]:
         """`concurrency` files at once, each tried `attempts` times with doubling, jittered delays."""
         base = check_prefix(prefix)
-        files = files_below(folder)
+        files = [(path, rel) for path, rel in files_below(folder) if rel not in skip]
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(path: Path, rel: str) -> str:
             key = base + rel
             async with gate:
-                await self._with_retries(f"store {key}", self._put_file, path, key)
+                await self.put_file(path, key)
             return key
 
         try:
@@ -516,15 +544,25 @@ class S3Storage(MediaStorage):
             raise first from first.__cause__
         return [task.result() for task in tasks]
 
+    async def put_file(self, path: Path, key: str) -> None:
+        await self._with_retries(f"store {key}", self._put_file, path, check_key(key))
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        await self._with_retries(f"store {key}", self._put_bytes, check_key(key), data)
+
+    async def _put_bytes(self, key: str, data: bytes) -> None:
+        suffix = PurePosixPath(key).suffix
+        extra = {"CacheControl": CACHE_CONTROL[suffix]} if suffix in CACHE_CONTROL else {}
+        await self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type(key), **extra
+        )
+
     async def _put_file(self, path: Path, key: str) -> None:
         if path.stat().st_size > self.part_size:
             await self.put_stream(key, file_chunks(path, self.part_size))
             return
-        extra = {"CacheControl": CACHE_CONTROL[path.suffix]} if path.suffix in CACHE_CONTROL else {}
         body = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
-        await self.client.put_object(
-            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type(key), **extra
-        )
+        await self._put_bytes(key, body)
 
     async def _with_retries(self, action: str, func: Any, *args: Any) -> None:
         for attempt in range(1, self.attempts + 1):

@@ -178,7 +178,7 @@ class GrantStreamHandler(MediaFileHandler):
         if not FILE.match(name):
             raise NotFound()
         edge = self.services.edge
-        if edge is not None and is_finished_ladder(video):
+        if edge is not None and (is_finished_ladder(video) or edge.holds_growing_ladders):
             await self.send_through_edge(edge, video, name, include_body)
             return
         await self.serve(video, name, include_body)
@@ -296,7 +296,10 @@ class EdgePlaylistHandler(BaseHandler):
         name = f"{height}p/index.m3u8"
         text = (await self.services.storage.read_bytes(f"{folder}/{name}")).decode()
         self.set_header("Content-Type", CONTENT_TYPES[".m3u8"])
-        self.set_header("Cache-Control", f"public, max-age={max(0, when - int(time.time()))}")
+        if "#EXT-X-ENDLIST" in text:
+            self.set_header("Cache-Control", f"public, max-age={max(0, when - int(time.time()))}")
+        else:  # a ladder still being made: players reload it for the next segments
+            self.set_header("Cache-Control", GROWING_PLAYLIST)
         self.finish(edge.variant(text, folder, name, when))
 
 

@@ -26,6 +26,7 @@ from core.storage import MediaStorage, StorageUnavailable
 from models.jobs import Jobs
 from models.videos import FAILED, PENDING, PROCESSING, READY, Videos
 from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
+from services.live_ladder import LiveLadderUpload
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import EncodeSettings, plan_rungs
 from transcode.pool import TranscodePool
@@ -98,15 +99,24 @@ class TranscodeJobs(JobType):
         run_id = f"{ctx.job['attempts']}-{secrets.token_hex(3)}"
         tmp_dir = self.media.video_dir(video_id) / f".hls-tmp-{run_id}"
         watcher = asyncio.get_running_loop().create_task(self._stop_on_request(ctx, tmp_dir))
+        live = self._live_upload(video_id, tmp_dir, run_id)
+        published = False
         try:
             spec, info_duration = await self._prepare(ctx, video_id, tmp_dir, run_id)
-            events = WorkerEvents(self, ctx, video_id, tmp_dir)
-            outcome = await self.pool.run(spec, events)
-            await events.drain()  # its last writes land before the outcome's
+            events = WorkerEvents(self, ctx, video_id, tmp_dir, live)
+            if live is not None:
+                live.start()
+            try:
+                outcome = await self.pool.run(spec, events)
+                await events.drain()  # its last writes land before the outcome's
+            finally:
+                if live is not None:
+                    await live.stop()
             if outcome.kind == DONE:
                 if not await ctx.still_held():
                     raise JobStopped("the job was cancelled or taken over")
-                await self._publish(video_id, tmp_dir, run_id, outcome)
+                published = True  # from here the publish cleans up after itself
+                await self._publish(video_id, tmp_dir, run_id, outcome, live)
             elif outcome.kind == CANCELLED:
                 raise JobStopped(outcome.error)
             elif outcome.kind == INVALID:
@@ -125,6 +135,19 @@ class TranscodeJobs(JobType):
         finally:
             watcher.cancel()
             await remove_tree(tmp_dir)
+            if live is not None and not published:
+                with contextlib.suppress(StorageUnavailable):  # else the next publish removes it
+                    await self.storage.delete_prefix(live.prefix)
+
+    def _live_upload(self, video_id: ObjectId, tmp_dir: Path, run_id: str) -> LiveLadderUpload | None:
+        """With object storage, the growing ladder goes to the store as it is made (see live_ladder)."""
+        if self.storage.local_path(f"videos/{video_id}") is not None:
+            return None  # it grows below MEDIA_ROOT and is served from there
+
+        async def announce(master_key: str, value: Any) -> None:
+            await self._make_playable(video_id, master_key, value)
+
+        return LiveLadderUpload(self.storage, tmp_dir, ladder_prefix(video_id, run_id), announce)
 
     async def _prepare(
         self, ctx: JobContext, video_id: ObjectId, tmp_dir: Path, run_id: str
@@ -187,10 +210,10 @@ class TranscodeJobs(JobType):
         with contextlib.suppress(OSError):
             (tmp_dir / CANCEL_FILE).write_text(ctx.stop_reason or "cancelled")
 
-    async def _make_playable(self, video_id: ObjectId, tmp_dir: Path, value: Any) -> None:
-        """Serve the growing ladder: the video plays while it is transcoded (a ready video being re-made
-        keeps its old ladder until the new one is whole)."""
-        fields: dict[str, Any] = {"playable": True, "live_path": self.media.relative(tmp_dir / "master.m3u8")}
+    async def _make_playable(self, video_id: ObjectId, live_path: str, value: Any) -> None:
+        """Serve the growing ladder (its master's path or key): the video plays while it is transcoded
+        (a ready video being re-made keeps its old ladder until the new one is whole)."""
+        fields: dict[str, Any] = {"playable": True, "live_path": live_path}
         renditions = value.get("renditions") if isinstance(value, dict) else None
         if renditions:
             fields["renditions"] = renditions
@@ -204,10 +227,13 @@ class TranscodeJobs(JobType):
             await self.videos.update(video_id, {"transcode_progress": percent}, self.clock())
         await ctx.progress(percent)
 
-    async def _publish(self, video_id: ObjectId, tmp_dir: Path, run_id: str, outcome: Outcome) -> None:
+    async def _publish(
+        self, video_id: ObjectId, tmp_dir: Path, run_id: str, outcome: Outcome, live: LiveLadderUpload | None
+    ) -> None:
         """Put the finished output in place, then point the video at it and drop the old ladder."""
         if self.storage.local_path(f"videos/{video_id}") is None:
-            await self._publish_to_store(video_id, tmp_dir, run_id, outcome)
+            stored = live.segments if live is not None else set()
+            await self._publish_to_store(video_id, tmp_dir, run_id, outcome, stored)
             return
         final = tmp_dir.with_name(f"hls-{run_id}")
         os.replace(tmp_dir, final)
@@ -223,14 +249,15 @@ class TranscodeJobs(JobType):
             await remove_tree(self.media.resolve(old).parent)
 
     async def _publish_to_store(
-        self, video_id: ObjectId, tmp_dir: Path, run_id: str, outcome: Outcome
+        self, video_id: ObjectId, tmp_dir: Path, run_id: str, outcome: Outcome, stored: set[str]
     ) -> None:
-        """Object storage: upload the whole ladder under a fresh prefix; only then does the video point
-        at it, so nothing half-published is ever served. Older ladders (and leftovers of a runner that
-        died mid-upload) go afterwards."""
-        prefix = f"videos/{video_id}/hls-{run_id}/"
+        """Object storage: upload the whole ladder under a fresh prefix (but the segments the growing
+        ladder stored already); only then does the video point at it as ready, so nothing half-published
+        is ever served as a finished ladder. Older ladders (and leftovers of a runner that died
+        mid-upload) go afterwards."""
+        prefix = ladder_prefix(video_id, run_id)
         try:
-            await self.storage.upload_folder(tmp_dir, prefix)
+            await self.storage.upload_folder(tmp_dir, prefix, skip=stored)
         except StorageUnavailable as err:
             raise RetryableError(str(err)) from err
         fields = ready_fields(prefix, outcome, (tmp_dir / "storyboard.vtt").is_file())
@@ -280,6 +307,11 @@ class TranscodeJobs(JobType):
         )
 
 
+def ladder_prefix(video_id: ObjectId, run_id: str) -> str:
+    """Where one run's ladder lies in an object store."""
+    return f"videos/{video_id}/hls-{run_id}/"
+
+
 def encode_settings(settings: TranscodeSettings) -> EncodeSettings:
     """The encoder's knobs from config: the enabled rows of the ladder table among them."""
     return EncodeSettings(
@@ -288,6 +320,7 @@ def encode_settings(settings: TranscodeSettings) -> EncodeSettings:
         settings.segment_s,
         settings.audio_bitrate_k,
         tuple((r.height, r.max_kbps, r.level) for r in settings.ladder if r.enabled),
+        settings.storyboard,
     )
 
 
@@ -310,8 +343,16 @@ class WorkerEvents:
     """What the worker reports, applied on the event loop: progress (written at most every interval) and
     the moment the ladder can be played (every rung has its first segments)."""
 
-    def __init__(self, jobs: TranscodeJobs, ctx: JobContext, video_id: ObjectId, tmp_dir: Path) -> None:
+    def __init__(
+        self,
+        jobs: TranscodeJobs,
+        ctx: JobContext,
+        video_id: ObjectId,
+        tmp_dir: Path,
+        live: LiveLadderUpload | None = None,
+    ) -> None:
         self.jobs = jobs
+        self.live = live
         self.ctx = ctx
         self.video_id = video_id
         self.tmp_dir = tmp_dir
@@ -321,8 +362,11 @@ class WorkerEvents:
 
     def __call__(self, kind: str, value: Any) -> None:
         loop = asyncio.get_running_loop()
-        if kind == "playable":
-            self._spawn(self.jobs._make_playable(self.video_id, self.tmp_dir, value))
+        if kind == "playable" and self.live is not None:
+            self.live.want_playable(value)  # announced once the store holds it
+        elif kind == "playable":
+            live_path = self.jobs.media.relative(self.tmp_dir / "master.m3u8")
+            self._spawn(self.jobs._make_playable(self.video_id, live_path, value))
         elif kind == "progress" and value != self.last_percent:
             now = loop.time()
             if value == 100 or now - self.last_write >= self.jobs.settings.progress_interval_s:

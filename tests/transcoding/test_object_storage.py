@@ -3,12 +3,17 @@ upload → transcode → play through the edge's presigned URLs; delete removes 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from bson import ObjectId
 
+from tests.media import make_clip
 from tests.test_storage_s3 import bucket, moto, s3_media  # noqa: F401 (fixtures)
-from tests.transcoding.helpers import upload, wait_for_job, wait_for_status
+from tests.transcoding.helpers import upload, wait_for, wait_for_job, wait_for_status
 from tests.transcoding.test_streaming import ffmpeg_decodes
+from tests.transcoding.test_watch_while_transcoding import decode_duration, video_json
+from transcode.ffmpeg import ffmpeg_binary
 
 
 @pytest.fixture
@@ -115,3 +120,77 @@ async def test_the_store_down_while_publishing_retries_the_job_and_serves_nothin
         moto.start()
     clock.advance(seconds=settings.transcode.retry_base_s * 2)
     assert (await wait_for_status(db, video_id, "ready"))["hls_path"]
+
+
+@pytest.fixture
+def readrate_ffmpeg(tmp_path, settings):
+    """The real FFmpeg reading its input at twice real time, so a 12 s clip takes about 6 s to encode."""
+    wrapper = tmp_path / "ffmpeg-readrate"
+    wrapper.write_text(f'#!/bin/sh\nexec "{ffmpeg_binary()}" -readrate 2 "$@"\n')
+    wrapper.chmod(0o755)
+    settings.transcode.ffmpeg = str(wrapper)
+
+
+@pytest.mark.slow
+async def test_a_growing_ladder_reaches_the_bucket_as_it_is_made_and_plays_from_there(
+    api, staff_token, db, bucket, tmp_path, http_server_client, readrate_ffmpeg
+):
+    clip = make_clip(tmp_path / "twelve.mp4", "640x360", seconds=12)
+    video_id = await upload(api, staff_token, clip)
+    doc = await wait_for(db, video_id, lambda d: d.get("playable"), timeout=30)
+    prefix = doc["live_path"].rsplit("/", 1)[0] + "/"
+    assert doc["live_path"].startswith(f"videos/{video_id}/hls-")  # a key in the bucket, not a folder
+    stored = [k for k in keys(bucket) if k.startswith(prefix)]
+    assert prefix + "master.m3u8" in stored
+    assert {prefix + "120p/index.m3u8", prefix + "360p/index.m3u8"} <= set(stored)
+    assert prefix + "120p/seg_00000.ts" in stored and prefix + "360p/seg_00000.ts" in stored
+
+    video = await video_json(api, staff_token, video_id)
+    assert video["status"] == "processing" and video["hls_url"]
+    master = await api.get(video["hls_url"])
+    assert master.code == 200 and b"/api/edge/" in master.body
+    variant_url = next(line for line in master.body.decode().splitlines() if line.startswith("/api/edge/"))
+    variant = await api.get(variant_url)
+    assert variant.code == 200 and variant.headers["Cache-Control"] == "private, no-cache"
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in variant.body.decode()
+    assert "#EXT-X-ENDLIST" not in variant.body.decode()
+    assert "X-Amz-Signature=" in variant.body.decode()  # its segments straight from the bucket
+
+    # More segments reach the bucket while the encode goes on; a player from the start gets them all.
+    decoding = asyncio.ensure_future(
+        decode_duration(http_server_client.get_url(video["hls_url"]), "-live_start_index", "0")
+    )
+    await asyncio.sleep(1.5)
+    growing = [k for k in keys(bucket) if k.startswith(prefix) and k.endswith(".ts")]
+    assert len(growing) > len([k for k in stored if k.endswith(".ts")])
+    assert (await db.videos.find_one({"_id": ObjectId(video_id)}))["status"] == "processing"
+    code, errors, seconds = await decoding
+    assert code == 0, errors
+    assert seconds >= 11.5
+
+    doc = await wait_for_status(db, video_id, "ready")
+    assert doc["hls_path"] == prefix + "master.m3u8"  # the ladder that grew is the one published
+    final = (await api.get(variant_url)).body.decode()
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in final and "#EXT-X-ENDLIST" in final
+    video = await video_json(api, staff_token, video_id)
+    code, errors, seconds = await decode_duration(http_server_client.get_url(video["hls_url"]))
+    assert code == 0, errors
+    assert seconds >= 11.5
+
+
+@pytest.mark.slow
+async def test_a_growing_ladder_cancelled_by_staff_leaves_nothing_in_the_bucket(
+    api, staff_token, db, bucket, tmp_path, readrate_ffmpeg
+):
+    clip = make_clip(tmp_path / "twelve.mp4", "640x360", seconds=12)
+    video_id = await upload(api, staff_token, clip)
+    doc = await wait_for(db, video_id, lambda d: d.get("playable"), timeout=30)
+    prefix = doc["live_path"].rsplit("/", 1)[0] + "/"
+    assert [k for k in keys(bucket) if k.startswith(prefix)]
+    job = await db.jobs.find_one({"key": f"transcode:{video_id}"})
+    reply = await api.post(f"/api/admin/jobs/{job['_id']}/cancel/", token=staff_token)
+    assert reply.code == 200
+    doc = await wait_for_status(db, video_id, "failed")
+    assert doc["playable"] is False and doc["live_path"] is None
+    await wait_for(db, video_id, lambda d: not [k for k in keys(bucket) if k.startswith(prefix)], timeout=10)
+    assert (await api.get(f"/api/videos/{video_id}/", token=staff_token)).data["hls_url"] is None
