@@ -244,6 +244,9 @@ class TranscodeSettings(Section):
     progress_interval_s: float = Field(
         0.5, gt=0, description="Least time between two progress writes of one video."
     )
+    storyboard: bool = Field(
+        True, description="Make the trick-play storyboard (sprite sheets and their WebVTT) in the same pass."
+    )
     ladder: list[LadderRungSettings] = Field(
         default_factory=lambda: [rung.model_copy() for rung in DEFAULT_LADDER],
         min_length=1,

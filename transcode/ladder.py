@@ -58,6 +58,7 @@ class EncodeSettings:
     segment_s: int = 4
     audio_bitrate_k: int = 128
     ladder: tuple[tuple[int, int, str], ...] = DEFAULT_LADDER
+    storyboard: bool = True
 
 
 def even(value: float) -> int:
@@ -186,12 +187,11 @@ def ffmpeg_command(
     below it are encoded, with keyframes where the source has them."""
     count = len(rungs)
     encoded = count - 1 if remux else count  # rungs[:encoded] are encoded, from the picture [c{encoded}]
-    storyboard = storyboard_for(info)
-    branches = ["sthumb", "sboard"] + ([f"c{encoded}"] if encoded else [])
-    graph = [
-        f"[0:v:0]format=yuv420p,split={len(branches)}{''.join(f'[{b}]' for b in branches)}",
-        storyboard.filter_branch("sboard", "board"),
-    ]
+    storyboard = storyboard_for(info) if settings.storyboard else None
+    branches = ["sthumb", *(["sboard"] if storyboard else []), *([f"c{encoded}"] if encoded else [])]
+    graph = [f"[0:v:0]format=yuv420p,split={len(branches)}{''.join(f'[{b}]' for b in branches)}"]
+    if storyboard:
+        graph.append(storyboard.filter_branch("sboard", "board"))
     # A cascade: the top rung is scaled from the source, each lower one from the rung above it, which
     # costs less than scaling every rung from the full-size picture.
     for i in range(encoded - 1, -1, -1):
@@ -225,7 +225,8 @@ def ffmpeg_command(
     args += ["-hls_segment_type", "mpegts", "-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts")]
     args += ["-var_stream_map", stream_map, str(out_dir / "%v" / "index.m3u8")]
     args += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_dir / "thumbnail.jpg")]
-    args += storyboard.output_args("board", out_dir)
+    if storyboard:
+        args += storyboard.output_args("board", out_dir)
     return args
 
 

@@ -194,7 +194,8 @@ def transcode(spec: JobSpec) -> Outcome:
     if missing or not (out_dir / "thumbnail.jpg").exists():
         return Outcome(TRANSIENT, f"FFmpeg finished without writing {', '.join(missing) or 'the thumbnail'}.")
     finish_playlists(out_dir, list(spec.rungs))
-    storyboard_for(spec.info).finish(out_dir)
+    if spec.settings.storyboard:
+        storyboard_for(spec.info).finish(out_dir)
     renditions = master_playlist(out_dir, list(spec.rungs), spec.info.has_audio, spec.info.fps)
     log_path.unlink(missing_ok=True)
     report(spec.key, "progress", 100)

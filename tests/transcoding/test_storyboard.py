@@ -75,3 +75,16 @@ async def test_a_ready_video_has_a_storyboard_served_under_its_grant(
         assert x + w <= info.width and y + h <= info.height
     image = await api.get(video["storyboard_url"].replace("storyboard.vtt", "storyboard.jpg"))
     assert image.code == 200 and image.body[:3] == b"\xff\xd8\xff"
+
+
+@pytest.mark.slow
+async def test_with_the_storyboard_switched_off_a_video_is_ready_without_one(
+    api, staff_token, user_token, clips, db, settings
+):
+    settings.transcode.storyboard = False
+    video_id = await upload(api, staff_token, clips["small"])
+    doc = await wait_for_status(db, video_id, "ready")
+    folder = (Path(settings.media.root) / doc["hls_path"]).parent
+    assert not list(folder.glob("storyboard*"))
+    video = (await api.get(f"/api/videos/{video_id}/", token=user_token)).data
+    assert video["storyboard_url"] is None and video["hls_url"]
