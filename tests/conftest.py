@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,6 +85,35 @@ def db(io_loop):
     if uri:
         io_loop.run_sync(lambda: database.client.drop_database(database.db.name))
     io_loop.run_sync(database.close)
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri():
+    """A MongoDB that several server.py processes share: TEST_MONGODB_URI, else tests/mongo_wire.py (the
+    wire protocol over mongomock) in a process of its own. Give each test a database of its own."""
+    uri = os.environ.get("TEST_MONGODB_URI")
+    if uri:
+        yield uri.rstrip("/")
+        return
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.mongo_wire"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    line = proc.stdout.readline()
+    match = re.search(r"listening on (mongodb://\S+)", line)
+    if match is None:
+        proc.kill()
+        raise RuntimeError(f"the wire-protocol double did not start: {line!r}")
+    yield match.group(1)
+    proc.terminate()
+    proc.communicate(timeout=10)
+
+
+def database_uri(mongodb_uri: str, stem: str) -> str:
+    """A fresh database's URI on the shared server."""
+    return f"{mongodb_uri}/videoflix_{stem}_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 
@@ -59,17 +58,12 @@ async def test_a_transcode_process_answers_health_and_nothing_else(settings, db,
     assert (videos.code, json.loads(videos.body)) == (404, {"detail": "Not found."})
 
 
-@pytest.mark.skipif(
-    not os.environ.get("TEST_MONGODB_URI"),
-    reason="separate processes share only a real MongoDB (TEST_MONGODB_URI)",
-)
-def test_an_api_and_a_transcode_process_on_one_mongodb_make_an_upload_ready(tmp_path, clips):
-    import uuid
-
+def test_an_api_and_a_transcode_process_on_one_mongodb_make_an_upload_ready(tmp_path, clips, mongodb_uri):
+    from tests.conftest import database_uri
     from tests.test_server import Running, environment
     from tests.transcoding.test_supervisor import upload_to
 
-    uri = os.environ["TEST_MONGODB_URI"].rstrip("/") + f"/videoflix_roles_{uuid.uuid4().hex[:8]}"
+    uri = database_uri(mongodb_uri, "roles")
     common = {"MONGODB_URI": uri, "MEDIA_ROOT": str(tmp_path / "media"), "SECRET_KEY": "roles-test-secret"}
     api_process = Running(
         "--port",

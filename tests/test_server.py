@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ import pytest
 import server
 from core.config import load_settings
 from core.passwords import PasswordHasher
+from tests.conftest import database_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,12 +197,6 @@ async def test_connect_warns_about_the_in_memory_database(caplog):
     assert await database.ping()
 
 
-MONGODB = pytest.mark.skipif(
-    not os.environ.get("TEST_MONGODB_URI"),
-    reason="createsuperuser writes into a real MongoDB only (TEST_MONGODB_URI); on memory:// it refuses",
-)
-
-
 def test_createsuperuser_on_the_in_memory_database_refuses_and_says_what_to_do(config_file, caplog):
     code = server.main(
         ["--config", str(config_file), "createsuperuser", "--email", "a@b.co", "--password", "a-long-one"]
@@ -211,12 +207,17 @@ def test_createsuperuser_on_the_in_memory_database_refuses_and_says_what_to_do(c
 
 
 @pytest.fixture
-def mongodb_env(monkeypatch):
-    monkeypatch.setenv("MONGODB_URI", os.environ.get("TEST_MONGODB_URI", ""))
+def shared_uri(mongodb_uri) -> str:
+    """A fresh database on a MongoDB other processes reach (TEST_MONGODB_URI, else the wire double)."""
+    return database_uri(mongodb_uri, "server")
 
 
-@MONGODB
-def test_createsuperuser_with_flags_creates_a_verified_staff_user(config_file):
+@pytest.fixture
+def mongodb_env(monkeypatch, shared_uri):
+    monkeypatch.setenv("MONGODB_URI", shared_uri)
+
+
+def test_createsuperuser_creates_a_verified_staff_user_the_running_server_lets_in(config_file, shared_uri):
     proc = subprocess.run(
         [
             sys.executable,
@@ -229,16 +230,33 @@ def test_createsuperuser_with_flags_creates_a_verified_staff_user(config_file):
             "--password",
             "a-long-password",
         ],
-        env=environment(MONGODB_URI=os.environ.get("TEST_MONGODB_URI", "")),
+        env=environment(MONGODB_URI=shared_uri),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "superuser root@example.com created" in proc.stdout
+    running = Running("--config", str(config_file), "--port", "0", env=environment(MONGODB_URI=shared_uri))
+    try:
+        url = running.wait_for(r"listening on (http://\S+)").group(1)
+        request = urllib.request.Request(
+            f"{url}/api/accounts/login/",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({"email": "root@example.com", "password": "a-long-password"}).encode(),
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            token = json.loads(response.read())["token"]
+        me = urllib.request.Request(
+            f"{url}/api/accounts/users/me/", headers={"Authorization": f"Token {token}"}
+        )
+        with urllib.request.urlopen(me, timeout=10) as response:
+            assert json.loads(response.read())["is_staff"] is True
+    finally:
+        assert running.stop() == 0
 
 
-@MONGODB
 def test_createsuperuser_prompts_for_what_is_missing(config_file, monkeypatch, capsys, mongodb_env):
     answers = iter(["a-long-password", "a-long-password"])
     monkeypatch.setattr("builtins.input", lambda prompt: "asked@example.com")
@@ -247,7 +265,6 @@ def test_createsuperuser_prompts_for_what_is_missing(config_file, monkeypatch, c
     assert "superuser asked@example.com created" in capsys.readouterr().out
 
 
-@MONGODB
 def test_createsuperuser_refuses_a_short_password(config_file, capsys, caplog, mongodb_env):
     code = server.main(
         ["--config", str(config_file), "createsuperuser", "--email", "a@b.co", "--password", "x"]
