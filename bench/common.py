@@ -79,6 +79,7 @@ def lavfi_clip(
     audio: bool = True,
     bitrate: str | None = None,
     faststart: bool = False,
+    audio_codec: str = "aac",
 ) -> Path:
     """An H.264 clip of FFmpeg's moving test pattern (with a tone when `audio`), as a bench source."""
     from transcode.ffmpeg import ffmpeg_binary
@@ -94,7 +95,8 @@ def lavfi_clip(
         f"testsrc2=size={size}:rate=30:duration={seconds}",
     ]
     if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", "-shortest"]
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", audio_codec]
+        args += ["-shortest"]
     args += ["-c:v", "libx264", "-preset", "fast", "-pix_fmt", "yuv420p"]
     args += ["-b:v", bitrate] if bitrate else []
     args += ["-movflags", "+faststart"] if faststart else []

@@ -21,7 +21,7 @@ With --storyboard: the single command with and without the storyboard output; it
 With --threads: the single command with x264 frame threads set per rung (120p,360p,720p,1080p; "auto" is
 x264's own choice, 1.5 per core for each encoder), to pick the setting the pipeline ships.
 
-    .venv/bin/python bench/transcode.py [--repeat 3] [--seconds 20]
+    .venv/bin/python bench/transcode.py [--repeat 3] [--seconds 20] [--audio aac|mp3]
     .venv/bin/python bench/transcode.py --first-playable [--lengths 60,300]
     .venv/bin/python bench/transcode.py --remux | --storyboard | --threads [--repeat 3] [--seconds 20]
 """
@@ -53,8 +53,17 @@ from server import make_server
 from services.container import build_services
 from services.transcoding import TRANSCODE, transcode_key
 from transcode.ffmpeg import ffmpeg_binary
-from transcode.ladder import EncodeSettings, aac_args, ffmpeg_command, gop_args, plan_rungs, x264_args
-from transcode.probe import probe
+from transcode.ladder import (
+    EncodeSettings,
+    aac_args,
+    can_copy_audio,
+    can_remux,
+    ffmpeg_command,
+    gop_args,
+    plan_rungs,
+    x264_args,
+)
+from transcode.probe import audio_start_gap, max_keyframe_gap, probe
 
 from common import lavfi_clip, table
 
@@ -68,14 +77,25 @@ def timed(args: list[str]) -> float:
 
 
 def single_pass(
-    source: Path, out: Path, info, settings: EncodeSettings = ENCODE, threads: tuple | None = None
+    source: Path,
+    out: Path,
+    info,
+    settings: EncodeSettings = ENCODE,
+    threads: tuple | None = None,
+    as_pipeline: bool = False,
 ) -> float:
-    """(c): the pipeline's own command (the full encode), by hand; x264 threads per rung if given."""
+    """(c): the single command, by hand: the full encode (video and audio), or with `as_pipeline` what
+    the pipeline's worker decides for this source (its video remuxed, its audio copied, if they qualify);
+    x264 threads per rung if given."""
     shutil.rmtree(out, ignore_errors=True)
     rungs = plan_rungs(info)
     for rung in rungs:
         (out / rung.name).mkdir(parents=True)
-    args = ffmpeg_command(ffmpeg_binary(), source, out, info, rungs, settings)
+    remux = copy_audio = False
+    if as_pipeline:
+        remux = can_remux(info, rungs, settings, lambda: max_keyframe_gap(source, info.duration))
+        copy_audio = can_copy_audio(info, settings, lambda: audio_start_gap(source))
+    args = ffmpeg_command(ffmpeg_binary(), source, out, info, rungs, settings, remux, copy_audio)
     if threads:
         at = args.index("-f")  # the encoder options end where the HLS muxer's begin
         per_rung = [opt for i, n in enumerate(threads) if n for opt in (f"-threads:v:{i}", str(n))]
@@ -381,22 +401,26 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         source = root / "source.mp4"
-        lavfi_clip(source, "1920x1080", args.seconds, bitrate="8M")
+        audio = "libmp3lame" if args.audio == "mp3" else "aac"
+        lavfi_clip(source, "1920x1080", args.seconds, bitrate="8M", audio_codec=audio)
         info = await probe(source)
+        copied = can_copy_audio(info, ENCODE, lambda: audio_start_gap(source))
         pipeline = Pipeline()
         await pipeline.start(root / "media", workers=1)
         warm = lavfi_clip(root / "warm.mp4", "320x240", 1, audio=False)
         await pipeline.run(warm)  # start the pool's worker, as a running server has
         times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
         for _ in range(args.repeat):
-            times["c"].append(single_pass(source, root / "c", info))
+            times["c"].append(single_pass(source, root / "c", info, as_pipeline=True))
             times["b"].append(per_rung(source, root / "b", info))
             times["a"].append(await pipeline.run(source))
         await pipeline.stop()
         med = {k: statistics.median(v) for k, v in times.items()}
         print(
-            f"HLS ladder of a 1080p30 {args.seconds} s clip with audio ({len(plan_rungs(info))} rungs, "
-            f"x264 {ENCODE.preset}, CRF {ENCODE.crf}), median of {args.repeat}\n"
+            f"HLS ladder of a 1080p30 {args.seconds} s clip with {args.audio.upper()} audio "
+            f"({'copied' if copied else 'encoded again'} by the pipeline; (b) encodes it per rung), "
+            f"{len(plan_rungs(info))} rungs, x264 {ENCODE.preset}, CRF {ENCODE.crf}, "
+            f"median of {args.repeat}\n"
         )
         rows = [
             (
@@ -428,7 +452,7 @@ async def run(args: argparse.Namespace) -> None:
         await pipeline.start(root / "media2", workers=2)
         users = pipeline.services.accounts
         await users.ensure_superuser("bench@example.com", "bench-password")
-        await pipeline.services.ratelimiter.collection.drop()
+        await pipeline.services.throttle.limiter.collection.drop()
         pipeline.settings.accounts.rate_limit_login = "1000000/60"
         idle = await health_latency(pipeline.url, 5)
         busy = [asyncio.create_task(pipeline.run(source)) for _ in range(2)]
@@ -462,6 +486,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--first-playable", action="store_true", help="time to first playable only")
     parser.add_argument("--lengths", default="60,300", help="source lengths for --first-playable, s")
+    parser.add_argument(
+        "--audio", choices=("aac", "mp3"), default="aac", help="the source's audio (MP3 is never copied)"
+    )
     parser.add_argument("--remux", action="store_true", help="the remux path side by side only")
     parser.add_argument("--storyboard", action="store_true", help="the storyboard's share only")
     parser.add_argument("--threads", action="store_true", help="x264 threads per rung only")

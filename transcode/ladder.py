@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,12 +143,13 @@ REMUX_PROFILES = {"Constrained Baseline", "Baseline", "Main", "High"}
 
 
 def can_remux(
-    info: MediaInfo, rungs: list[Rung], settings: EncodeSettings, keyframe_gap: float | None
+    info: MediaInfo, rungs: list[Rung], settings: EncodeSettings, keyframe_gap: Callable[[], float | None]
 ) -> bool:
     """Whether the source's video can be the top rung as it is: H.264 8-bit 4:2:0 at the top rung's size,
-    a profile and level it allows, within its bitrate cap, upright, keyframes at most two segments apart."""
+    a profile and level it allows, within its bitrate cap, upright, keyframes at most two segments apart.
+    `keyframe_gap` (a scan of every packet) is asked last, only when everything else qualifies."""
     top = rungs[-1]
-    return (
+    if not (
         info.video_codec == "h264"
         and info.pix_fmt == "yuv420p"
         and info.profile in REMUX_PROFILES
@@ -156,15 +158,44 @@ def can_remux(
         and info.rotation == 0
         and 0 < info.video_kbps <= top.max_kbps
         and 0 < (info.fps or 0) <= 60
-        and keyframe_gap is not None
-        and keyframe_gap <= 2 * settings.segment_s + 0.001
-    )
+    ):
+        return False
+    gap = keyframe_gap()
+    return gap is not None and gap <= 2 * settings.segment_s + 0.001
 
 
 def aac_args(settings: EncodeSettings) -> list[str]:
     """Stereo AAC-LC."""
     trim = f"-af atrim=start_sample={AAC_PRIMING_SAMPLES}"
     return f"{trim} -c:a aac -b:a {settings.audio_bitrate_k}k -ac 2".split()
+
+
+COPY_AUDIO_RATES = {44100, 48000}
+
+
+def can_copy_audio(info: MediaInfo, settings: EncodeSettings, start_gap: Callable[[], float | None]) -> bool:
+    """Whether the source's audio can go into every rung as it is: AAC-LC (what CODECS says), mono or
+    stereo at 44.1 or 48 kHz, within 1.3x the audio bitrate setting, and starting with the picture (to
+    the millisecond) once the priming packets before it are dropped (see copy_audio_args). `start_gap`
+    (a look at the first packets) is asked last, only when everything else qualifies."""
+    if not (
+        info.has_audio
+        and info.audio_codec == "aac"
+        and info.audio_profile == "LC"
+        and 1 <= info.audio_channels <= 2
+        and info.audio_rate in COPY_AUDIO_RATES
+        and 0 < info.audio_kbps <= settings.audio_bitrate_k * MAX_INFLATION
+    ):
+        return False
+    gap = start_gap()
+    return gap is not None and gap <= 0.001
+
+
+def copy_audio_args() -> list[str]:
+    """The source's AAC copied, without the packets before the picture's start: the encoder's priming,
+    which an MP4 hides with an edit list and MPEG-TS cannot, so audio and video start together (the
+    first real frame then decodes without its overlap: a 21 ms fade-in nobody hears)."""
+    return ["-c:a", "copy", "-bsf:a", "noise=drop=lt(pts\\,0)"]
 
 
 def ffmpeg_command(
@@ -175,6 +206,7 @@ def ffmpeg_command(
     rungs: list[Rung],
     settings: EncodeSettings,
     remux: bool = False,
+    copy_audio: bool = False,
 ) -> list[str]:
     """The single FFmpeg command that writes every rung's playlist and segments, and the thumbnail.
 
@@ -184,7 +216,8 @@ def ffmpeg_command(
     them VOD playlists at the end.
 
     With `remux` (see can_remux) the top rung is the source's video stream copied, and only the rungs
-    below it are encoded, with keyframes where the source has them."""
+    below it are encoded, with keyframes where the source has them. With `copy_audio` (see
+    can_copy_audio) every rung carries the source's AAC as it is."""
     count = len(rungs)
     encoded = count - 1 if remux else count  # rungs[:encoded] are encoded, from the picture [c{encoded}]
     storyboard = storyboard_for(info) if settings.storyboard else None
@@ -215,7 +248,7 @@ def ffmpeg_command(
         args += x264_args(rung, settings, i) if i < encoded else [f"-c:v:{i}", "copy"]
     args += gop_args(info.fps, settings, remux)
     if info.has_audio:
-        args += aac_args(settings)
+        args += copy_audio_args() if copy_audio else aac_args(settings)
     stream_map = " ".join(
         f"v:{i},a:{i},name:{rung.name}" if info.has_audio else f"v:{i},name:{rung.name}"
         for i, rung in enumerate(rungs)
@@ -249,6 +282,18 @@ def measure(playlist: Path) -> tuple[int, int]:
         total_bits += bits
         total_s += seconds
     return peak, int(total_bits / total_s) if total_s else 0
+
+
+def encoded_seconds(playlist: Path) -> float:
+    """The seconds of whole segments a growing playlist lists (0 before it exists).
+
+    The encode's progress: FFmpeg's own report (-progress) says nothing until every output has its
+    first frame, and the thumbnail and storyboard outputs get theirs only seconds (a sheet: minutes)
+    into the video."""
+    try:
+        return sum(float(d) for d in re.findall(r"#EXTINF:([\d.]+),", playlist.read_text()))
+    except (OSError, ValueError):
+        return 0.0
 
 
 def first_segments_ready(out_dir: Path, rungs: list[Rung]) -> bool:

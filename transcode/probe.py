@@ -36,6 +36,11 @@ class MediaInfo:
     pix_fmt: str = ""
     profile: str = ""  # as FFmpeg names it: "High", "Main", "Constrained Baseline", "High 10"...
     level: int = 0  # H.264 level times ten (40 for 4.0); 0 when unknown
+    audio_codec: str = ""  # the first audio stream's, as FFmpeg names them ("aac", "LC"); empty: unknown
+    audio_profile: str = ""
+    audio_channels: int = 0
+    audio_rate: int = 0  # samples per second
+    audio_kbps: int = 0
 
 
 def displayed(width: int, height: int, rotation: int) -> tuple[int, int]:
@@ -102,7 +107,21 @@ def from_ffprobe(data: dict) -> MediaInfo:
         pix_fmt=video.get("pix_fmt", ""),
         profile=video.get("profile", ""),
         level=int(video.get("level") or 0) if str(video.get("level") or "0").lstrip("-").isdigit() else 0,
+        **audio_fields(next((s for s in streams if s.get("codec_type") == "audio"), None)),
     )
+
+
+def audio_fields(audio: dict | None) -> dict:
+    """What decides whether the first audio stream can be copied as it is."""
+    if audio is None:
+        return {}
+    return {
+        "audio_codec": audio.get("codec_name", ""),
+        "audio_profile": audio.get("profile", ""),
+        "audio_channels": int(audio.get("channels") or 0),
+        "audio_rate": int(audio.get("sample_rate") or 0),
+        "audio_kbps": int(audio.get("bit_rate") or 0) // 1000,
+    }
 
 
 def video_kbps(data: dict, video: dict, streams: list[dict]) -> int:
@@ -206,6 +225,36 @@ async def probe(path: Path, *, use_ffprobe: bool = True, timeout_s: float = PROB
     if info.width <= 0 or info.height <= 0:
         raise NotAVideo("The video stream has no picture size.")
     return info
+
+
+def stream_start(path: Path, stream: str, packets: int = 8, timeout_s: float = 30.0) -> list[float] | None:
+    """The presentation times of the first packets of one stream (`v:0`, `a:0`), sorted; None when they
+    cannot be read."""
+    ffprobe = ffprobe_binary()
+    if not ffprobe:
+        return None
+    args = [ffprobe, "-v", "error", "-select_streams", stream, "-read_intervals", f"%+#{packets}"]
+    args += ["-show_entries", "packet=pts_time", "-of", "csv=p=0", str(path)]
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=timeout_s, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    times = []
+    for line in done.stdout.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            times.append(float(line.strip().rstrip(",")))
+    return sorted(times) or None
+
+
+def audio_start_gap(path: Path) -> float | None:
+    """How far the audio starts from the picture once the packets before the picture's start (the AAC
+    encoder's priming, which an MP4 hides with an edit list and MPEG-TS cannot) are dropped, in seconds;
+    None when unknown."""
+    video, audio = stream_start(path, "v:0"), stream_start(path, "a:0")
+    if not video or not audio:
+        return None
+    kept = [t for t in audio if t >= video[0] - 0.0005]
+    return abs(kept[0] - video[0]) if kept else None
 
 
 def max_keyframe_gap(path: Path, duration: float, timeout_s: float = 60.0) -> float | None:

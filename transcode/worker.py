@@ -22,14 +22,16 @@ from typing import Any
 from transcode.ladder import (
     EncodeSettings,
     Rung,
+    can_copy_audio,
     can_remux,
+    encoded_seconds,
     ffmpeg_command,
     finish_playlists,
     first_segments_ready,
     master_playlist,
     storyboard_for,
 )
-from transcode.probe import MediaInfo, max_keyframe_gap
+from transcode.probe import MediaInfo, audio_start_gap, max_keyframe_gap
 
 PR_SET_PDEATHSIG = 1
 CANCEL_FILE = "CANCEL"
@@ -53,7 +55,7 @@ class JobSpec:
     timeout_s: float
     nice: int
     progress_interval_s: float = 0.5
-    remux: bool = True  # copy a compliant source's video as the top rung (see ladder.can_remux)
+    remux: bool = True  # copy what is already good: the video as the top rung, the AAC into every rung
 
 
 @dataclass
@@ -134,9 +136,14 @@ def transcode(spec: JobSpec) -> Outcome:
     cancel_path = out_dir / CANCEL_FILE
     rungs = list(spec.rungs)
     remux = spec.remux and can_remux(
-        spec.info, rungs, spec.settings, max_keyframe_gap(Path(spec.source), spec.info.duration)
+        spec.info, rungs, spec.settings, lambda: max_keyframe_gap(Path(spec.source), spec.info.duration)
     )
-    args = ffmpeg_command(spec.ffmpeg, Path(spec.source), out_dir, spec.info, rungs, spec.settings, remux)
+    copy_audio = spec.remux and can_copy_audio(
+        spec.info, spec.settings, lambda: audio_start_gap(Path(spec.source))
+    )
+    args = ffmpeg_command(
+        spec.ffmpeg, Path(spec.source), out_dir, spec.info, rungs, spec.settings, remux, copy_audio
+    )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             args,
@@ -172,6 +179,9 @@ def transcode(spec: JobSpec) -> Outcome:
                 report(spec.key, "playable", {"renditions": renditions})
             now = time.monotonic()
             if now - last_report >= spec.progress_interval_s:
+                if spec.info.duration > 0:
+                    listed = encoded_seconds(out_dir / spec.rungs[0].name / "index.m3u8")
+                    percent = max(percent, min(99, int(100 * listed / spec.info.duration)))
                 report(spec.key, "progress", percent)
                 last_report = now
             if cancel_path.exists() or not out_dir.exists():  # asked to stop, or the video was deleted

@@ -31,11 +31,20 @@ async def first_pts(segment: Path) -> dict[str, float]:
     return first
 
 
-@pytest.mark.parametrize("preset", ["ultrafast", "veryfast"])  # veryfast: B-frames delay the video
+@pytest.mark.parametrize(
+    ("preset", "audio_bitrate_k"),
+    [
+        pytest.param("ultrafast", 128, id="ultrafast, the source's AAC copied"),
+        pytest.param("veryfast", 128, id="veryfast (B-frames delay the video), AAC copied"),
+        pytest.param("ultrafast", 32, id="ultrafast, AAC encoded again (the source is above 1.3x 32k)"),
+        pytest.param("veryfast", 32, id="veryfast, AAC encoded again"),
+    ],
+)
 async def test_audio_and_video_of_every_rung_start_at_the_same_timestamp(
-    api, staff_token, tmp_path, db, settings, preset
+    api, staff_token, tmp_path, db, settings, preset, audio_bitrate_k
 ):
     settings.transcode.preset = preset
+    settings.transcode.audio_bitrate_k = audio_bitrate_k
     clip = make_clip(tmp_path / "tone.mp4", "640x360", seconds=2.0)
     video_id = await upload(api, staff_token, clip)
     doc = await wait_for_status(db, video_id, "ready")

@@ -11,6 +11,8 @@ import pytest
 
 from tests.transcoding.helpers import upload, wait_for_status
 from transcode.ffmpeg import ffmpeg_binary, ffprobe_binary
+from transcode.ladder import EncodeSettings, can_copy_audio, can_remux, plan_rungs
+from transcode.probe import MediaInfo
 
 pytestmark = [
     pytest.mark.slow,
@@ -20,14 +22,14 @@ pytestmark = [
 AUD = b"\x00\x00\x00\x01\x09\xf0"  # the access unit delimiter MPEG-TS puts before every H.264 frame
 
 
-def clip(path: Path, *video: str, seconds: int = 3) -> Path:
-    """A 640x360 25 fps H.264 clip with a tone, encoded with the given x264 options."""
+def clip(path: Path, *video: str, seconds: int = 3, audio: tuple[str, ...] = ("-c:a", "aac")) -> Path:
+    """A 640x360 25 fps H.264 clip with a tone, encoded with the given x264 (and audio) options."""
     subprocess.run(
         [
             ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "lavfi", "-i", f"testsrc=size=640x360:rate=25:duration={seconds}",
             "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
-            "-c:v", "libx264", "-preset", "ultrafast", *video, "-c:a", "aac", "-shortest", str(path),
+            "-c:v", "libx264", "-preset", "ultrafast", *video, *audio, "-shortest", str(path),
         ],
         check=True,
         timeout=120,
@@ -84,3 +86,63 @@ async def test_a_non_compliant_upload_is_encoded_again(api, staff_token, tmp_pat
     folder = await ladder_of(api, staff_token, db, settings, source)
     original = await video_bytes(str(source), "-bsf:v", "h264_mp4toannexb")
     assert await video_bytes(str(folder / "360p" / "index.m3u8")) != original
+
+
+async def audio_packet_sizes(source: str) -> list[int]:
+    """The sizes of the first audio stream's packets, without ADTS headers (MPEG-TS carries them)."""
+    proc = await asyncio.create_subprocess_exec(
+        ffprobe_binary(), "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=size",
+        "-of", "csv=p=0", source, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    sizes = [int(line.strip().rstrip(",")) for line in out.decode().split()]
+    return [size - 7 for size in sizes] if source.endswith(".m3u8") else sizes
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [
+        pytest.param(("-c:a", "aac", "-ac", "2", "-ar", "48000", "-b:a", "128k"), id="stereo 48 kHz 128k"),
+        pytest.param(("-c:a", "aac", "-ar", "44100"), id="mono 44.1 kHz"),
+    ],
+)
+async def test_a_qualifying_aac_track_is_copied_into_every_rung_without_its_priming(
+    api, staff_token, tmp_path, db, settings, audio
+):
+    source = clip(tmp_path / "good.mp4", *COMPLIANT, audio=audio)
+    folder = await ladder_of(api, staff_token, db, settings, source)
+    original = await audio_packet_sizes(str(source))
+    for rung in ("120p", "360p"):
+        # every packet as it was, but the first: the encoder's priming, before the picture starts
+        assert await audio_packet_sizes(str(folder / rung / "index.m3u8")) == original[1:]
+
+
+@pytest.mark.parametrize(
+    ("audio", "audio_bitrate_k"),
+    [
+        pytest.param(("-c:a", "aac"), 32, id="above 1.3x the audio bitrate setting (about 69 against 32)"),
+        pytest.param(("-c:a", "libmp3lame"), 128, id="MP3"),
+        pytest.param(("-c:a", "aac", "-ar", "22050"), 128, id="22.05 kHz"),
+    ],
+)
+async def test_an_audio_track_that_does_not_qualify_is_encoded_again(
+    api, staff_token, tmp_path, db, settings, audio, audio_bitrate_k
+):
+    settings.transcode.audio_bitrate_k = audio_bitrate_k
+    source = clip(tmp_path / "good.mp4", *COMPLIANT, audio=audio)
+    folder = await ladder_of(api, staff_token, db, settings, source)
+    original = await audio_packet_sizes(str(source))
+    encoded = await audio_packet_sizes(str(folder / "360p" / "index.m3u8"))
+    assert encoded and encoded != original[1:]
+
+
+def test_a_source_that_cannot_be_copied_is_never_scanned_packet_by_packet():
+    """The keyframe scan reads every packet (seconds for a film): it runs only when all else qualifies."""
+    info = MediaInfo(
+        duration=3600, width=1920, height=1080, rotation=0, fps=30, has_audio=True, video_codec="hevc",
+        video_kbps=4000, audio_codec="mp3", audio_channels=2, audio_rate=48000, audio_kbps=128,
+    )  # fmt: skip
+    settings = EncodeSettings()
+    scanned = lambda: pytest.fail("the packets were scanned")  # noqa: E731
+    assert not can_remux(info, plan_rungs(info, settings), settings, scanned)
+    assert not can_copy_audio(info, settings, scanned)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from bson import ObjectId
 
 from tests.media import make_clip
 from tests.transcoding.helpers import upload, wait_for, wait_for_status
@@ -113,3 +114,19 @@ async def test_the_live_folder_lists_only_complete_segments(
                 checked += 1
         await asyncio.sleep(0.2)
     assert checked >= 4
+
+
+async def test_progress_moves_while_a_real_ffmpeg_encodes_with_its_thumbnail_and_storyboard(
+    api, staff_token, db, tmp_path, real_time_ffmpeg
+):
+    # FFmpeg's own progress report waits until every output has a frame: the thumbnail's comes seconds
+    # in, a storyboard sheet's only once the sheet is full (here: at the very end).
+    clip = make_clip(tmp_path / "twelve.mp4", "640x360", seconds=12)
+    video_id = await upload(api, staff_token, clip)
+    seen: set[int] = set()
+    while (doc := await db.videos.find_one({"_id": ObjectId(video_id)}))["status"] != "ready":
+        if doc["status"] == "processing":
+            seen.add(doc["transcode_progress"])
+        await asyncio.sleep(0.05)
+    moving = sorted(p for p in seen if 1 < p < 100)
+    assert len(moving) >= 3, f"progress seen while processing: {sorted(seen)}"
