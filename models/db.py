@@ -92,6 +92,15 @@ async def open_database(uri: str, name: str, timeout_s: float) -> Database:
     return database
 
 
+async def aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every document an aggregation answers. PyMongo's async driver gives the cursor from a coroutine;
+    mongomock-motor (the in-memory database) gives it at once."""
+    cursor = collection.aggregate(pipeline)
+    if inspect.isawaitable(cursor):
+        cursor = await cursor
+    return await cursor.to_list(None)
+
+
 def object_id(value: str) -> ObjectId | None:
     """The ObjectId a string names, or None when it names none (callers answer 404)."""
     try:

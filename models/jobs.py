@@ -16,7 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from core.clock import isoformat
-from models.db import Database, object_id
+from models.db import Database, aggregate, object_id
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
@@ -246,9 +246,9 @@ class Jobs:
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """How many jobs of each (type, state): the queue's depth, for metrics."""
-        rows = await self.collection.aggregate(
-            [{"$group": {"_id": {"type": "$type", "state": "$state"}, "n": {"$sum": 1}}}]
-        ).to_list(None)
+        rows = await aggregate(
+            self.collection, [{"$group": {"_id": {"type": "$type", "state": "$state"}, "n": {"$sum": 1}}}]
+        )
         return {(row["_id"]["type"], row["_id"]["state"]): row["n"] for row in rows}
 
     async def purge_finished(self, before: datetime) -> int:

@@ -19,7 +19,7 @@ from handlers.base import (
     staff_only,
     user_only,
 )
-from models.db import Database
+from models.db import Database, open_memory_database
 from services.container import build_services
 from tests.conftest import make_token
 
@@ -226,13 +226,15 @@ async def test_staff_only_lets_staff_in(api, services):
     assert (await api.get("/probe/staff/", token=token)).code == 200
 
 
-def test_an_undeclared_handler_method_refuses_to_start(services):
+def test_an_undeclared_handler_method_refuses_to_start(settings):
     class Careless(BaseHandler):
         def get(self) -> None:
             self.send_json({})
 
+    services = build_services(settings, open_memory_database("undeclared"), run_types=())  # never started
     with pytest.raises(UndeclaredAccess, match=r"Careless\.get declares no access level"):
         make_app(services, handler_modules=[types.SimpleNamespace(routes=[(r"/x", Careless)])])
+    services.hasher.close()
 
 
 def test_every_shipped_handler_declares_its_access():
