@@ -71,6 +71,19 @@ class Running:
         return "".join(self.output)
 
 
+@pytest.fixture(autouse=True)
+def root_logging_restored():
+    """server.main() configures root logging onto this test's captured stderr; put it back after, so no
+    later test (nor a thread of one) writes into a stream pytest has closed."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
 @pytest.fixture
 def config_file(tmp_path) -> Path:
     path = tmp_path / "config.yaml"
