@@ -90,8 +90,8 @@ def rewrite_playlist(text: str, replace: Callable[[str], str]) -> str:
 class NginxEdge:
     """Tokens nginx's secure_link checks; files come from MEDIA_ROOT on disk."""
 
-    # A ladder still being made lies in the runner's scratch folder below MEDIA_ROOT: the API serves it.
-    holds_growing_ladders = False
+    # Ladders lie below MEDIA_ROOT (a growing one in the runner's scratch folder): the API may serve them.
+    ladders_in_store = False
 
     def __init__(
         self, base_url: str, secret: str, window_s: int, clock: Callable[[], float] = time.time
@@ -131,8 +131,8 @@ class NginxEdge:
 class S3Edge:
     """Presigned object URLs, signed at the window start; variant playlists rewritten by the API."""
 
-    # A ladder still being made reaches the bucket as it is made (services/live_ladder.py): served alike.
-    holds_growing_ladders = True
+    # Every ladder is in the bucket, a growing one too (services/live_ladder.py): nothing is on this disk.
+    ladders_in_store = True
 
     def __init__(
         self,

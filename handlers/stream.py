@@ -178,7 +178,7 @@ class GrantStreamHandler(MediaFileHandler):
         if not FILE.match(name):
             raise NotFound()
         edge = self.services.edge
-        if edge is not None and (is_finished_ladder(video) or edge.holds_growing_ladders):
+        if edge is not None and (is_finished_ladder(video) or edge.ladders_in_store):
             await self.send_through_edge(edge, video, name, include_body)
             return
         await self.serve(video, name, include_body)
@@ -205,7 +205,12 @@ class GrantStreamHandler(MediaFileHandler):
 
 COURSE_SPEC_FILE = {
     "summary": "A rendition's playlist or segment with the token (the course spec)",
-    "responses": FILE_REPLIES,
+    "responses": {
+        **FILE_REPLIES,
+        302: Reply(
+            "With object storage: the URL the edge serves the file at.", headers={"Location": "the edge URL"}
+        ),
+    },
     "errors": [404, 416],
     "path": {
         "height": "A rung of the ladder; the nearest one below is served.",
@@ -226,6 +231,10 @@ class CourseSpecHandler(MediaFileHandler):
         name = f"{nearest_rung(video, int(height))}p/{file}"
         if not FILE.match(name):
             raise NotFound()
+        edge = self.services.edge
+        if edge is not None and edge.ladders_in_store:  # the bytes are in the bucket, not on this disk
+            self.redirect(edge.url(ladder_folder(video), name))
+            return
         await self.serve(video, name, include_body)
 
     @api(**COURSE_SPEC_FILE)

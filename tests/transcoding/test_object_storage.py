@@ -58,6 +58,21 @@ async def test_an_upload_is_transcoded_into_the_bucket_and_plays_through_presign
     assert (await api.get(forged)).code == 403
 
 
+async def test_the_course_spec_routes_send_a_player_to_the_bucket(
+    api, staff_token, user_token, clips, db, bucket, http_server_client
+):
+    video_id = await upload(api, staff_token, clips["small"])
+    await wait_for_status(db, video_id, "ready")
+    playlist = await api.get(f"/api/video/{video_id}/360p/index.m3u8", token=user_token)
+    assert playlist.code == 302 and playlist.headers["Location"].startswith("/api/edge/")
+    segment = await api.get(f"/api/video/{video_id}/120p/seg_00000.ts", token=user_token)
+    assert segment.code == 302 and "X-Amz-Signature=" in segment.headers["Location"]
+    assert (await api.get(f"/api/video/{video_id}/360p/index.m3u8")).code == 401
+    url = http_server_client.get_url(f"/api/video/{video_id}/360p/index.m3u8")
+    code, errors = await ffmpeg_decodes(url, headers=f"Authorization: Token {user_token}\r\n")
+    assert code == 0, errors
+
+
 async def test_deleting_a_video_removes_every_object(api, staff_token, clips, db, bucket):
     video_id = await upload(api, staff_token, clips["small"])
     await wait_for_status(db, video_id, "ready")
