@@ -167,6 +167,9 @@ class MediaStorage(abc.ABC):
 # --- local: MEDIA_ROOT on disk, as the single box has always run ------------------------------------
 
 
+LOCAL_CHUNK = 1024 * 1024  # bytes read at a time when a local file is copied into the store
+
+
 class LocalStorage(MediaStorage):
     """Objects are files below `root`; writes go to a hidden temporary name and are renamed in place."""
 
@@ -238,23 +241,14 @@ class LocalStorage(MediaStorage):
         return keys
 
     async def put_file(self, path: Path, key: str) -> None:
-        dest = self.local_path(key)
-        if dest.resolve() != path.resolve():
-            await self.put_bytes(key, await self._run(path.read_bytes))
+        if self.local_path(key).resolve() != path.resolve():
+            await self.put_stream(key, file_chunks(path, LOCAL_CHUNK))
 
     async def put_bytes(self, key: str, data: bytes) -> None:
-        path = self.local_path(key)
-        tmp = path.with_name(f".{path.name}.part-{secrets.token_hex(4)}")
+        async def whole() -> AsyncIterator[bytes]:
+            yield data
 
-        def write() -> None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
-
-        await self._write(key, write)
+        await self.put_stream(key, whole())
 
     async def delete_prefix(self, prefix: str) -> int:
         target = self.local_path(check_prefix(prefix).rstrip("/"))

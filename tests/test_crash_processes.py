@@ -26,8 +26,8 @@ from tests.conftest import database_uri
 from tests.mailbox import Mailbox
 from tests.media import make_clip
 from tests.test_server import Running, environment
+from tests.transcoding.helpers import ffmpeg_reading_at
 from tests.transcoding.test_supervisor import upload_to
-from transcode.ffmpeg import ffmpeg_binary
 
 pytestmark = pytest.mark.slow
 
@@ -49,14 +49,6 @@ admin: {{email: root@example.com, password: a-long-password}}
 """
     )
     return path
-
-
-def slow_ffmpeg(tmp_path: Path) -> Path:
-    """The real FFmpeg reading its input in real time: a 12 s clip takes 12 s to transcode."""
-    wrapper = tmp_path / "ffmpeg-realtime"
-    wrapper.write_text(f'#!/bin/sh\nexec "{ffmpeg_binary()}" -readrate 1 "$@"\n')
-    wrapper.chmod(0o755)
-    return wrapper
 
 
 def post_json(url: str, body: dict[str, Any]) -> int:
@@ -92,7 +84,7 @@ def test_a_node_killed_mid_transcode_and_mid_mail_finishes_both_at_once_after_a_
     # Life 1's SMTP server takes the connection and never answers: the mail is mid-send at the kill.
     mute_smtp = socket.create_server(("127.0.0.1", 0))
     smtp_port = mute_smtp.getsockname()[1]
-    settings = config(tmp_path, smtp_port, slow_ffmpeg(tmp_path))
+    settings = config(tmp_path, smtp_port, ffmpeg_reading_at(tmp_path, 1))  # real time
     env = environment(MONGODB_URI=uri)
     database = MongoClient(uri, tz_aware=True).get_default_database()
     mailbox = None

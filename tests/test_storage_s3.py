@@ -382,6 +382,30 @@ async def test_deleting_a_prefix_removes_every_object_below_it_and_nothing_else(
     assert len(await store.list_keys("videos/65a000000000000000000002")) == 30
 
 
+async def test_one_file_and_one_small_object_are_stored_whole_replacing_what_was_there(store, tmp_path):
+    for storage in (store, LocalStorage(tmp_path / "media")):
+        segment = tmp_path / "seg_00000.ts"
+        segment.write_bytes(b"\x47" * 376)
+        await storage.put_file(segment, "videos/a/hls-1/360p/seg_00000.ts")
+        assert await storage.read_bytes("videos/a/hls-1/360p/seg_00000.ts") == b"\x47" * 376
+        await storage.put_bytes("videos/a/hls-1/360p/index.m3u8", b"#EXTM3U\n")
+        await storage.put_bytes("videos/a/hls-1/360p/index.m3u8", b"#EXTM3U\n#EXT-X-ENDLIST\n")
+        assert await storage.read_bytes("videos/a/hls-1/360p/index.m3u8") == b"#EXTM3U\n#EXT-X-ENDLIST\n"
+        assert sorted(await storage.list_keys("videos/a/")) == [
+            "videos/a/hls-1/360p/index.m3u8",
+            "videos/a/hls-1/360p/seg_00000.ts",
+        ]
+
+
+async def test_a_small_object_into_a_store_that_is_down_raises_the_domain_error(store, moto):
+    moto.stop()
+    try:
+        with pytest.raises(StorageUnavailable):
+            await store.put_bytes("videos/a/hls-1/master.m3u8", b"#EXTM3U\n")
+    finally:
+        moto.start()
+
+
 async def test_local_storage_streams_uploads_folders_and_deletes_as_media_root_does(tmp_path):
     storage = LocalStorage(tmp_path / "media")
 

@@ -291,7 +291,7 @@ def encoded_seconds(playlist: Path) -> float:
     first frame, and the thumbnail and storyboard outputs get theirs only seconds (a sheet: minutes)
     into the video."""
     try:
-        return sum(float(d) for d in re.findall(r"#EXTINF:([\d.]+),", playlist.read_text()))
+        return sum(float(duration) for duration, _ in SEGMENT.findall(playlist.read_text()))
     except (OSError, ValueError):
         return 0.0
 

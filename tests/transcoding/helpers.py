@@ -10,6 +10,7 @@ import psutil
 from bson import ObjectId
 
 from tests.media import multipart
+from transcode.ffmpeg import ffmpeg_binary
 
 
 def ours(tmp_path: Path) -> list[psutil.Process]:
@@ -91,3 +92,12 @@ async def gone(pid: int, timeout: float = 3.0) -> bool:
 def media_files(settings, video_id: str) -> list[Path]:
     folder = Path(settings.media.root) / "videos" / video_id
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def ffmpeg_reading_at(tmp_path: Path, rate: float) -> Path:
+    """The real FFmpeg reading its input at `rate` times real time (a 12 s clip at 2 takes about 6 s):
+    time for a test to look at a transcode while it runs."""
+    wrapper = tmp_path / f"ffmpeg-readrate-{rate}"
+    wrapper.write_text(f'#!/bin/sh\nexec "{ffmpeg_binary()}" -readrate {rate} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper

@@ -12,8 +12,11 @@ from tests.media import make_clip
 from tests.test_storage_s3 import bucket, moto, s3_media  # noqa: F401 (fixtures)
 from tests.transcoding.helpers import upload, wait_for, wait_for_job, wait_for_status
 from tests.transcoding.test_streaming import ffmpeg_decodes
-from tests.transcoding.test_watch_while_transcoding import decode_duration, video_json
-from transcode.ffmpeg import ffmpeg_binary
+from tests.transcoding.test_watch_while_transcoding import (  # noqa: F401 (a fixture)
+    decode_duration,
+    real_time_ffmpeg,
+    video_json,
+)
 
 
 @pytest.fixture
@@ -137,18 +140,9 @@ async def test_the_store_down_while_publishing_retries_the_job_and_serves_nothin
     assert (await wait_for_status(db, video_id, "ready"))["hls_path"]
 
 
-@pytest.fixture
-def readrate_ffmpeg(tmp_path, settings):
-    """The real FFmpeg reading its input at twice real time, so a 12 s clip takes about 6 s to encode."""
-    wrapper = tmp_path / "ffmpeg-readrate"
-    wrapper.write_text(f'#!/bin/sh\nexec "{ffmpeg_binary()}" -readrate 2 "$@"\n')
-    wrapper.chmod(0o755)
-    settings.transcode.ffmpeg = str(wrapper)
-
-
 @pytest.mark.slow
 async def test_a_growing_ladder_reaches_the_bucket_as_it_is_made_and_plays_from_there(
-    api, staff_token, db, bucket, tmp_path, http_server_client, readrate_ffmpeg
+    api, staff_token, db, bucket, tmp_path, http_server_client, real_time_ffmpeg
 ):
     clip = make_clip(tmp_path / "twelve.mp4", "640x360", seconds=12)
     video_id = await upload(api, staff_token, clip)
@@ -195,7 +189,7 @@ async def test_a_growing_ladder_reaches_the_bucket_as_it_is_made_and_plays_from_
 
 @pytest.mark.slow
 async def test_a_growing_ladder_cancelled_by_staff_leaves_nothing_in_the_bucket(
-    api, staff_token, db, bucket, tmp_path, readrate_ffmpeg
+    api, staff_token, db, bucket, tmp_path, real_time_ffmpeg
 ):
     clip = make_clip(tmp_path / "twelve.mp4", "640x360", seconds=12)
     video_id = await upload(api, staff_token, clip)

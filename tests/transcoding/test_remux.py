@@ -12,7 +12,7 @@ import pytest
 from tests.transcoding.helpers import upload, wait_for_status
 from transcode.ffmpeg import ffmpeg_binary, ffprobe_binary
 from transcode.ladder import EncodeSettings, can_copy_audio, can_remux, plan_rungs
-from transcode.probe import MediaInfo
+from transcode.probe import MediaInfo, audio_start_gap
 
 pytestmark = [
     pytest.mark.slow,
@@ -146,3 +146,10 @@ def test_a_source_that_cannot_be_copied_is_never_scanned_packet_by_packet():
     scanned = lambda: pytest.fail("the packets were scanned")  # noqa: E731
     assert not can_remux(info, plan_rungs(info, settings), settings, scanned)
     assert not can_copy_audio(info, settings, scanned)
+
+
+def test_the_audio_start_is_unknown_without_audio_or_without_ffprobe(clips, monkeypatch):
+    assert audio_start_gap(clips["silent"]) is None
+    assert audio_start_gap(clips["small"]) == 0.0  # FFmpeg's AAC: its one priming packet, then 0
+    monkeypatch.setattr("transcode.probe.ffprobe_binary", lambda: None)
+    assert audio_start_gap(clips["small"]) is None  # so the audio is encoded again, never copied blind

@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 from tests.media import make_clip
-from tests.transcoding.helpers import upload, wait_for, wait_for_status
+from tests.transcoding.helpers import ffmpeg_reading_at, upload, wait_for, wait_for_status
 from transcode.ffmpeg import ffmpeg_binary
 
 pytestmark = pytest.mark.slow
@@ -19,10 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def real_time_ffmpeg(tmp_path, settings):
     """The real FFmpeg reading its input at twice real time, so a 12 s clip takes about 6 s to encode."""
-    wrapper = tmp_path / "ffmpeg-readrate"
-    wrapper.write_text(f'#!/bin/sh\nexec "{ffmpeg_binary()}" -readrate 2 "$@"\n')
-    wrapper.chmod(0o755)
-    settings.transcode.ffmpeg = str(wrapper)
+    settings.transcode.ffmpeg = str(ffmpeg_reading_at(tmp_path, 2))
 
 
 async def run_ffmpeg(*args: str) -> tuple[int, str]:
