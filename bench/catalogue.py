@@ -104,7 +104,7 @@ async def start(
         user = await services.accounts.users.create(
             email, "x", services.clock(), is_verified=True, is_staff=staff
         )
-        tokens.append(await services.accounts.tokens.issue(user.id, services.clock(), None))
+        tokens.append(await services.accounts.issue_token(user))
     sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
     server = make_server(app)
     server.add_sockets(sockets)

@@ -36,6 +36,9 @@ class User:
     is_staff: bool
     created_at: datetime
     last_login: datetime | None = None
+    # The credentials epoch: moves on every signup again, logout, password change or reset and
+    # deactivation. Tokens, stream grants and codes name the epoch they were made in and die with it.
+    epoch: int = 0
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> User:
@@ -51,6 +54,7 @@ class User:
             is_staff=bool(doc.get("is_staff", False)),
             created_at=doc.get("created_at") or ObjectId(doc["_id"]).generation_time,
             last_login=doc.get("last_login"),
+            epoch=int(doc.get("epoch", 0)),
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -72,6 +76,11 @@ class User:
             "created_at": isoformat(self.created_at),
             "last_login": isoformat(self.last_login),
         }
+
+
+def at_epoch(epoch: int) -> dict[str, Any]:
+    """A match for users still in this credentials epoch (documents from before epochs count as 0)."""
+    return {"epoch": {"$in": [0, None]}} if epoch == 0 else {"epoch": epoch}
 
 
 def normalise(email: str) -> str:
@@ -121,6 +130,7 @@ class Users:
             "is_staff": is_staff,
             "created_at": now,
             "last_login": None,
+            "epoch": 0,
         }
         try:
             result = await self.collection.insert_one(doc)
@@ -129,13 +139,22 @@ class Users:
         doc["_id"] = result.inserted_id
         return User.from_doc(doc)
 
-    async def update(self, user_id: str, match: dict[str, Any] | None = None, **fields: Any) -> User | None:
-        """Set fields on a user (only if it still matches `match`); the updated user, or None."""
+    async def update(
+        self, user_id: str, match: dict[str, Any] | None = None, *, new_epoch: bool = False, **fields: Any
+    ) -> User | None:
+        """Set fields on a user (only if it still matches `match`); the updated user, or None.
+
+        `new_epoch` moves the credentials epoch in the same write, ending every token and grant
+        made before it.
+        """
         if "email" in fields:
             fields["email_lower"] = normalise(fields["email"])
+        change: dict[str, Any] = {"$set": fields} if fields else {}
+        if new_epoch:
+            change["$inc"] = {"epoch": 1}
         doc = await self.collection.find_one_and_update(
             {"_id": ObjectId(user_id), **(match or {})},
-            {"$set": fields},
+            change,
             return_document=ReturnDocument.AFTER,
         )
         return User.from_doc(doc) if doc else None

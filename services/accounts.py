@@ -13,7 +13,7 @@ from core.errors import Inactive, InvalidInput, NotFound, NotVerified, Unauthent
 from core.passwords import PasswordHasher
 from core.signing import Signer
 from models.tokens import Tokens
-from models.users import User, Users
+from models.users import User, Users, at_epoch
 from services.mail import Mailer
 
 log = logging.getLogger("videoflix.accounts")
@@ -29,11 +29,14 @@ BAD_CREDENTIALS = "Unable to login with provided credentials."
 def fingerprint(user: User, purpose: str) -> str:
     """A digest of the user's state that a code of this purpose must still match.
 
-    It covers the password hash, the e-mail and the verified flag, so a signup code dies once the
-    address is verified, a reset code once the password changes by any route, and an e-mail change
-    code once the address has changed.
+    It covers the password hash, the e-mail, the verified flag and the credentials epoch, so a signup
+    code dies once the address is verified or signed up again, a reset code once the password changes
+    by any route, and any code once the user logs out, changes or resets the password, or is
+    deactivated.
     """
-    state = "\x00".join([purpose, user.password or "", user.email.lower(), str(user.is_verified)])
+    state = "\x00".join(
+        [purpose, user.password or "", user.email.lower(), str(user.is_verified), str(user.epoch)]
+    )
     return hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
@@ -84,13 +87,18 @@ class AccountService:
     # --- tokens -------------------------------------------------------------------------------
 
     async def user_for_token(self, token: str) -> User | None:
-        """The user a live token belongs to, or None."""
-        user_id = await self.tokens.user_id_for(token, self.clock())
-        return await self.users.get(user_id) if user_id else None
+        """The user a live token belongs to, or None: a token issued in an earlier credentials epoch
+        (before a signup again, a logout, a password change or reset, a deactivation) is dead."""
+        holder = await self.tokens.holder(token, self.clock())
+        if holder is None:
+            return None
+        user_id, epoch = holder
+        user = await self.users.get(user_id)
+        return user if user is not None and user.epoch == epoch else None
 
     async def issue_token(self, user: User) -> str:
-        """A new login token for the user."""
-        return await self.tokens.issue(user.id, self.clock(), self.settings.token_lifetime_s)
+        """A new login token for the user, in its current credentials epoch."""
+        return await self.tokens.issue(user.id, self.clock(), self.settings.token_lifetime_s, user.epoch)
 
     # --- codes --------------------------------------------------------------------------------
 
@@ -120,16 +128,21 @@ class AccountService:
         password_hash = await self.hasher.hash(password)
         names = {"first_name": first_name, "last_name": last_name}
         user = await self.users.create(email, password_hash, self.clock(), **names)
+        again = user is None
         if user is None:
             existing = await self.users.by_email(email)
             if existing is None or existing.is_verified:
                 raise InvalidInput(TAKEN)
-            # An unverified address may sign up again: the newest password and link win.
+            # An unverified address may sign up again: the newest password and link win, and
+            # whoever signed up before loses every token and code (the address is not theirs yet,
+            # so nothing they hold may ever act for the password of whoever verifies it).
             user = await self.users.update(
-                existing.id, {"is_verified": False}, password=password_hash, **names
+                existing.id, {"is_verified": False}, new_epoch=True, password=password_hash, **names
             )
             if user is None:
                 raise InvalidInput(TAKEN)
+            revoked = await self.tokens.revoke_all(user.id)
+            log.info("unverified user %s signed up again; %d earlier token(s) revoked", user.id, revoked)
         code = self.make_code(user, SIGNUP)
         await self.mail(
             "signup",
@@ -137,17 +150,23 @@ class AccountService:
             user,
             link=self.links.build(self.settings.signup_verify_path, code),
             valid_for=describe_age(self.settings.verify_code_max_age_s),
+            again=again,
         )
         return user, await self.issue_token(user)
 
     async def verify_signup(self, code: Any) -> str:
-        """Mark the address verified (once) and return a token."""
+        """Mark the address verified (once) and return a token; only the tokens of the signup being
+        verified live on."""
         user, _ = await self.redeem(code, SIGNUP, self.settings.verify_code_max_age_s)
         if user.is_verified:
             raise InvalidInput(UNABLE_TO_VERIFY)
-        verified = await self.users.update(user.id, {"is_verified": False}, is_verified=True)
-        if verified is None:  # another request verified it first
+        # Only if no signup came in between: the code is for this epoch's password.
+        verified = await self.users.update(
+            user.id, {"is_verified": False, **at_epoch(user.epoch)}, is_verified=True
+        )
+        if verified is None:  # another request verified it first, or the address signed up again
             raise InvalidInput(UNABLE_TO_VERIFY)
+        await self.tokens.revoke_other_epochs(verified.id, verified.epoch)
         await self.mail("welcome", verified.email, verified, link=self.links.build("/"))
         return await self.issue_token(verified)
 
@@ -164,7 +183,8 @@ class AccountService:
         return await self.issue_token(user)
 
     async def logout(self, user: User) -> None:
-        """Revoke every token of the user."""
+        """Revoke every token and stream grant of the user."""
+        await self.users.update(user.id, new_epoch=True)
         await self.tokens.revoke_all(user.id)
 
     async def request_password_reset(self, email: str) -> None:
@@ -195,13 +215,19 @@ class AccountService:
             raise InvalidInput(UNABLE_TO_VERIFY)
         password_hash = await self.hasher.hash(password)
         # Only if the password is still the one the code was made for: a code is spent once.
-        if await self.users.update(user.id, {"password": user.password}, password=password_hash) is None:
+        spent = await self.users.update(
+            user.id, {"password": user.password}, new_epoch=True, password=password_hash
+        )
+        if spent is None:
             raise InvalidInput(UNABLE_TO_VERIFY)
         await self.tokens.revoke_all(user.id)
 
     async def change_password(self, user: User, password: str, current_token: str) -> None:
-        """Set a new password; every other token of the user is revoked."""
-        await self.users.update(user.id, password=await self.hasher.hash(password))
+        """Set a new password; every other token and every stream grant of the user is revoked."""
+        changed = await self.users.update(user.id, new_epoch=True, password=await self.hasher.hash(password))
+        if changed is None:
+            raise NotFound()
+        await self.tokens.move_to_epoch(current_token, changed.epoch)
         await self.tokens.revoke_all(user.id, keep=current_token)
 
     async def request_email_change(self, user: User, new_email: str) -> None:
@@ -232,7 +258,9 @@ class AccountService:
     async def ensure_superuser(self, email: str, password: str) -> tuple[User, bool]:
         """A verified, active staff user with this e-mail: created, or promoted if it exists.
 
-        An existing user's password is left as it is. Returns the user and whether it was created.
+        An existing verified user's password is left as it is. An unverified one gets this password
+        and loses every earlier token and code: whoever signed up with the address never proved it
+        theirs. Returns the user and whether it was created.
         """
         existing = await self.users.by_email(email)
         if existing is None:
@@ -245,8 +273,13 @@ class AccountService:
             assert existing is not None
         if existing.is_staff and existing.is_verified and existing.is_active:
             return existing, False
-        updated = await self.users.update(existing.id, is_staff=True, is_verified=True, is_active=True)
+        fields: dict[str, Any] = {"is_staff": True, "is_verified": True, "is_active": True}
+        if not existing.is_verified:
+            fields["password"] = await self.hasher.hash(password)
+        updated = await self.users.update(existing.id, new_epoch=not existing.is_verified, **fields)
         assert updated is not None
+        if not existing.is_verified:
+            await self.tokens.revoke_all(updated.id)
         return updated, False
 
     # --- for staff ----------------------------------------------------------------------------
@@ -256,8 +289,8 @@ class AccountService:
         return await self.users.page(search, offset, limit)
 
     async def set_flags(self, user_id: str, *, is_staff: bool | None, is_active: bool | None) -> User:
-        """Make a user staff or not, active or not; deactivating revokes its tokens (and so its grants,
-        which are checked against the user on every request)."""
+        """Make a user staff or not, active or not; deactivating revokes its tokens and ends its
+        credentials epoch, so its stream grants die for good (reactivation brings none back)."""
         if await self.users.get(user_id) is None:
             raise NotFound()
         fields = {
@@ -265,10 +298,15 @@ class AccountService:
             for name, value in (("is_staff", is_staff), ("is_active", is_active))
             if value is not None
         }
-        user = await self.users.update(user_id, **fields) if fields else await self.users.get(user_id)
+        deactivating = is_active is False
+        user = (
+            await self.users.update(user_id, new_epoch=deactivating, **fields)
+            if fields
+            else await self.users.get(user_id)
+        )
         if user is None:
             raise NotFound()
-        if is_active is False:
+        if deactivating:
             revoked = await self.tokens.revoke_all(user.id)
             log.info("user %s deactivated; %d token(s) revoked", user.id, revoked)
         return user

@@ -265,7 +265,7 @@ async def make_token(services, email: str, *, staff: bool = False, verified: boo
         is_verified=verified,
         is_staff=staff,
     )
-    return await services.accounts.tokens.issue(user.id, services.clock(), None)
+    return await services.accounts.issue_token(user)
 
 
 async def run_due(queue) -> int:

@@ -501,7 +501,7 @@ async def test_the_console_backend_prints_the_mail_decoded_with_each_link_whole(
     link = "http://localhost:4200/signup/verify?code=" + "x" * 120
     mail = {
         "to": "ann@example.com",
-        **Renderer().render("signup", {"name": "Ann", "link": link, "valid_for": "3 days"}),
+        **Renderer().render("signup", {"name": "Ann", "link": link, "valid_for": "3 days", "again": False}),
     }
     with caplog.at_level("INFO", logger="videoflix.mail"):
         await ConsoleBackend().send(build_message(mail, "Videoflix <noreply@videoflix.local>"))
