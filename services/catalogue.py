@@ -107,8 +107,7 @@ class CatalogueService:
         """Videos as the API shows them to this user: one query for every watch position."""
         positions = await self.progress.positions(user.id, (doc["_id"] for doc in docs))
         return [
-            video_docs.to_api(doc, positions.get(doc["_id"], 0), self.grants.urls(doc, user.id))
-            for doc in docs
+            video_docs.to_api(doc, positions.get(doc["_id"], 0), self.grants.urls(doc, user)) for doc in docs
         ]
 
     async def list_videos(

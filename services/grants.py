@@ -1,8 +1,9 @@
 """Stream grants: signed, expiring capabilities to play one video, carried in the stream URLs' path.
 
-A grant names one video and one user; the stream handlers accept it with no header, so that relative
-URIs in the playlists resolve under it and a plain <video>, hls.js or ffmpeg plays it. A grant of a
-deactivated or deleted user opens nothing.
+A grant names one video, one user and the user's credentials epoch; the stream handlers accept it
+with no header, so that relative URIs in the playlists resolve under it and a plain <video>, hls.js or
+ffmpeg plays it. A grant of a deactivated or deleted user opens nothing, and neither does one made
+before the user logged out, changed or reset the password or was deactivated.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from cachetools import TTLCache
 from core.clock import Clock
 from core.errors import Forbidden, NotFound
 from core.signing import Signer
-from models.users import Users
+from models.users import User, Users
 from models.videos import Videos, is_finished_ladder, ladder_folder, playable_path
 
 GRANT = "stream-grant"
@@ -46,23 +47,24 @@ class Grants:
         self.max_age_s = max_age_s
         self.edge = edge  # core.edge.NginxEdge | S3Edge | None
         self.clock = clock
-        self._made: TTLCache[tuple[str, str], str] = TTLCache(
+        self._made: TTLCache[tuple[str, str, int], str] = TTLCache(
             maxsize=entries, ttl=reuse_s, timer=lambda: clock().timestamp()
         )
 
-    def grant(self, video_id: str, user_id: str) -> str:
-        """A grant for this video and user, no older than the re-use window."""
-        key = (video_id, user_id)
+    def grant(self, video_id: str, user: User) -> str:
+        """A grant for this video and user in its credentials epoch, no older than the re-use window."""
+        key = (video_id, user.id, user.epoch)
         grant = self._made.get(key)
         if grant is None:
-            grant = self._made[key] = self.signer.dumps(GRANT, {"v": video_id, "u": user_id})
+            payload = {"v": video_id, "u": user.id, "e": user.epoch}
+            grant = self._made[key] = self.signer.dumps(GRANT, payload)
         return grant
 
-    def urls(self, doc: dict[str, Any], user_id: str) -> dict[str, Any]:
+    def urls(self, doc: dict[str, Any], user: User) -> dict[str, Any]:
         """The URLs of a playable video for one user, under its grant; nothing while it cannot be played."""
         if playable_path(doc) is None:
             return {}
-        base = f"{self.prefix}/api/stream/{self.grant(str(doc['_id']), user_id)}"
+        base = f"{self.prefix}/api/stream/{self.grant(str(doc['_id']), user)}"
         finished = is_finished_ladder(doc)
 
         def below(name: str) -> str:
@@ -87,7 +89,7 @@ class Grants:
         if not isinstance(payload, dict) or not isinstance(payload.get("v"), str):
             raise Forbidden(INVALID)
         user = await self.users.get(payload.get("u", ""))
-        if user is None or not user.is_active:
+        if user is None or not user.is_active or payload.get("e", 0) != user.epoch:
             raise Forbidden(REVOKED)
         return await self.streamable(payload["v"])
 

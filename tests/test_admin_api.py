@@ -134,7 +134,7 @@ async def test_deactivating_a_user_kills_their_tokens_and_stream_grants(
     api, staff_token, user_token, services
 ):
     me = (await api.get("/api/accounts/users/me/", token=user_token)).data
-    grant = services.grants.grant("0" * 24, me["id"])
+    grant = services.grants.grant("0" * 24, await services.accounts.user_for_token(user_token))
     reply = await api.patch(f"{ADMIN}/users/{me['id']}/", {"is_active": False}, token=staff_token)
     assert (reply.code, reply.data["is_active"]) == (200, False)
     assert (await api.get("/api/accounts/users/me/", token=user_token)).code == 401

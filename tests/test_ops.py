@@ -164,7 +164,7 @@ def ready_doc(db, services, io_loop):
 
 async def test_stream_urls_answer_any_origin_and_its_preflight(api, services, user_token, ready_doc):
     user = await services.accounts.user_for_token(user_token)
-    grant = services.grants.grant(ready_doc, str(user.id))
+    grant = services.grants.grant(ready_doc, user)
     origin = {"Origin": "http://127.0.0.1:8090"}
     reply = await api.get(f"/api/stream/{grant}/master.m3u8", headers=origin)
     assert reply.headers["Access-Control-Allow-Origin"] == "*"
