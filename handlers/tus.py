@@ -90,8 +90,11 @@ class TusHandler(BaseHandler):
 
     async def prepare(self) -> None:
         await super().prepare()
+        method = self.request.method.lower()
+        if method == "options" or not self._implements(method):
+            return  # discovery needs no version; an undeclared method is a 405 whatever it sends
         version = self.request.headers.get("Tus-Resumable")
-        if self.request.method != "OPTIONS" and version is not None and version.strip() != TUS_VERSION:
+        if version is not None and version.strip() != TUS_VERSION:
             raise APIError(
                 412,
                 f"Tus-Resumable {version} is not supported; use 1.0.0.",

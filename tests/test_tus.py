@@ -418,3 +418,18 @@ async def test_a_chunked_patch_whose_every_byte_arrived_before_the_drop_still_be
     [source] = sources(settings)
     assert source.parent.name == status.headers["Video-Id"]
     assert source.read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, TUS, {"Tus-Resumable": "0.2.2"}], ids=["bare", "tus", "other-version"]
+)
+async def test_an_undeclared_method_is_405_with_allow_whatever_the_protocol_header(api, staff_token, headers):
+    for path, allowed in (
+        ("/api/uploads/", "POST, OPTIONS"),
+        ("/api/uploads/x/", "HEAD, PATCH, DELETE, OPTIONS"),
+    ):
+        reply = await api.put(path, body=b"", headers=headers, token=staff_token)
+        assert reply.code == 405
+        assert reply.headers["Allow"] == allowed
+        assert reply.data == {"detail": 'Method "PUT" not allowed.'}
+        assert (await api.put(path, body=b"", headers=headers)).code == 405  # anonymous too
