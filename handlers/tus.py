@@ -14,6 +14,7 @@ import tornado.web
 from core.errors import DomainError
 from handlers.base import HTTP_METHODS, APIError, BaseHandler, public, staff_only
 from handlers.openapi import Header, Reply, api
+from handlers.streaming import StreamedBodyHandler
 from models.videos import VideoFields
 from services.uploads import CHECKSUM_ALGORITHMS, Checksum, Chunk, UploadService
 
@@ -178,7 +179,7 @@ class UploadCreateHandler(TusHandler):
 
 
 @tornado.web.stream_request_body
-class UploadHandler(TusHandler):
+class UploadHandler(StreamedBodyHandler, TusHandler):
     """HEAD reports, PATCH appends (streamed to disk), DELETE terminates one upload."""
 
     chunk: Chunk | None = None
@@ -206,6 +207,7 @@ class UploadHandler(TusHandler):
         return chunk
 
     async def data_received(self, data: bytes) -> None:
+        self.body_arrived(len(data))
         if self.chunk is None or self._finished:
             return
         try:
@@ -219,6 +221,7 @@ class UploadHandler(TusHandler):
         if self.chunk is not None:
             self.chunk.abandon()
             self.chunk = None
+        super().on_connection_close()
 
     def progress_headers(self, doc: dict[str, Any], offset: int) -> None:
         self.set_header("Upload-Offset", str(offset))
