@@ -73,6 +73,18 @@ class ServerSettings(Section):
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="Seconds to let open requests finish at shutdown."
     )
+    idle_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a connection may wait before or while sending a request's headers (an idle "
+        "keep-alive included), and the longest pause inside an upload's body; then it is closed.",
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds to receive a whole request body other than an upload (those are at most "
+        "1 MiB); uploads have no total limit, only the idle one.",
+    )
 
 
 class DatabaseSettings(Section):

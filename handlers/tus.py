@@ -188,6 +188,7 @@ class UploadHandler(StreamedBodyHandler, TusHandler):
         await super().prepare()  # authenticated before a single byte of the body is read
         if self.request.method == "PATCH":
             self.chunk = await self.begin_patch(self.path_args[0])
+            self.watch_body()
 
     async def begin_patch(self, upload_id: str) -> Chunk:
         headers = self.request.headers

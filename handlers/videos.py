@@ -79,6 +79,7 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
         await super().prepare()  # authenticates before a single byte of the body is read
         if self.request.method == "POST":
             self.upload = self.begin_upload()
+            self.watch_body()
 
     def begin_upload(self) -> UploadReceiver:
         """Check type, size and disk space from the headers, then open the receiver."""
