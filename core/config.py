@@ -150,6 +150,12 @@ class MediaSettings(Section):
     upload_expiry_h: float = Field(
         24, gt=0, description="Hours a resumable (tus) upload may sit unfinished before it expires."
     )
+    max_open_uploads: int = Field(
+        10,
+        ge=1,
+        description="Unfinished resumable (tus) uploads one staff user may have at once; their declared "
+        "lengths are reserved against the free space.",
+    )
     grant_max_age_s: int = Field(
         6 * 3600, ge=60, description="Seconds a stream URL (its signed grant) stays valid."
     )

@@ -7,7 +7,7 @@ constructors, never patched on afterwards.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.clock import Clock, utcnow
@@ -112,8 +112,10 @@ def build_services(
     mail_backend: Backend | None = None,
     hasher: PasswordHasher | None = None,
     node: str | None = None,
+    free_bytes: Callable[[], int] | None = None,
 ) -> Services:
-    """Build every service; `run_types` are the job types this process runs (default: all of them)."""
+    """Build every service; `run_types` are the job types this process runs (default: all of them);
+    `free_bytes` stands in for the free space on MEDIA_ROOT (tests)."""
     hasher = hasher or PasswordHasher(settings.accounts.bcrypt_rounds)
     media = MediaStore(media_root(settings.media.root))
     storage = build_storage(settings, media.root)
@@ -190,6 +192,6 @@ def build_services(
         sampler=Sampler(
             metrics, jobs.counts, list(queue.types), db.ping, interval_s=settings.metrics.interval_s
         ),
-        uploads=UploadService(upload_files, media, catalogue, settings.media, clock),
+        uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
         upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,
     )
