@@ -7,6 +7,7 @@ for deployers (a test keeps the two in step).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -63,8 +64,25 @@ class ServerSettings(Section):
 
     trusted_proxies: list[str] = Field(
         default_factory=list,
-        description="Proxy addresses whose X-Forwarded-For is believed for the client address.",
+        description="Proxy addresses whose X-Forwarded-For is believed for the client address, so that "
+        "rate limits key on the client, not on the proxy (env TRUSTED_PROXIES: comma-separated).",
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def addresses(cls, value: Any) -> Any:
+        """TRUSTED_PROXIES=a,b from the environment is a list; each entry is an IP address (the peer
+        address is compared with it: a host name would never match)."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for entry in value:
+                try:
+                    ipaddress.ip_address(str(entry))
+                except ValueError as err:
+                    raise ValueError(f"{entry!r} is not an IP address") from err
+        return value
+
     role: Literal["all", "api", "transcode"] = Field(
         "all",
         description="all: API and transcoding; api: serves HTTP and queues jobs; transcode: runs "
@@ -377,6 +395,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CORS_ORIGINS": ("server", "cors_origins"),
     "LOG_FORMAT": ("server", "log_format"),
     "PUBLIC_URL": ("server", "public_url"),
+    "TRUSTED_PROXIES": ("server", "trusted_proxies"),
     "MONGODB_URI": ("database", "uri"),
     "EMAIL_BACKEND": ("email", "backend"),
     "EMAIL_HOST": ("email", "host"),
