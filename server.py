@@ -29,7 +29,7 @@ from handlers.metrics import metrics_app
 from models import ensure_indexes
 from models.db import Database, DatabaseUnavailable, open_database
 from services.accounts import AccountService
-from services.container import ROLE_JOBS, Services, build_services
+from services.container import ROLE_JOBS, Services, build_services, listening_url
 from services.jobs import node_name
 from services.media_sweeper import MediaSweeper
 
@@ -153,8 +153,13 @@ async def serve(settings: Settings) -> None:
     sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
     port = sockets[0].getsockname()[1]
     role = settings.server.role
+    host = sockets[0].getsockname()[0]
     services = build_services(
-        settings, database, run_types=ROLE_JOBS[role], node=node_name(settings.jobs, port)
+        settings,
+        database,
+        run_types=ROLE_JOBS[role],
+        node=node_name(settings.jobs, port),
+        site_url=listening_url(settings.server.host or host, port),
     )
     app = make_app(services, handler_modules=handler_modules_for(role))
     await bootstrap_admin(settings, services.accounts)

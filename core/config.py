@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 log = logging.getLogger("videoflix.config")
 
 
+# The origin of the seed front-end's Angular dev server: allowed to call the API when FRONTEND_URL is unset.
+DEV_FRONTEND_ORIGIN = "http://localhost:4200"
+
+
 class ConfigError(Exception):
     """A setting is missing, unknown or of the wrong type; the message is one sentence naming it."""
 
@@ -38,8 +42,11 @@ class ServerSettings(Section):
     secret_key: str | None = Field(
         None, description="Signs codes and stream grants; required when debug is off."
     )
-    frontend_url: str = Field(
-        "http://localhost:4200", description="Base URL of the front-end; its origin may call the API."
+    frontend_url: str | None = Field(
+        None,
+        description="Base URL of the front-end: links in mails start with it and its origin may call the "
+        "API. Unset: links point at this server's own web app (public_url, or the address it listens "
+        "on) and the Angular dev server's origin, http://localhost:4200, may call the API.",
     )
     cors_origins: list[str] = Field(
         default_factory=list,
