@@ -23,13 +23,13 @@ import tornado.netutil
 import tornado.web
 
 from core import logs
-from core.config import ConfigError, Settings, load_settings
+from core.config import ConfigError, ServerSettings, Settings, load_settings
 from handlers.app import handler_modules_for, make_app
 from handlers.metrics import metrics_app
 from models import ensure_indexes
 from models.db import Database, DatabaseUnavailable, open_database
 from services.accounts import AccountService
-from services.container import ROLE_JOBS, Services, build_services
+from services.container import ROLE_JOBS, Services, build_services, listening_url
 from services.jobs import node_name
 from services.media_sweeper import MediaSweeper
 
@@ -132,9 +132,18 @@ def serve_metrics(settings: Settings, services: Services) -> tornado.httpserver.
     return server
 
 
-def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
-    """The HTTP server: JSON bodies up to 1 MiB (uploads raise their own limit); large read chunks."""
-    return tornado.httpserver.HTTPServer(app, xheaders=False, max_body_size=MIB, chunk_size=UPLOAD_CHUNK)
+def make_server(app: tornado.web.Application, server: ServerSettings) -> tornado.httpserver.HTTPServer:
+    """The HTTP server: JSON bodies up to 1 MiB (uploads raise their own limit); large read chunks; slow
+    clients closed: headers within `idle_timeout_s` (Tornado's header timeout), other bodies within
+    `body_timeout_s` (uploads watch for a stalled body themselves, handlers/streaming.py)."""
+    return tornado.httpserver.HTTPServer(
+        app,
+        xheaders=False,
+        max_body_size=MIB,
+        chunk_size=UPLOAD_CHUNK,
+        idle_connection_timeout=server.idle_timeout_s,
+        body_timeout=server.body_timeout_s,
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -144,8 +153,13 @@ async def serve(settings: Settings) -> None:
     sockets = tornado.netutil.bind_sockets(settings.server.port, settings.server.host)
     port = sockets[0].getsockname()[1]
     role = settings.server.role
+    host = sockets[0].getsockname()[0]
     services = build_services(
-        settings, database, run_types=ROLE_JOBS[role], node=node_name(settings.jobs, port)
+        settings,
+        database,
+        run_types=ROLE_JOBS[role],
+        node=node_name(settings.jobs, port),
+        site_url=listening_url(settings.server.host or host, port),
     )
     app = make_app(services, handler_modules=handler_modules_for(role))
     await bootstrap_admin(settings, services.accounts)
@@ -159,7 +173,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = make_server(app)
+    server = make_server(app, settings.server)
     server.add_sockets(sockets)
     host, port = sockets[0].getsockname()[:2]
     log.info("Videoflix (role %s) listening on http://%s:%d", role, host, port)

@@ -106,7 +106,7 @@ async def start(
         )
         tokens.append(await services.accounts.issue_token(user))
     sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-    server = make_server(app)
+    server = make_server(app, settings.server)
     server.add_sockets(sockets)
     return server, f"http://127.0.0.1:{sockets[0].getsockname()[1]}", tokens
 

@@ -168,7 +168,7 @@ async def run(args: argparse.Namespace) -> None:
             )
         )
         sockets = tornado.netutil.bind_sockets(app_port, "127.0.0.1")
-        server = make_server(app)
+        server = make_server(app, settings.server)
         server.add_sockets(sockets)
         (root / "nginx.conf").write_text(
             NGINX_CONF.format(

@@ -168,7 +168,7 @@ class Pipeline:
         self.services = build_services(self.settings, self.db, node="bench")
         self.app = make_app(self.services)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.server = make_server(self.app)
+        self.server = make_server(self.app, self.settings.server)
         self.server.add_sockets(sockets)
         self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
         await self.services.start()

@@ -7,6 +7,7 @@ for deployers (a test keeps the two in step).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -18,6 +19,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 log = logging.getLogger("videoflix.config")
+
+
+# The origin of the seed front-end's Angular dev server: allowed to call the API when FRONTEND_URL is unset.
+DEV_FRONTEND_ORIGIN = "http://localhost:4200"
 
 
 class ConfigError(Exception):
@@ -37,8 +42,11 @@ class ServerSettings(Section):
     secret_key: str | None = Field(
         None, description="Signs codes and stream grants; required when debug is off."
     )
-    frontend_url: str = Field(
-        "http://localhost:4200", description="Base URL of the front-end; its origin may call the API."
+    frontend_url: str | None = Field(
+        None,
+        description="Base URL of the front-end: links in mails start with it and its origin may call the "
+        "API. Unset: links point at this server's own web app (public_url, or the address it listens "
+        "on) and the Angular dev server's origin, http://localhost:4200, may call the API.",
     )
     cors_origins: list[str] = Field(
         default_factory=list,
@@ -63,8 +71,25 @@ class ServerSettings(Section):
 
     trusted_proxies: list[str] = Field(
         default_factory=list,
-        description="Proxy addresses whose X-Forwarded-For is believed for the client address.",
+        description="Proxy addresses whose X-Forwarded-For is believed for the client address, so that "
+        "rate limits key on the client, not on the proxy (env TRUSTED_PROXIES: comma-separated).",
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def addresses(cls, value: Any) -> Any:
+        """TRUSTED_PROXIES=a,b from the environment is a list; each entry is an IP address (the peer
+        address is compared with it: a host name would never match)."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for entry in value:
+                try:
+                    ipaddress.ip_address(str(entry))
+                except ValueError as err:
+                    raise ValueError(f"{entry!r} is not an IP address") from err
+        return value
+
     role: Literal["all", "api", "transcode"] = Field(
         "all",
         description="all: API and transcoding; api: serves HTTP and queues jobs; transcode: runs "
@@ -72,6 +97,18 @@ class ServerSettings(Section):
     )
     shutdown_grace_s: float = Field(
         10.0, ge=0, description="Seconds to let open requests finish at shutdown."
+    )
+    idle_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a connection may wait before or while sending a request's headers (an idle "
+        "keep-alive included), and the longest pause inside an upload's body; then it is closed.",
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds to receive a whole request body other than an upload (those are at most "
+        "1 MiB); uploads have no total limit, only the idle one.",
     )
 
 
@@ -137,6 +174,12 @@ class MediaSettings(Section):
     )
     upload_expiry_h: float = Field(
         24, gt=0, description="Hours a resumable (tus) upload may sit unfinished before it expires."
+    )
+    max_open_uploads: int = Field(
+        10,
+        ge=1,
+        description="Unfinished resumable (tus) uploads one staff user may have at once; their declared "
+        "lengths are reserved against the free space.",
     )
     grant_max_age_s: int = Field(
         6 * 3600, ge=60, description="Seconds a stream URL (its signed grant) stays valid."
@@ -359,6 +402,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CORS_ORIGINS": ("server", "cors_origins"),
     "LOG_FORMAT": ("server", "log_format"),
     "PUBLIC_URL": ("server", "public_url"),
+    "TRUSTED_PROXIES": ("server", "trusted_proxies"),
     "MONGODB_URI": ("database", "uri"),
     "EMAIL_BACKEND": ("email", "backend"),
     "EMAIL_HOST": ("email", "host"),

@@ -10,7 +10,8 @@ video. A runner killed mid-upload leaves objects under a prefix no video names: 
 sweep) deletes it with ``delete_prefix``.
 
 Every failure of the store surfaces as ``StorageUnavailable`` (503 through the domain error mapping):
-one sentence, naming the operation and the store, never a credential.
+one sentence naming the operation, never the store (bucket, endpoint) nor a credential; the log line
+names the store and its full reason. An object that is not there is ``ObjectMissing`` (404).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from core.errors import Unavailable
+from core.errors import NotFound, Unavailable
 
 log = logging.getLogger("videoflix.storage")
 
@@ -73,6 +74,21 @@ class StorageUnavailable(Unavailable):
     """The media store failed or cannot be reached; `detail` is one sentence without secrets."""
 
     default_detail = "The media store is unavailable; please try again later."
+
+
+class ObjectMissing(NotFound):
+    """The object asked for is not in the store (404): a missing file, not a store failure."""
+
+    default_detail = "Not found."
+
+
+# What S3-compatible stores answer for a key that is not there.
+MISSING_CODES = ("404", "NoSuchKey", "NotFound")
+
+
+def is_missing(err: BaseException) -> bool:
+    """True when a store error says the object does not exist."""
+    return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in MISSING_CODES
 
 
 def check_key(key: str) -> str:
@@ -262,6 +278,8 @@ class LocalStorage(MediaStorage):
     async def read_bytes(self, key: str) -> bytes:
         try:
             return await self._run(self.local_path(key).read_bytes)
+        except FileNotFoundError as err:
+            raise ObjectMissing() from err
         except OSError as err:
             raise StorageUnavailable(f"Could not read {key} from the media folder: {err.strerror}.") from err
 
@@ -371,17 +389,21 @@ class S3Storage(MediaStorage):
         return self._client
 
     def failure(self, action: str, err: BaseException) -> StorageUnavailable:
-        """One sentence for any store error: what failed, where, and the store's own reason."""
+        """One sentence for any store error: what failed and why, for the answer (which never names the
+        store: its bucket and address are no client's business); the log line names the store and
+        carries the store's own message (an AccessDenied message names the bucket)."""
         if isinstance(err, ClientError):
             error = err.response.get("Error", {})
-            reason = f"{error.get('Code', 'error')}: {error.get('Message') or 'no message'}"
+            reason = str(error.get("Code", "error"))
+            message = f"{reason}: {error.get('Message') or 'no message'}"
         elif isinstance(err, (ReadTimeoutError, asyncio.TimeoutError)):
-            reason = "it did not answer in time"
+            reason = message = "it did not answer in time"
         elif isinstance(err, (EndpointConnectionError, HTTPClientError, ConnectionClosedError, OSError)):
-            reason = "cannot connect to it"
+            reason = message = "cannot connect to it"
         else:
-            reason = type(err).__name__
-        return StorageUnavailable(f"The media store ({self.where}) failed to {action} ({reason}).")
+            reason = message = type(err).__name__
+        log.warning("the media store (%s) failed to %s (%s)", self.where, action, message)
+        return StorageUnavailable(f"The media store failed to {action} ({reason}).")
 
     @staticmethod
     def store_errors() -> tuple[type[BaseException], ...]:
@@ -471,7 +493,7 @@ class S3Storage(MediaStorage):
         try:
             await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
         except self.store_errors() as err:
-            log.warning("could not abort the upload of %s: %s", key, self.failure("abort", err).detail)
+            self.failure(f"abort the upload of {key}", err)  # logged; nobody waits for it
 
     async def abort_uploads(self, prefix: str) -> int:
         """Abort every unfinished multipart upload under `prefix`; return how many."""
@@ -489,10 +511,13 @@ class S3Storage(MediaStorage):
         return count
 
     async def read_bytes(self, key: str) -> bytes:
-        """A small object (a playlist) whole."""
-        answer = await self._call(
-            "read " + key, self.client.get_object, Bucket=self.bucket, Key=check_key(key)
-        )
+        """A small object (a playlist) whole; ObjectMissing when it is not there."""
+        try:
+            answer = await self.client.get_object(Bucket=self.bucket, Key=check_key(key))
+        except self.store_errors() as err:
+            if is_missing(err):
+                raise ObjectMissing() from err
+            raise self.failure("read " + key, err) from err
         try:
             async with answer["Body"] as body:
                 return await body.read()
@@ -597,20 +622,24 @@ class S3Storage(MediaStorage):
             )
             if answer.get("Errors"):
                 first = answer["Errors"][0]
+                log.warning(
+                    "the media store (%s) refused to delete %s (%s: %s)",
+                    self.where,
+                    first.get("Key"),
+                    first.get("Code"),
+                    first.get("Message"),
+                )
                 raise StorageUnavailable(
-                    f"The media store ({self.where}) refused to delete {first.get('Key')} "
-                    f"({first.get('Code')}: {first.get('Message')})."
+                    f"The media store refused to delete {first.get('Key')} ({first.get('Code')})."
                 )
         return len(keys)
 
     async def exists(self, key: str) -> bool:
         try:
             await self.client.head_object(Bucket=self.bucket, Key=check_key(key))
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise self.failure("answer for " + key, err) from err
         except self.store_errors() as err:
+            if is_missing(err):
+                return False
             raise self.failure("answer for " + key, err) from err
         return True
 

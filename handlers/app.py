@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import tornado.web
 
+from core.config import DEV_FRONTEND_ORIGIN
 from handlers import accounts, admin, categories, health, metrics, schema, stream, tus, videos, webapp
 from handlers.base import HTTP_METHODS, NotFoundHandler, check_access_declared, loggable_path
 from handlers.route_templates import routes_of
@@ -76,7 +77,8 @@ def make_app(
     routes: list[Any] = [route for module in handler_modules for route in module.routes]
     routes.append((r".*", NotFoundHandler))
     check_access_declared(route[1] for route in routes)
-    cors = {origin_of(config.server.frontend_url), *config.server.cors_origins}
+    frontend = config.server.frontend_url
+    cors = {origin_of(frontend) if frontend else DEV_FRONTEND_ORIGIN, *config.server.cors_origins}
     return tornado.web.Application(
         routes,
         services=services,

@@ -152,7 +152,7 @@ GRANT_FILE = {
     "description": "The grant in the path is a signed, expiring key for one video and one user, taken "
     "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
     "responses": GRANT_REPLIES,
-    "errors": [403, 404, 416],
+    "errors": [403, 404, 416, 503],  # 503: with object storage, the store failed
     "path": {
         "grant": "The stream grant from the video's `hls_url`.",
         "name": "`master.m3u8`, `thumbnail.jpg`, `<height>p/index.m3u8` or `<height>p/seg_NNNNN.ts`.",
@@ -284,7 +284,7 @@ class EdgePlaylistHandler(BaseHandler):
                 "The playlist.", ("application/vnd.apple.mpegurl",), headers={"Cache-Control": "public"}
             )
         },
-        errors=[403, 404],
+        errors=[403, 404, 503],
         path={
             "token": "The edge token the master playlist gave.",
             "expires": "When the token expires (Unix seconds).",

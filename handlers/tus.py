@@ -14,6 +14,7 @@ import tornado.web
 from core.errors import DomainError
 from handlers.base import HTTP_METHODS, APIError, BaseHandler, public, staff_only
 from handlers.openapi import Header, Reply, api
+from handlers.streaming import StreamedBodyHandler
 from models.videos import VideoFields
 from services.uploads import CHECKSUM_ALGORITHMS, Checksum, Chunk, UploadService
 
@@ -90,8 +91,11 @@ class TusHandler(BaseHandler):
 
     async def prepare(self) -> None:
         await super().prepare()
+        method = self.request.method.lower()
+        if method == "options" or not self._implements(method):
+            return  # discovery needs no version; an undeclared method is a 405 whatever it sends
         version = self.request.headers.get("Tus-Resumable")
-        if self.request.method != "OPTIONS" and version is not None and version.strip() != TUS_VERSION:
+        if version is not None and version.strip() != TUS_VERSION:
             raise APIError(
                 412,
                 f"Tus-Resumable {version} is not supported; use 1.0.0.",
@@ -175,7 +179,7 @@ class UploadCreateHandler(TusHandler):
 
 
 @tornado.web.stream_request_body
-class UploadHandler(TusHandler):
+class UploadHandler(StreamedBodyHandler, TusHandler):
     """HEAD reports, PATCH appends (streamed to disk), DELETE terminates one upload."""
 
     chunk: Chunk | None = None
@@ -184,6 +188,7 @@ class UploadHandler(TusHandler):
         await super().prepare()  # authenticated before a single byte of the body is read
         if self.request.method == "PATCH":
             self.chunk = await self.begin_patch(self.path_args[0])
+            self.watch_body()
 
     async def begin_patch(self, upload_id: str) -> Chunk:
         headers = self.request.headers
@@ -203,6 +208,7 @@ class UploadHandler(TusHandler):
         return chunk
 
     async def data_received(self, data: bytes) -> None:
+        self.body_arrived(len(data))
         if self.chunk is None or self._finished:
             return
         try:
@@ -216,6 +222,7 @@ class UploadHandler(TusHandler):
         if self.chunk is not None:
             self.chunk.abandon()
             self.chunk = None
+        super().on_connection_close()
 
     def progress_headers(self, doc: dict[str, Any], offset: int) -> None:
         self.set_header("Upload-Offset", str(offset))

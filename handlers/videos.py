@@ -14,6 +14,7 @@ from handlers.base import APIError, staff_only, user_only
 from handlers.categories import CatalogueHandler
 from handlers.openapi import api
 from handlers.replies import Detail, Progress, Video, VideoPage
+from handlers.streaming import StreamedBodyHandler
 from handlers.upload import UploadReceiver
 from models.videos import STATUSES, VideoFields, VideoPatch
 
@@ -60,7 +61,7 @@ class LimitQuery(Query):
 
 
 @tornado.web.stream_request_body
-class VideoListHandler(CatalogueHandler):
+class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
     """GET lists videos; POST streams an upload to disk (staff)."""
 
     upload: UploadReceiver | None = None
@@ -78,6 +79,7 @@ class VideoListHandler(CatalogueHandler):
         await super().prepare()  # authenticates before a single byte of the body is read
         if self.request.method == "POST":
             self.upload = self.begin_upload()
+            self.watch_body()
 
     def begin_upload(self) -> UploadReceiver:
         """Check type, size and disk space from the headers, then open the receiver."""
@@ -101,6 +103,7 @@ class VideoListHandler(CatalogueHandler):
         return UploadReceiver(dict(self.request.headers), media.upload_path(ObjectId()), limit)
 
     async def data_received(self, chunk: bytes) -> None:
+        self.body_arrived(len(chunk))
         if self.upload is None or self._finished:
             return
         try:
@@ -115,6 +118,7 @@ class VideoListHandler(CatalogueHandler):
         if self.upload is not None:
             self.upload.discard()
             self.upload = None
+        super().on_connection_close()
 
     @api(
         "Videos, newest first: ready ones (staff: all)",

@@ -64,6 +64,12 @@ class Uploads:
         """The upload became this video."""
         await self.collection.update_one({"_id": upload_id}, {"$set": {"video_id": video_id}})
 
+    async def unfinished(self, now: datetime) -> list[dict[str, Any]]:
+        """Uploads still receiving bytes: not yet a video, not expired."""
+        query = {"video_id": None, "expires_at": {"$gt": now}}
+        projection = {"user_id": 1, "length": 1, "video_id": 1}
+        return await self.collection.find(query, projection).to_list(None)
+
     async def delete(self, upload_id: ObjectId) -> None:
         await self.collection.delete_one({"_id": upload_id})
 

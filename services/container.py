@@ -7,11 +7,11 @@ constructors, never patched on afterwards.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.clock import Clock, utcnow
-from core.config import Settings
+from core.config import ServerSettings, Settings
 from core.edge import NginxEdge, S3Edge
 from core.media import MediaStore, media_root
 from core.metrics import Metrics, Sampler
@@ -50,6 +50,25 @@ def build_edge(settings: Settings, storage: MediaStorage) -> Edge | None:
     if media.edge == "s3":
         return S3Edge(storage, settings.server.secret_key or "", media.edge_window_s)
     return None
+
+
+def link_base(server: ServerSettings, site_url: str | None = None) -> str:
+    """Where mail links point: FRONTEND_URL; unset, this server's own web app - PUBLIC_URL, else the
+    address it listens on (`site_url`, which server.py knows once bound; else host and port as set)."""
+    if server.frontend_url:
+        return server.frontend_url
+    if server.public_url:
+        return server.public_url
+    return site_url or listening_url(server.host, server.port)
+
+
+def listening_url(host: str, port: int) -> str:
+    """http://host:port for a listening address; a wildcard address is reached as localhost."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 # The job types each role runs; every role may queue any of them.
@@ -112,8 +131,12 @@ def build_services(
     mail_backend: Backend | None = None,
     hasher: PasswordHasher | None = None,
     node: str | None = None,
+    free_bytes: Callable[[], int] | None = None,
+    site_url: str | None = None,
 ) -> Services:
-    """Build every service; `run_types` are the job types this process runs (default: all of them)."""
+    """Build every service; `run_types` are the job types this process runs (default: all of them);
+    `free_bytes` stands in for the free space on MEDIA_ROOT (tests); `site_url` is the address this
+    server's web app is reached at (mail links go there when FRONTEND_URL is unset)."""
     hasher = hasher or PasswordHasher(settings.accounts.bcrypt_rounds)
     media = MediaStore(media_root(settings.media.root))
     storage = build_storage(settings, media.root)
@@ -147,7 +170,7 @@ def build_services(
         signer=signer,
         mailer=mailer,
         settings=settings.accounts,
-        frontend_url=settings.server.frontend_url,
+        frontend_url=link_base(settings.server, site_url),
         clock=clock,
     )
     grants = Grants(
@@ -190,6 +213,6 @@ def build_services(
         sampler=Sampler(
             metrics, jobs.counts, list(queue.types), db.ping, interval_s=settings.metrics.interval_s
         ),
-        uploads=UploadService(upload_files, media, catalogue, settings.media, clock),
+        uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
         upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,
     )

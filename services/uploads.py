@@ -15,6 +15,7 @@ import errno
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from core.errors import (
     ChecksumMismatch,
     Conflict,
     DomainError,
+    Forbidden,
     Gone,
     InsufficientStorage,
     InvalidInput,
@@ -130,6 +132,7 @@ class UploadService:
         catalogue: CatalogueService,
         settings: MediaSettings,
         clock: Clock,
+        free_bytes: Callable[[], int] | None = None,
     ) -> None:
         self.files = files
         self.uploads = files.uploads
@@ -140,6 +143,10 @@ class UploadService:
         self._locks = files.locks
         # Completions that run after their connection dropped (kept so they are not collected).
         self.background: set[asyncio.Task] = set()
+        # Free space on MEDIA_ROOT (injectable: tests give a figure instead of filling a disk).
+        self.free_bytes = free_bytes or media.free_bytes
+        # Creations check the reservations and insert one at a time, so two cannot share the same room.
+        self._creating = asyncio.Lock()
 
     def part_path(self, upload_id: ObjectId) -> Path:
         return self.files.part_path(upload_id)
@@ -168,17 +175,32 @@ class UploadService:
             raise InvalidInput("Upload-Length must be a whole number of bytes greater than 0.")
         if length > self.max_bytes:
             raise TooLarge(f"The upload is larger than the limit of {self.settings.max_upload_mb} MB.")
-        if self.media.free_bytes() < length + self.settings.min_free_mb * MIB:
-            raise InsufficientStorage("Not enough disk space on the server for this upload.")
         if fields.get("category"):
             await self.catalogue.category_by_id_or_slug(fields["category"], "category")
-        now = self.clock()
-        doc = new_upload(user.id, length, fields, filename, now, self.expires_from(now))
-        self.files.folder.mkdir(parents=True, exist_ok=True)
-        self.part_path(doc["_id"]).touch()
-        await self.uploads.insert(doc)
+        async with self._creating:
+            now = self.clock()
+            await self.reserve(user, length, now)
+            doc = new_upload(user.id, length, fields, filename, now, self.expires_from(now))
+            self.files.folder.mkdir(parents=True, exist_ok=True)
+            self.part_path(doc["_id"]).touch()
+            await self.uploads.insert(doc)
         log.info("upload %s of %d bytes created by %s", doc["_id"], length, user.id)
         return doc
+
+    async def reserve(self, user: User, length: int, now: datetime) -> None:
+        """Refuse a creation past the user's cap of open uploads (403), or one the disk cannot hold once
+        every open upload receives the rest of its declared length (507)."""
+        unfinished = await self.uploads.unfinished(now)
+        cap = self.settings.max_open_uploads
+        if sum(1 for doc in unfinished if doc["user_id"] == user.id) >= cap:
+            raise Forbidden(
+                f"You already have {cap} unfinished uploads, the most one may have; finish or delete "
+                "one (DELETE its URL) before starting another."
+            )
+        # What open uploads have received is on the disk already; the rest is promised to them.
+        reserved = sum(max(0, doc["length"] - self.offset(doc)) for doc in unfinished)
+        if self.free_bytes() - reserved < length + self.settings.min_free_mb * MIB:
+            raise InsufficientStorage("Not enough disk space on the server for this upload.")
 
     async def find(self, user: User, upload_id: str) -> dict[str, Any]:
         """The caller's upload; another user's is as good as absent."""

@@ -53,7 +53,8 @@ def settings_overrides(tmp_path) -> dict[str, Any]:
 def settings(tmp_path, settings_overrides, mail_settings) -> Settings:
     base = {
         "email": mail_settings,
-        "server": {"secret_key": TEST_SECRET, "debug": False},
+        # The seed front-end's address, as the tests of mail links and CORS expect it.
+        "server": {"secret_key": TEST_SECRET, "debug": False, "frontend_url": "http://localhost:4200"},
         "accounts": {"bcrypt_rounds": 4},
         "media": {"root": str(tmp_path / "media")},
         "jobs": {"poll_interval_s": 0.05, "jitter": 0},

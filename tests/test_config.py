@@ -154,3 +154,10 @@ def test_a_split_role_on_the_in_memory_database_is_refused_with_a_sentence():
 def test_an_unknown_role_is_refused():
     with pytest.raises(ConfigError, match="role"):
         load_settings(None, environ={"ROLE": "everything", "MONGODB_URI": "mongodb://db:27017/v"})
+
+
+def test_trusted_proxies_come_from_the_environment_comma_separated_and_must_be_ip_addresses():
+    settings = load_settings(None, environ={"TRUSTED_PROXIES": "172.30.80.80, ::1"})
+    assert settings.server.trusted_proxies == ["172.30.80.80", "::1"]
+    with pytest.raises(ConfigError, match="'nginx' is not an IP address"):
+        load_settings(None, environ={"TRUSTED_PROXIES": "nginx"})

@@ -3,6 +3,7 @@ name a Videoflix container is given is one the settings understand, and the scal
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -69,6 +70,21 @@ def test_nginx_gets_exactly_the_names_its_template_needs_and_the_same_edge_secre
     assert set(nginx["environment"]) == placeholders(TEMPLATE.read_text())
     assert nginx["environment"]["EDGE_SECRET"] == SERVICES["api"]["environment"]["EDGE_SECRET"]
     assert nginx["environment"]["API_UPSTREAM"] == "api:8000"
+
+
+def test_the_scaled_api_trusts_exactly_nginx_so_rate_limits_key_on_the_client():
+    address = resolved(SERVICES["nginx"]["networks"]["default"]["ipv4_address"])
+    [pool] = COMPOSE["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(resolved(pool["subnet"]))
+    for name in ("api", "transcode"):
+        environ = {key: resolved(value) for key, value in SERVICES[name]["environment"].items()}
+        settings = load_settings(ROOT / "config.yaml", environ=environ)
+        assert settings.server.trusted_proxies == [address], name
+    # nginx appends the peer it saw: the api walks the list from the right, past trusted hops only, so
+    # an X-Forwarded-For a client made up itself is never the key
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for;" in TEMPLATE.read_text()
+    # and nothing but nginx can reach the api replicas to claim one
+    assert "ports" not in SERVICES["api"]
 
 
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx)")

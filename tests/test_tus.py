@@ -418,3 +418,60 @@ async def test_a_chunked_patch_whose_every_byte_arrived_before_the_drop_still_be
     [source] = sources(settings)
     assert source.parent.name == status.headers["Video-Id"]
     assert source.read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, TUS, {"Tus-Resumable": "0.2.2"}], ids=["bare", "tus", "other-version"]
+)
+async def test_an_undeclared_method_is_405_with_allow_whatever_the_protocol_header(api, staff_token, headers):
+    for path, allowed in (
+        ("/api/uploads/", "POST, OPTIONS"),
+        ("/api/uploads/x/", "HEAD, PATCH, DELETE, OPTIONS"),
+    ):
+        reply = await api.put(path, body=b"", headers=headers, token=staff_token)
+        assert reply.code == 405
+        assert reply.headers["Allow"] == allowed
+        assert reply.data == {"detail": 'Method "PUT" not allowed.'}
+        assert (await api.put(path, body=b"", headers=headers)).code == 405  # anonymous too
+
+
+@pytest.mark.parametrize("ending", ["close", "half-close"])
+async def test_a_patch_cut_off_mid_body_is_a_client_abort_and_its_bytes_stay_for_a_resume(
+    api, staff_token, services, settings, caplog, ending
+):
+    length = 3 * MIB
+    where = path_of((await create(api, staff_token, length)).headers["Location"])
+    port = int(urlsplit(api.client.get_url("/")).port)
+    sent = MIB + 12345
+    caplog.set_level("INFO")
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            f"PATCH {where} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {staff_token}\r\n"
+            f"Tus-Resumable: 1.0.0\r\nContent-Type: {OCTETS}\r\nUpload-Offset: 0\r\n"
+            f"Content-Length: {length}\r\n\r\n"
+        ).encode()
+        + b"v" * sent
+    )
+    await writer.drain()
+    for _ in range(100):  # every byte that arrived is on disk before the client goes
+        if parts(settings) and parts(settings)[0].stat().st_size == sent:
+            break
+        await asyncio.sleep(0.02)
+    if ending == "half-close":
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # the server closed its side: no answer
+    writer.close()
+    for _ in range(100):
+        if "went away" in caplog.text:
+            break
+        await asyncio.sleep(0.02)
+    assert f"PATCH {where}: the client went away after {sent} of {length} body bytes" in caplog.text
+    assert f"PATCH {where} 499" in caplog.text
+    assert not [record for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
+    assert services.metrics.in_flight._value.get() == 0
+
+    status = await head(api, staff_token, where)
+    assert status.headers["Upload-Offset"] == str(sent)  # the client resumes from here
+    reply = await patch(api, staff_token, where, sent, b"w" * 10)
+    assert (reply.code, reply.headers["Upload-Offset"]) == (204, str(sent + 10))

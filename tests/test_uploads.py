@@ -191,9 +191,10 @@ async def test_a_chunked_upload_over_the_limit_is_413_while_streaming(
     assert await db.videos.count_documents({}) == 0
 
 
-async def test_an_upload_cut_off_mid_stream_leaves_no_file_and_no_document(
-    http_server_client, staff_token, settings, db, clips
+async def test_an_upload_cut_off_mid_stream_leaves_no_file_and_no_document_and_is_a_client_abort(
+    http_server_client, staff_token, settings, db, clips, caplog
 ):
+    caplog.set_level("INFO")
     body, content_type = multipart({"title": "cut"}, b"\0" * (512 * 1024))
     port = http_server_client.get_http_port()
     _reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -215,6 +216,9 @@ async def test_an_upload_cut_off_mid_stream_leaves_no_file_and_no_document(
         await asyncio.sleep(0.02)
     assert stored_files(settings) == []
     assert await db.videos.count_documents({}) == 0
+    assert "POST /api/videos/: the client went away after" in caplog.text
+    assert "POST /api/videos/ 499" in caplog.text
+    assert not [record for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
 
 
 async def test_a_full_disk_is_a_clear_507(api, staff_token, clips, services, settings):
