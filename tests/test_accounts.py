@@ -30,6 +30,20 @@ async def verified_user(api, mailbox, email="ann@example.com", password=PASSWORD
     return reply.data["token"]
 
 
+# --- hostile bodies -------------------------------------------------------------------------------
+
+
+async def test_login_answers_400_to_a_body_nested_100000_deep_and_logs_one_short_line(api, caplog):
+    with caplog.at_level("INFO"):
+        reply = await api.post(
+            f"{ACCOUNTS}/login/", body="[" * 100_000, headers={"Content-Type": "application/json"}
+        )
+    assert reply.code == 400
+    assert reply.data["detail"].startswith("JSON parse error")
+    assert "Traceback" not in caplog.text
+    assert len(caplog.text) < 300, caplog.text
+
+
 # --- signup and verification ----------------------------------------------------------------------
 
 
