@@ -74,10 +74,13 @@ class AccountHandler(BaseHandler):
     def accounts(self) -> AccountService:
         return self.services.accounts
 
-    async def throttle(self, scope: str, spec: str, email: str | None = None) -> None:
-        """429 with Retry-After once this client address, or this e-mail, has used up its limit."""
-        keys = [f"ip:{self.client_ip()}"] + ([f"email:{email.strip().lower()}"] if email else [])
-        await self.services.throttle.check(scope, spec, keys)
+    async def throttled_body(self, model: type[Body], scope: str, spec: str) -> Any:
+        """The validated body of a rate-limited route: the client address is counted, and refused with
+        429, before the body is parsed (a malformed body counts too); then the body's e-mail."""
+        await self.services.throttle.check(scope, spec, [f"ip:{self.client_ip()}"])
+        body = self.parse_body(model)
+        await self.services.throttle.check(scope, spec, [f"email:{body.email.strip().lower()}"])
+        return body
 
     def code_param(self) -> str:
         """The ?code= of a verify link."""
@@ -88,8 +91,7 @@ class SignupHandler(AccountHandler):
     @api("Sign up; mails a verify link", body=SignupBody, responses={201: SignupReply}, throttled=True)
     @public
     async def post(self) -> None:
-        body = self.parse_body(SignupBody)
-        await self.throttle("signup", self.config.accounts.rate_limit_signup, body.email)
+        body = await self.throttled_body(SignupBody, "signup", self.config.accounts.rate_limit_signup)
         user, token = await self.accounts.signup(body.email, body.password, body.first_name, body.last_name)
         self.send_json(
             {"email": user.email, "first_name": user.first_name, "last_name": user.last_name, "token": token},
@@ -109,8 +111,7 @@ class LoginHandler(AccountHandler):
     @api("Log in: a token", body=LoginBody, responses={200: TokenReply}, errors=[401], throttled=True)
     @public
     async def post(self) -> None:
-        body = self.parse_body(LoginBody)
-        await self.throttle("login", self.config.accounts.rate_limit_login, body.email)
+        body = await self.throttled_body(LoginBody, "login", self.config.accounts.rate_limit_login)
         self.send_json({"token": await self.accounts.login(body.email, body.password)})
 
 
@@ -133,8 +134,8 @@ class PasswordResetHandler(AccountHandler):
     )
     @public
     async def post(self) -> None:
-        body = self.parse_body(EmailBody)
-        await self.throttle("password-reset", self.config.accounts.rate_limit_password_reset, body.email)
+        limit = self.config.accounts.rate_limit_password_reset
+        body = await self.throttled_body(EmailBody, "password-reset", limit)
         await self.accounts.request_password_reset(body.email)
         self.send_json({"email": body.email}, status=201)
 
