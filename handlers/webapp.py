@@ -32,6 +32,14 @@ PAGE = Reply("The page.", ("text/html",))
 UNCHANGED = Reply("Unchanged since the ETag given in If-None-Match.")
 
 
+def is_file(path: Path) -> bool:
+    """A regular file is there; a name the file system refuses (too long, say) is no file."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 class PageHandler(BaseHandler):
     """Answers files from web/ with their own media type, revalidated by ETag (Tornado's, on GET)."""
 
@@ -44,7 +52,7 @@ class PageHandler(BaseHandler):
         """The file at this path under web/, or a JSON 404 for anything else (never outside web/)."""
         path = (WEB_ROOT / relative).resolve()
         media_type = MEDIA_TYPES.get(path.suffix.lower())
-        if media_type is None or not path.is_relative_to(WEB_ROOT) or not path.is_file():
+        if media_type is None or not path.is_relative_to(WEB_ROOT) or not is_file(path):
             raise NotFound()
         self.set_header("Content-Type", media_type)
         self.finish(path.read_bytes())

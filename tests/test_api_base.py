@@ -199,6 +199,15 @@ async def test_api_errors_carry_their_headers(api):
     assert reply.data == {"detail": "Slow down."}
 
 
+@pytest.mark.parametrize(
+    "path", ["/api/videos/%00/", "/api/videos/a%00b/progress/", "/api/stream/%00/x.m3u8"]
+)
+async def test_a_nul_in_a_path_parameter_is_a_json_400_whatever_the_route(api, services, path):
+    reply = await api.get(path, token=await make_user(services))
+    assert reply.code == 400
+    assert reply.data == {"detail": "The path holds a NUL character."}
+
+
 async def test_user_only_without_a_token_is_401(api):
     reply = await api.get("/probe/mine/")
     assert reply.code == 401

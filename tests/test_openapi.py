@@ -185,7 +185,7 @@ def test_a_new_module_with_headers_a_raw_body_and_options_is_documented_and_vali
     patch = item["patch"]
     assert list(patch["requestBody"]["content"]) == ["application/offset+octet-stream"]
     assert [p["name"] for p in patch["parameters"]] == ["upload_id", "Upload-Offset"]
-    assert set(patch["responses"]) == {"204", "401", "403", "404", "409", "410", "415"}
+    assert set(patch["responses"]) == {"204", "400", "401", "403", "404", "409", "410", "415"}
     assert "Upload-Offset" in patch["responses"]["204"]["headers"]
 
 

@@ -65,6 +65,26 @@ async def test_nothing_outside_web_or_missing_is_served(api, path):
     assert reply.data == {"detail": "Not found."}
 
 
+@pytest.mark.parametrize("path", ["/static/%00", "/static/js/%00main.js", "/static/app.css%00.js"])
+async def test_a_static_path_with_a_nul_byte_is_a_json_400(api, path):
+    reply = await api.get(path)
+    assert reply.code == 400
+    assert reply.data == {"detail": "The path holds a NUL character."}
+
+
+@pytest.mark.parametrize("path", ["/static/%ff", "/static/js/%c0%af.js"])
+async def test_a_static_path_that_is_not_utf8_is_a_json_400(api, path):
+    reply = await api.get(path)
+    assert reply.code == 400
+    assert reply.headers["Content-Type"].startswith("application/json")
+
+
+async def test_a_static_name_longer_than_the_file_system_allows_is_a_json_404(api):
+    reply = await api.get("/static/" + "x" * 300 + ".js")
+    assert reply.code == 404
+    assert reply.data == {"detail": "Not found."}
+
+
 async def test_a_file_of_an_unknown_type_under_web_is_not_served(api):
     reply = await api.get("/static/vendor/update.sh")
     assert reply.code == 404
