@@ -29,6 +29,7 @@ from models.users import User
 from services.container import Services
 
 log = logging.getLogger("videoflix.api")
+access_log = logging.getLogger("videoflix.access")
 
 # Access levels every handler method declares; anything else refuses to start.
 PUBLIC, USER, STAFF = "public", "user", "staff"
@@ -207,6 +208,22 @@ class BaseHandler(tornado.web.RequestHandler):
             raise NotVerified()
         if level == STAFF and not user.is_staff:
             raise Forbidden()
+
+    def on_connection_close(self) -> None:
+        """The client went before the answer (a body cut off short of its Content-Length, say): the
+        streamed body is failed so that the handler stops waiting, and the request is logged as a client
+        abort, at INFO: the client's doing, not the server's."""
+        super().on_connection_close()
+        if self.counted_in_flight:
+            self.services.metrics.in_flight.dec()
+            self.counted_in_flight = False  # the access log must not count it out again
+        millis = 1000.0 * self.request.request_time()
+        access_log.info(
+            "%s %s closed by the client before the answer %.1fms",
+            self.request.method,
+            loggable_path(self.request.path),
+            millis,
+        )
 
     @public
     def options(self, *args: str) -> None:
