@@ -181,10 +181,11 @@ class BaseHandler(tornado.web.RequestHandler):
     async def prepare(self) -> None:
         self.services.metrics.in_flight.inc()
         self.counted_in_flight = True  # the access log (handlers/app.py) counts it out
-        # No file, id or name holds a NUL, and the file system refuses one (ValueError): refused here,
-        # for every route. A path argument that is not UTF-8 is refused by Tornado before this (400).
+        # No file, id or name holds a NUL, so such a path names nothing (404), on every route, before the
+        # file system could refuse it (ValueError). A path argument that is not UTF-8 is refused by
+        # Tornado before this (400).
         if any("\x00" in arg for arg in (*self.path_args, *self.path_kwargs.values())):
-            raise APIError(400, "The path holds a NUL character.")
+            raise APIError(404)
         method = getattr(self, self.request.method.lower(), None)
         level = getattr(method, "access", None)
         self.current_user = None

@@ -38,7 +38,7 @@ SECURITY_SCHEME = {
     "description": "`Token <token>`, the token from `POST /api/accounts/login/` (or signup/verify).",
 }
 ERROR_TEXT = {
-    400: "Malformed JSON, field errors `{field: [sentence]}`, or a path that is not UTF-8 or holds NUL.",
+    400: "Malformed JSON, field errors `{field: [sentence]}`, or a path parameter that is not UTF-8.",
     401: "No valid token, or the account is not verified or not active.",
     403: "The caller may not do this.",
     404: "Not found.",
@@ -190,7 +190,7 @@ def error_statuses(level: str, op: Operation, has_path_params: bool) -> list[int
     if op.body is not None or op.raw_body is not None:
         statuses.add(415)
     if has_path_params:
-        statuses.update((400, 404))  # 400: a path parameter that is not UTF-8 or holds a NUL
+        statuses.update((400, 404))  # 400: a path parameter that is not UTF-8 (Tornado refuses it)
     return sorted(statuses - set(op.responses))
 
 
