@@ -88,6 +88,11 @@ def loads(body: bytes) -> Any:
     return orjson.loads(body)
 
 
+def validation_context(settings: Any) -> dict[str, Any]:
+    """The settings request fields are validated against, by name."""
+    return {"password_min_length": settings.accounts.password_min_length}
+
+
 GRANT_IN_PATH = re.compile(r"^/api/stream/[^/]+/")
 
 
@@ -258,12 +263,17 @@ class BaseHandler(tornado.web.RequestHandler):
         except ValueError as err:
             raise APIError(400, f"JSON parse error - {err}") from err
 
-    def parse(self, model: type[BaseModel], context: dict[str, Any] | None = None) -> Any:
+    def validation_context(self) -> dict[str, Any]:
+        """The settings that fields read when they validate (core.validation.min_length_from); the
+        OpenAPI document (handlers/schema.py) shows the same values."""
+        return validation_context(self.config)
+
+    def parse(self, model: type[BaseModel]) -> Any:
         """Validate the JSON body against a model: field errors answer 400 in DRF's shape."""
         body = self.json_body()
         if not isinstance(body, dict):
             raise APIError(400, "Expected a JSON object.")
-        return self.validate(model, body, context)
+        return self.validate(model, body, self.validation_context())
 
     @staticmethod
     def validate(model: type[BaseModel], data: dict[str, Any], context: dict[str, Any] | None = None) -> Any:
