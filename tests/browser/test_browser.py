@@ -200,10 +200,16 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A desktop page; whatever the Content-Security-Policy refused on it fails the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
+    refused: list[str] = []
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Security Policy" in message.text else None
+    )
     yield page
     context.close()
+    assert not refused, refused
 
 
 def shoot(page: Page, name: str) -> None:
