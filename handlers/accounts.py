@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field
 
 from core.validation import Body, Query, min_length_from
@@ -24,9 +24,16 @@ def valid_email(value: str) -> str:
     return value
 
 
-Email = Annotated[
-    str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(valid_email)
-]
+def special_use_domains() -> str:
+    """A pattern of the addresses whose domain email_validator refuses as special-use (RFC 6761: .test,
+    .localhost and the like), in any case: JSON-schema patterns have no flags."""
+    names = ["".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in n) for n in SPECIAL_USE_DOMAIN_NAMES]
+    return rf"\.(?:{'|'.join(names)})\.?$"
+
+
+# What valid_email accepts, declared: an e-mail address, and none at a special-use domain.
+EMAIL_SCHEMA = {"format": "email", "not": {"pattern": special_use_domains()}}
+Email = Annotated[str, Field(max_length=254, json_schema_extra=EMAIL_SCHEMA), AfterValidator(valid_email)]
 Name = Annotated[str, Field(max_length=150)]
 # accounts.password_min_length, which the document shows as the password's minLength
 Password = min_length_from("password_min_length")

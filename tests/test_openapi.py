@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from types import SimpleNamespace
 
@@ -271,3 +272,13 @@ def test_the_reset_code_in_a_body_is_declared_non_empty(document):
 def test_a_document_built_without_settings_shows_no_placeholder():
     document = build_document(HANDLER_MODULES, version="0")
     assert "x-min-length-setting" not in str(document)
+
+
+async def test_the_document_declares_that_special_use_domains_are_refused(api, document):
+    schema = body_schema(document, "/api/accounts/signup/")["properties"]["email"]
+    refused = re.compile(schema["not"]["pattern"])
+    for address in ("ann@example.test", "ann@mail.LOCALHOST", "ann@x.onion"):
+        assert refused.search(address)
+        reply = await api.post("/api/accounts/signup/", {"email": address, "password": "x" * 12})
+        assert reply.code == 400 and "email" in reply.data
+    assert not refused.search("ann@example.com")
