@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 # pydantic error types, and the sentence a DRF front-end shows for each.
 MESSAGES = {
@@ -48,6 +56,24 @@ def one_of(choices: tuple[str, ...]) -> Any:
         return value
 
     return Annotated[str, AfterValidator(check), Field(json_schema_extra={"enum": list(choices)})]
+
+
+# The JSON-schema key that names the setting a string's minimum length comes from; the document
+# generator (handlers/openapi.py) replaces it with `minLength` and the configured value.
+MIN_LENGTH_SETTING = "x-min-length-setting"
+
+
+def min_length_from(setting: str) -> Any:
+    """A string at least as long as the setting `setting` says: the value comes in the validation context
+    (the handler passes the settings), and the OpenAPI document carries it as `minLength`."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        minimum = (info.context or {})[setting]
+        if len(value) < minimum:
+            raise ValueError(f"Ensure this field has at least {minimum} characters.")
+        return value
+
+    return Annotated[str, AfterValidator(check), Field(json_schema_extra={MIN_LENGTH_SETTING: setting})]
 
 
 def message_for(error: dict) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+from pydantic import AfterValidator, Field
 
-from core.validation import Body, Query
-from handlers.base import BaseHandler, public, user_only
+from core.validation import Body, Query, min_length_from
+from handlers.base import APIError, BaseHandler, public, user_only
 from handlers.openapi import api
 from handlers.replies import EmailReply, SignupReply, Success, TokenReply, User, VerifiedReply
 from services.accounts import AccountService
@@ -24,20 +24,23 @@ def valid_email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, Field(max_length=254), AfterValidator(valid_email)]
+def special_use_domains() -> str:
+    """A pattern of the addresses whose domain email_validator refuses as special-use (RFC 6761: .test,
+    .localhost and the like), in any case: JSON-schema patterns have no flags."""
+    names = ["".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in n) for n in SPECIAL_USE_DOMAIN_NAMES]
+    return rf"\.(?:{'|'.join(names)})\.?$"
+
+
+# What valid_email accepts, declared: an e-mail address, and none at a special-use domain.
+EMAIL_SCHEMA = {"format": "email", "not": {"pattern": special_use_domains()}}
+Email = Annotated[str, Field(max_length=254, json_schema_extra=EMAIL_SCHEMA), AfterValidator(valid_email)]
 Name = Annotated[str, Field(max_length=150)]
+# accounts.password_min_length, which the document shows as the password's minLength
+Password = min_length_from("password_min_length")
 
 
 class PasswordBody(Body):
-    password: str
-
-    @field_validator("password")
-    @classmethod
-    def long_enough(cls, value: str, info: ValidationInfo) -> str:
-        minimum = (info.context or {}).get("password_min_length", 8)
-        if len(value) < minimum:
-            raise ValueError(f"Ensure this field has at least {minimum} characters.")
-        return value
+    password: Password
 
 
 class SignupBody(PasswordBody):
@@ -60,36 +63,38 @@ class ResetVerifiedBody(PasswordBody):
 
 
 class CodeQuery(Query):
-    code: str = Field("", description="The code from the mailed link.")
+    code: str = Field(min_length=1, description="The code from the mailed link.")
 
 
 class AccountHandler(BaseHandler):
-    """Shared by the account handlers: validation context and rate limits."""
-
-    def parse_body(self, model: type[Body]) -> Any:
-        """The validated body; passwords checked against the configured minimum length."""
-        return self.parse(model, context={"password_min_length": self.config.accounts.password_min_length})
+    """Shared by the account handlers: the service and rate limits."""
 
     @property
     def accounts(self) -> AccountService:
         return self.services.accounts
 
-    async def throttle(self, scope: str, spec: str, email: str | None = None) -> None:
-        """429 with Retry-After once this client address, or this e-mail, has used up its limit."""
-        keys = [f"ip:{self.client_ip()}"] + ([f"email:{email.strip().lower()}"] if email else [])
-        await self.services.throttle.check(scope, spec, keys)
+    async def throttled_body(self, model: type[Body], scope: str, spec: str) -> Any:
+        """The validated body of a rate-limited route: the client address is counted, and refused with
+        429, before the body is parsed (a malformed body counts too); then the body's e-mail."""
+        await self.services.throttle.check(scope, spec, [f"ip:{self.client_ip()}"])
+        body = self.parse(model)
+        await self.services.throttle.check(scope, spec, [f"email:{body.email.strip().lower()}"])
+        return body
 
     def code_param(self) -> str:
-        """The ?code= of a verify link."""
-        return self.query(CodeQuery).code
+        """The ?code= of a verify link. The document declares it required and non-empty; a missing or
+        empty one goes on to be refused as any wrong code is, in the contract's one sentence."""
+        try:
+            return self.query(CodeQuery).code
+        except APIError:
+            return ""
 
 
 class SignupHandler(AccountHandler):
     @api("Sign up; mails a verify link", body=SignupBody, responses={201: SignupReply}, throttled=True)
     @public
     async def post(self) -> None:
-        body = self.parse_body(SignupBody)
-        await self.throttle("signup", self.config.accounts.rate_limit_signup, body.email)
+        body = await self.throttled_body(SignupBody, "signup", self.config.accounts.rate_limit_signup)
         user, token = await self.accounts.signup(body.email, body.password, body.first_name, body.last_name)
         self.send_json(
             {"email": user.email, "first_name": user.first_name, "last_name": user.last_name, "token": token},
@@ -109,8 +114,7 @@ class LoginHandler(AccountHandler):
     @api("Log in: a token", body=LoginBody, responses={200: TokenReply}, errors=[401], throttled=True)
     @public
     async def post(self) -> None:
-        body = self.parse_body(LoginBody)
-        await self.throttle("login", self.config.accounts.rate_limit_login, body.email)
+        body = await self.throttled_body(LoginBody, "login", self.config.accounts.rate_limit_login)
         self.send_json({"token": await self.accounts.login(body.email, body.password)})
 
 
@@ -133,8 +137,8 @@ class PasswordResetHandler(AccountHandler):
     )
     @public
     async def post(self) -> None:
-        body = self.parse_body(EmailBody)
-        await self.throttle("password-reset", self.config.accounts.rate_limit_password_reset, body.email)
+        limit = self.config.accounts.rate_limit_password_reset
+        body = await self.throttled_body(EmailBody, "password-reset", limit)
         await self.accounts.request_password_reset(body.email)
         self.send_json({"email": body.email}, status=201)
 
@@ -151,7 +155,7 @@ class PasswordResetVerifiedHandler(AccountHandler):
     @api("Set a new password with a reset code", body=ResetVerifiedBody, responses={200: Success})
     @public
     async def post(self) -> None:
-        body = self.parse_body(ResetVerifiedBody)
+        body = self.parse(ResetVerifiedBody)
         await self.accounts.reset_password(body.code, body.password)
         self.send_json({"success": "Password reset."})
 
@@ -160,7 +164,7 @@ class PasswordChangeHandler(AccountHandler):
     @api("Change the password; other tokens revoked", body=PasswordBody, responses={200: Success})
     @user_only
     async def post(self) -> None:
-        body = self.parse_body(PasswordBody)
+        body = self.parse(PasswordBody)
         await self.accounts.change_password(self.current_user, body.password, self.token)
         self.send_json({"success": "Password changed."})
 
@@ -169,7 +173,7 @@ class EmailChangeHandler(AccountHandler):
     @api("Ask to change the e-mail address; mails a code", body=EmailBody, responses={201: EmailReply})
     @user_only
     async def post(self) -> None:
-        body = self.parse_body(EmailBody)
+        body = self.parse(EmailBody)
         await self.accounts.request_email_change(self.current_user, body.email)
         self.send_json({"email": body.email}, status=201)
 

@@ -12,11 +12,9 @@ import tornado.web
 
 from core.config import DEV_FRONTEND_ORIGIN
 from handlers import accounts, admin, categories, health, metrics, schema, stream, tus, videos, webapp
-from handlers.base import HTTP_METHODS, NotFoundHandler, check_access_declared, loggable_path
+from handlers.base import HTTP_METHODS, NotFoundHandler, access_log, check_access_declared, loggable_path
 from handlers.route_templates import routes_of
 from services.container import Services
-
-access_log = logging.getLogger("videoflix.access")
 
 # webapp last: its verify-page route must not shadow an API route.
 HANDLER_MODULES: list[ModuleType] = [

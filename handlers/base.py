@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+import orjson
 import tornado.web
 from pydantic import BaseModel, ValidationError
 
@@ -28,6 +29,7 @@ from models.users import User
 from services.container import Services
 
 log = logging.getLogger("videoflix.api")
+access_log = logging.getLogger("videoflix.access")
 
 # Access levels every handler method declares; anything else refuses to start.
 PUBLIC, USER, STAFF = "public", "user", "staff"
@@ -68,9 +70,27 @@ class APIError(tornado.web.HTTPError):
         self.headers = headers or {}
 
 
-def dumps(data: Any) -> str:
-    """The one JSON encoding of every answer, success or error: compact, dates and ids as strings."""
-    return json.dumps(data, separators=(",", ":"), default=str)
+# Dates, dataclasses and keys that are not strings come out as the json module wrote them.
+DUMPS_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+
+
+def dumps(data: Any) -> bytes:
+    """The one JSON encoding of every answer, success or error: compact UTF-8, dates and ids as strings."""
+    try:
+        return orjson.dumps(data, default=str, option=DUMPS_OPTIONS)
+    except orjson.JSONEncodeError:
+        # what orjson refuses to write (an int past 64 bits, a lone surrogate) is still an answer
+        return json.dumps(data, separators=(",", ":"), default=str).encode()
+
+
+def loads(body: bytes) -> Any:
+    """A JSON body, parsed no deeper than 1,024 levels (orjson's limit): ValueError when malformed."""
+    return orjson.loads(body)
+
+
+def validation_context(settings: Any) -> dict[str, Any]:
+    """The settings request fields are validated against, by name."""
+    return {"password_min_length": settings.accounts.password_min_length}
 
 
 GRANT_IN_PATH = re.compile(r"^/api/stream/[^/]+/")
@@ -166,6 +186,11 @@ class BaseHandler(tornado.web.RequestHandler):
     async def prepare(self) -> None:
         self.services.metrics.in_flight.inc()
         self.counted_in_flight = True  # the access log (handlers/app.py) counts it out
+        # No file, id or name holds a NUL, so such a path names nothing (404), on every route, before the
+        # file system could refuse it (ValueError). A path argument that is not UTF-8 is refused by
+        # Tornado before this (400).
+        if any("\x00" in arg for arg in (*self.path_args, *self.path_kwargs.values())):
+            raise APIError(404)
         method = getattr(self, self.request.method.lower(), None)
         level = getattr(method, "access", None)
         self.current_user = None
@@ -190,6 +215,22 @@ class BaseHandler(tornado.web.RequestHandler):
         if level == STAFF and not user.is_staff:
             raise Forbidden()
 
+    def on_connection_close(self) -> None:
+        """The client went before the answer (a body cut off short of its Content-Length, say): the
+        streamed body is failed so that the handler stops waiting, and the request is logged as a client
+        abort, at INFO: the client's doing, not the server's."""
+        super().on_connection_close()
+        if self.counted_in_flight:
+            self.services.metrics.in_flight.dec()
+            self.counted_in_flight = False  # the access log must not count it out again
+        millis = 1000.0 * self.request.request_time()
+        access_log.info(
+            "%s %s closed by the client before the answer %.1fms",
+            self.request.method,
+            loggable_path(self.request.path),
+            millis,
+        )
+
     @public
     def options(self, *args: str) -> None:
         """CORS preflight: allowed origins get the methods and headers they may use."""
@@ -209,7 +250,8 @@ class BaseHandler(tornado.web.RequestHandler):
         return method is not None and hasattr(method, "access")
 
     def json_body(self) -> Any:
-        """The request body as JSON: 415 when it is declared as something else, 400 when malformed."""
+        """The request body as JSON: 415 when it is declared as something else, 400 when malformed or
+        nested too deep (never a RecursionError: the parser stops at a fixed depth)."""
         content_type = self.request.headers.get("Content-Type", "application/json")
         media_type = content_type.split(";")[0].strip().lower()
         if media_type and media_type != "application/json" and not media_type.endswith("+json"):
@@ -217,16 +259,21 @@ class BaseHandler(tornado.web.RequestHandler):
         if not self.request.body:
             return {}
         try:
-            return json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError) as err:
+            return loads(self.request.body)
+        except ValueError as err:
             raise APIError(400, f"JSON parse error - {err}") from err
 
-    def parse(self, model: type[BaseModel], context: dict[str, Any] | None = None) -> Any:
+    def validation_context(self) -> dict[str, Any]:
+        """The settings that fields read when they validate (core.validation.min_length_from); the
+        OpenAPI document (handlers/schema.py) shows the same values."""
+        return validation_context(self.config)
+
+    def parse(self, model: type[BaseModel]) -> Any:
         """Validate the JSON body against a model: field errors answer 400 in DRF's shape."""
         body = self.json_body()
         if not isinstance(body, dict):
             raise APIError(400, "Expected a JSON object.")
-        return self.validate(model, body, context)
+        return self.validate(model, body, self.validation_context())
 
     @staticmethod
     def validate(model: type[BaseModel], data: dict[str, Any], context: dict[str, Any] | None = None) -> Any:

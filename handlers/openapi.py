@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
+from core.validation import MIN_LENGTH_SETTING
 from handlers.base import PUBLIC, STAFF, USER
 from handlers.replies import Detail, FieldErrors
 from handlers.route_templates import Route, implemented, routes_of
@@ -38,7 +39,7 @@ SECURITY_SCHEME = {
     "description": "`Token <token>`, the token from `POST /api/accounts/login/` (or signup/verify).",
 }
 ERROR_TEXT = {
-    400: "Malformed JSON, or field errors `{field: [sentence]}`.",
+    400: "Malformed JSON, field errors `{field: [sentence]}`, or a path parameter that is not UTF-8.",
     401: "No valid token, or the account is not verified or not active.",
     403: "The caller may not do this.",
     404: "Not found.",
@@ -135,14 +136,16 @@ def api(
 
 
 class Components:
-    """The shared schemas, collected as models are referenced."""
+    """The shared schemas, collected as models are referenced; `settings` gives the values of
+    constraints that come from the configuration (core.validation.min_length_from)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
         self.schemas: dict[str, Any] = {}
+        self.settings = settings or {}
 
     def schema(self, kind: Any, mode: str = "serialization") -> dict[str, Any]:
         """The JSON schema of a model or type, its definitions moved to components."""
-        schema = TypeAdapter(kind).json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+        schema = self.json_schema(kind, mode)
         for name, definition in schema.pop("$defs", {}).items():
             self.add(name, definition)
         if isinstance(kind, type) and issubclass(kind, BaseModel) and "$ref" not in schema:
@@ -150,11 +153,30 @@ class Components:
             return {"$ref": REF.format(model=kind.__name__)}
         return schema
 
+    def json_schema(self, kind: Any, mode: str) -> dict[str, Any]:
+        """pydantic's schema, with each configured minimum length written out as `minLength`."""
+        schema = TypeAdapter(kind).json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+        return with_settings(schema, self.settings)
+
     def add(self, name: str, definition: dict[str, Any]) -> None:
         """Keep a named schema; two different ones under one name would make wrong references."""
         known = self.schemas.setdefault(name, definition)
         if known != definition:
             raise ValueError(f"two different schemas are both named {name!r}")
+
+
+def with_settings(schema: Any, settings: dict[str, Any]) -> Any:
+    """The schema with every `x-min-length-setting: name` replaced by `minLength` and that setting's
+    value (left out when the document is built without settings, as the tests' checker does)."""
+    if isinstance(schema, list):
+        return [with_settings(item, settings) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: with_settings(value, settings) for key, value in schema.items()}
+    setting = result.pop(MIN_LENGTH_SETTING, None)
+    if setting is not None and setting in settings:
+        result["minLength"] = settings[setting]
+    return result
 
 
 def reply_object(status: int, reply: Any, components: Components) -> dict[str, Any]:
@@ -190,7 +212,7 @@ def error_statuses(level: str, op: Operation, has_path_params: bool) -> list[int
     if op.body is not None or op.raw_body is not None:
         statuses.add(415)
     if has_path_params:
-        statuses.add(404)
+        statuses.update((400, 404))  # 400: a path parameter that is not UTF-8 (Tornado refuses it)
     return sorted(statuses - set(op.responses))
 
 
@@ -203,7 +225,7 @@ def error_object(status: int, components: Components) -> dict[str, Any]:
 
 def query_parameters(model: type[BaseModel], components: Components) -> list[dict[str, Any]]:
     """One `in: query` parameter per field of a query model."""
-    schema = TypeAdapter(model).json_schema(ref_template=REF, mode="validation")
+    schema = components.json_schema(model, "validation")
     for name, definition in schema.pop("$defs", {}).items():
         components.add(name, definition)
     required = set(schema.get("required", ()))
@@ -234,7 +256,7 @@ def body_object(op: Operation, components: Components) -> dict[str, Any]:
     assert op.body is not None
     if op.body_media_type == JSON:
         return {"required": True, "content": {JSON: {"schema": components.schema(op.body, "validation")}}}
-    schema = TypeAdapter(op.body).json_schema(ref_template=REF, mode="validation")
+    schema = components.json_schema(op.body, "validation")
     for name, definition in schema.pop("$defs", {}).items():
         components.add(name, definition)
     schema.pop("title", None)
@@ -301,11 +323,16 @@ def operation_object(route: Route, name: str, components: Components) -> dict[st
 
 
 def build_document(
-    modules: Iterable[ModuleType], *, version: str, servers: list[dict[str, str]] | None = None
+    modules: Iterable[ModuleType],
+    *,
+    version: str,
+    servers: list[dict[str, str]] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of these handler modules; methods that declare nothing are left out
-    (tests/test_openapi.py fails on them)."""
-    components = Components()
+    (tests/test_openapi.py fails on them). `settings`: the validation context the handlers use
+    (handlers.base.validation_context), whose values constraints such as a minimum length show."""
+    components = Components(settings)
     paths: dict[str, dict[str, Any]] = {}
     for route in routes_of(modules):
         for name in implemented(route.handler):

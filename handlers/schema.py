@@ -34,7 +34,10 @@ class SchemaHandler(BaseHandler):
             public_url = getattr(self.config.server, "public_url", None)
             servers = [{"url": public_url.rstrip("/") + "/"}] if public_url else None
             settings["openapi_document"] = build_document(
-                settings["handler_modules"], version=project_version(), servers=servers
+                settings["handler_modules"],
+                version=project_version(),
+                servers=servers,
+                settings=self.validation_context(),
             )
         return settings["openapi_document"]
 

@@ -114,7 +114,8 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
             self.send_error(err.status_code, exc_info=(type(err), err, None))
 
     def on_connection_close(self) -> None:
-        """A client that went away mid-upload leaves no file behind."""
+        """A client that went away mid-upload leaves no file behind (and is logged as an abort)."""
+        super().on_connection_close()
         if self.upload is not None:
             self.upload.discard()
             self.upload = None

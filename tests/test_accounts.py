@@ -30,6 +30,32 @@ async def verified_user(api, mailbox, email="ann@example.com", password=PASSWORD
     return reply.data["token"]
 
 
+# --- hostile bodies -------------------------------------------------------------------------------
+
+
+async def test_login_answers_400_to_a_body_nested_100000_deep_and_logs_one_short_line(api, caplog):
+    with caplog.at_level("INFO"):
+        reply = await api.post(
+            f"{ACCOUNTS}/login/", body="[" * 100_000, headers={"Content-Type": "application/json"}
+        )
+    assert reply.code == 400
+    assert reply.data["detail"].startswith("JSON parse error")
+    assert "Traceback" not in caplog.text
+    assert len(caplog.text) < 300, caplog.text
+
+
+async def test_malformed_login_bodies_count_against_the_client_limit_before_they_are_parsed(api, settings):
+    limit = int(settings.accounts.rate_limit_login.split("/")[0])
+    deep = {"body": "[" * 100_000, "headers": {"Content-Type": "application/json"}}
+    for _ in range(limit):
+        assert (await api.post(f"{ACCOUNTS}/login/", **deep)).code == 400
+    reply = await api.post(f"{ACCOUNTS}/login/", **deep)
+    assert reply.code == 429
+    assert reply.headers["Retry-After"]
+    reply = await api.post(f"{ACCOUNTS}/login/", {"email": "ann@example.com", "password": PASSWORD})
+    assert reply.code == 429
+
+
 # --- signup and verification ----------------------------------------------------------------------
 
 

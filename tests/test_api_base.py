@@ -145,6 +145,23 @@ async def test_malformed_json_is_a_json_400(api):
     assert reply.data["detail"].startswith("JSON parse error")
 
 
+async def test_a_body_nested_deeper_than_the_recursion_limit_is_a_json_400_not_a_crash(api, caplog):
+    with caplog.at_level("ERROR"):
+        reply = await api.post(
+            "/probe/echo/", body="[" * 100_000, headers={"Content-Type": "application/json"}
+        )
+    assert reply.code == 400
+    assert reply.data["detail"].startswith("JSON parse error")
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+
+
+async def test_a_body_nested_two_hundred_deep_still_reaches_the_handler(api):
+    reply = await api.post(
+        "/probe/echo/", body="[" * 200 + "]" * 200, headers={"Content-Type": "application/json"}
+    )
+    assert reply.code == 201
+
+
 async def test_a_body_that_is_not_json_is_a_json_415(api):
     reply = await api.post(
         "/probe/echo/", body="a=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
@@ -180,6 +197,15 @@ async def test_api_errors_carry_their_headers(api):
     assert reply.code == 429
     assert reply.headers["Retry-After"] == "7"
     assert reply.data == {"detail": "Slow down."}
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/videos/%00/", "/api/videos/a%00b/progress/", "/api/stream/%00/x.m3u8"]
+)
+async def test_a_nul_in_a_path_parameter_is_a_json_404_whatever_the_route(api, services, path):
+    reply = await api.get(path, token=await make_user(services))
+    assert reply.code == 404
+    assert reply.data == {"detail": "Not found."}
 
 
 async def test_user_only_without_a_token_is_401(api):

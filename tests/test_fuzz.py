@@ -2,16 +2,23 @@
 
 Routes come from handlers.app.HANDLER_MODULES, so a new route is fuzzed without touching this file; path
 groups get real ids (a category, a ready video, a user) or hostile text. Requests are written byte by byte
-on a socket, so invalid UTF-8 reaches the server in paths, queries, headers and bodies. Bounded for CI
-(FUZZ_EXAMPLES per test, 150 by default; set it higher by hand).
+on a socket, so invalid UTF-8 reaches the server in paths, queries, headers and bodies. Besides the
+random requests: every path segment of every route with a NUL or invalid UTF-8 in it, every JSON body
+nested past the interpreter's recursion limit, and bodies cut off before their Content-Length. Bounded
+for CI (FUZZ_EXAMPLES per test, 150 by default; set it higher by hand).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import os
 import re
+import sys
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handlers.app import HANDLER_MODULES
-from handlers.route_templates import routes_of
+from handlers.openapi import build_document
+from handlers.route_templates import implemented, routes_of
 from models.categories import Categories
 from models.videos import new_video
 from tests.conftest import make_token
@@ -51,6 +59,8 @@ HOSTILE_TEXT = [
     "x" * 300,
     "{}",
 ]
+# A NUL and invalid UTF-8, percent-encoded as a client would send them, for any path segment.
+HOSTILE_SEGMENTS = [b"%00", b"a%00b", b"%ff", b"%c0%af", b"%ed%a0%80"]
 NUMBERS = [1e308 * 10, float("nan"), -0.0, 2**64, -(2**63) - 1, 10**400, 1e-320, True, None, "12", [], {}]
 
 
@@ -116,7 +126,11 @@ class Nested:
 
 def bodies() -> st.SearchStrategy[tuple[bytes | Nested, str | None]]:
     objects = st.dictionaries(st.sampled_from(FIELD_NAMES), json_values(), max_size=5).map(encode_json)
+    past_the_recursion_limit = sys.getrecursionlimit() + 1
     deep = st.integers(min_value=100, max_value=100_000).map(lambda n: Nested(n, b"[", b"]"))
+    deeper = st.integers(min_value=past_the_recursion_limit, max_value=100_000).map(
+        lambda n: Nested(n, b"[", b"")  # never closed, as in the attack on login
+    )
     deep_objects = st.integers(min_value=100, max_value=5_000).map(lambda n: Nested(n, b'{"a":', b"}", b"1"))
     raw = st.one_of(
         st.binary(max_size=64),
@@ -156,7 +170,7 @@ def bodies() -> st.SearchStrategy[tuple[bytes | Nested, str | None]]:
             "image/gif",
         ]
     )
-    return st.tuples(st.one_of(objects, deep, deep_objects, raw, multipart), types)
+    return st.tuples(st.one_of(objects, deep, deeper, deep_objects, raw, multipart), types)
 
 
 def queries() -> st.SearchStrategy[bytes]:
@@ -248,6 +262,16 @@ def assert_contract(method: str, target: bytes, status: int, headers: dict[str, 
                 assert all(isinstance(message, str) for message in messages), where
 
 
+def with_hostile_segment(path: bytes, index: int | None, hostile: bytes) -> bytes:
+    """The path with its segment number `index` (of the non-empty ones) replaced by hostile bytes."""
+    if index is None:
+        return path
+    parts = path.split(b"/")
+    filled = [i for i, part in enumerate(parts) if part] or [1]
+    parts[filled[index % len(filled)]] = hostile
+    return b"/".join(parts)
+
+
 def path_for(route, seed: Seed, hostile: str | None) -> bytes:
     """The route's template with ids of the seeded documents (or hostile text) in its groups."""
     path = route.template.encode()
@@ -288,6 +312,9 @@ def build_request(method: str, target: bytes, headers: list[tuple[bytes, bytes]]
     method=st.sampled_from(METHODS),
     who=st.sampled_from(["staff", "user", "nobody", "junk"]),
     hostile_path=st.one_of(st.none(), st.sampled_from([*HOSTILE_TEXT, "\xff", "%c0%af"])),
+    hostile_segment=st.one_of(
+        st.none(), st.tuples(st.integers(min_value=0, max_value=8), st.sampled_from(HOSTILE_SEGMENTS))
+    ),
     query=queries(),
     body=bodies(),
     extra_header=st.sampled_from(
@@ -302,12 +329,24 @@ def build_request(method: str, target: bytes, headers: list[tuple[bytes, bytes]]
 )
 @FUZZ
 def test_no_route_answers_500_to_hostile_requests(
-    seed, http_server, http_server_port, io_loop, route, method, who, hostile_path, query, body, extra_header
+    seed,
+    http_server,
+    http_server_port,
+    io_loop,
+    route,
+    method,
+    who,
+    hostile_path,
+    hostile_segment,
+    query,
+    body,
+    extra_header,
 ):
     payload, content_type = body
     if isinstance(payload, Nested):
         payload = payload.render()
-    target = path_for(route, seed, hostile_path) + (b"?" + query if query else b"")
+    path = with_hostile_segment(path_for(route, seed, hostile_path), *(hostile_segment or (None, b"")))
+    target = path + (b"?" + query if query else b"")
     target = quote_controls(target)
     headers: list[tuple[bytes, bytes]] = []
     token = {"staff": seed.staff, "user": seed.user, "junk": "\xff" * 3, "nobody": None}[who]
@@ -371,3 +410,162 @@ def test_a_query_parameter_that_is_not_utf8_answers_a_page_not_a_500(
     assert status in (200, 400), body
     assert_contract("GET", target, status, headers, body)
     assert re.match(rb"^[\x20-\x7e]*$", body)
+
+
+def token_for(seed: Seed, operation: dict[str, Any]) -> str | None:
+    """The token an operation's access level asks for (none for public ones)."""
+    return {"staff": seed.staff, "user": seed.user}.get(operation.get("x-access", ""))
+
+
+def test_a_nul_or_invalid_utf8_in_any_path_segment_of_any_route_answers_400_or_404(
+    seed, http_server, http_server_port, io_loop
+):
+    document = build_document(HANDLER_MODULES, version="0")["paths"]
+    requests = []
+    for route in ROUTES:
+        path = path_for(route, seed, None)
+        for name in implemented(route.handler):
+            if name == "options":
+                continue  # a CORS preflight answers 204 on any path, the catch-all's too
+            token = token_for(seed, document[route.template][name])
+            headers = [(b"Authorization", b"Token " + token.encode())] if token else []
+            segments = len([part for part in path.split(b"/") if part]) or 1
+            for index in range(segments):
+                for hostile in HOSTILE_SEGMENTS:
+                    target = with_hostile_segment(path, index, hostile)
+                    requests.append((name.upper(), target, build_request(name.upper(), target, headers, b"")))
+
+    async def run() -> list[tuple[str, bytes, int, dict[str, str], bytes]]:
+        answers = []
+        for method, target, request in requests:
+            answers.append((method, target, *await raw_request(http_server_port[1], request)))
+        return answers
+
+    for method, target, status, headers, body in io_loop.run_sync(run, timeout=120):
+        # a hostile segment where the route has a literal one is no route (404), a 405 or 401 is fine
+        assert status in (400, 401, 403, 404, 405), (method, target, status)
+        assert_contract(method, target, status, headers, body)
+
+
+def test_every_json_body_nested_past_the_recursion_limit_answers_400_or_429(
+    seed, http_server, http_server_port, io_loop
+):
+    document = build_document(HANDLER_MODULES, version="0")["paths"]
+    deep = b"[" * (sys.getrecursionlimit() * 100)
+    sent = 0
+    for route in ROUTES:
+        for name, operation in document[route.template].items():
+            if "application/json" not in operation.get("requestBody", {}).get("content", {}):
+                continue
+            token = token_for(seed, operation)
+            headers = [(b"Content-Type", b"application/json")]
+            headers += [(b"Authorization", b"Token " + token.encode())] if token else []
+            target = path_for(route, seed, None)
+            request = build_request(name.upper(), target, headers, deep)
+            status, answer_headers, body = io_loop.run_sync(
+                lambda r=request: raw_request(http_server_port[1], r)
+            )
+            assert status in (400, 429), (name, target, status, body)
+            assert_contract(name.upper(), target, status, answer_headers, body)
+            if status == 400:
+                assert json.loads(body)["detail"].startswith("JSON parse error"), body
+            sent += 1
+    assert sent >= 10  # every JSON body of the API: accounts, categories, videos, admin
+
+
+@contextmanager
+def server_log() -> Any:
+    """Everything the server logs meanwhile (it runs in this process), as text."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+async def send_cut_off(port: int, request: bytes) -> bytes:
+    """Send a request whose body stops short of its Content-Length, then stop sending; the server must
+    close the connection (whatever it answered first) within a few seconds."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        writer.write_eof()
+        return await asyncio.wait_for(reader.read(-1), 5)
+    except ConnectionResetError:
+        return b""  # closed while bytes were unread on its side: a reset is a close too
+    finally:
+        writer.close()
+
+
+BODY_ROUTES = [
+    (route, name.upper())
+    for route in ROUTES
+    for name in implemented(route.handler)
+    if name in ("post", "put", "patch")
+]
+
+
+@given(
+    target=st.sampled_from(BODY_ROUTES),
+    who=st.sampled_from(["staff", "user", "nobody"]),
+    content_type=st.sampled_from(
+        [b"application/json", b"multipart/form-data; boundary=b", b"application/offset+octet-stream"]
+    ),
+    promised=st.integers(min_value=1, max_value=1 << 20),
+    fraction=st.floats(min_value=0, max_value=0.99),
+)
+@settings(FUZZ, max_examples=max(EXAMPLES // 3, 20))
+def test_a_body_cut_off_mid_way_is_closed_and_never_logged_as_a_500(
+    seed, http_server, http_server_port, io_loop, target, who, content_type, promised, fraction
+):
+    route, method = target
+    path = path_for(route, seed, None)
+    sent = b'{"email": "' + b"x" * promised
+    sent = sent[: int(promised * fraction)]
+    headers = [(b"Content-Type", content_type), (b"Tus-Resumable", b"1.0.0"), (b"Upload-Offset", b"0")]
+    token = {"staff": seed.staff, "user": seed.user, "nobody": None}[who]
+    if token:
+        headers.append((b"Authorization", b"Token " + token.encode()))
+    head = build_request(method, path, headers, b"").replace(
+        b"Content-Length: 0", b"Content-Length: " + str(promised).encode()
+    )
+    with server_log() as log:
+        answer = io_loop.run_sync(lambda: send_cut_off(http_server_port[1], head + sent), timeout=10)
+        io_loop.run_sync(lambda: asyncio.sleep(0.05))  # the server's own close callbacks run
+    if answer:  # refused before the body (401, 403, 413, 415): an answer, then the close
+        status = int(answer.split(b" ", 2)[1])
+        assert status < 500, (method, path, answer[:300])
+    text = log.getvalue()
+    assert "ERROR" not in text and " 500 " not in text, text
+
+
+def test_an_upload_cut_off_mid_way_is_logged_as_a_client_abort_and_counted_out(
+    seed, http_server, http_server_port, io_loop, services, settings
+):
+    staff = [
+        (b"Content-Type", b"multipart/form-data; boundary=b"),
+        (b"Authorization", b"Token " + seed.staff.encode()),
+    ]
+    head = build_request("POST", b"/api/videos/", staff, b"").replace(
+        b"Content-Length: 0", b"Content-Length: 500000"
+    )
+    part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n' + b"\0" * 1000
+    with server_log() as log:
+        answer = io_loop.run_sync(lambda: send_cut_off(http_server_port[1], head + part), timeout=10)
+        io_loop.run_sync(lambda: asyncio.sleep(0.05))
+    assert answer == b""  # closed, with nothing to say
+    assert log.getvalue().splitlines() == [
+        line for line in log.getvalue().splitlines() if line.startswith("INFO")
+    ]
+    assert "POST /api/videos/ closed by the client before the answer" in log.getvalue()
+    assert services.metrics.in_flight._value.get() == 0  # the in-flight gauge is not left at 1
+    uploads = list(Path(settings.media.root).rglob("*"))
+    assert not [p for p in uploads if p.is_file()], uploads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from types import SimpleNamespace
 
@@ -185,7 +186,7 @@ def test_a_new_module_with_headers_a_raw_body_and_options_is_documented_and_vali
     patch = item["patch"]
     assert list(patch["requestBody"]["content"]) == ["application/offset+octet-stream"]
     assert [p["name"] for p in patch["parameters"]] == ["upload_id", "Upload-Offset"]
-    assert set(patch["responses"]) == {"204", "401", "403", "404", "409", "410", "415"}
+    assert set(patch["responses"]) == {"204", "400", "401", "403", "404", "409", "410", "415"}
     assert "Upload-Offset" in patch["responses"]["204"]["headers"]
 
 
@@ -209,3 +210,75 @@ def test_route_groups_become_path_parameters_named_after_the_handler_method():
     assert named.parameters == (("upload_id", "[0-9a-f]{32}"),)
     with pytest.raises(ValueError, match="plain or named groups"):
         route_of(r"/api/(?:a|b)/", Files)
+
+
+# --- the constraints the code enforces ------------------------------------------------------------
+
+
+@pytest.fixture
+def settings_overrides():
+    return {"accounts": {"password_min_length": 12}}
+
+
+def body_schema(document, template, method="post"):
+    ref = document["paths"][template][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["/api/accounts/signup/", "/api/accounts/password/change/", "/api/accounts/password/reset/verified/"],
+)
+async def test_the_password_minimum_in_the_document_is_the_configured_one_the_server_enforces(
+    api, document, template
+):
+    assert body_schema(document, template)["properties"]["password"]["minLength"] == 12
+    reply = await api.post("/api/accounts/signup/", {"email": "ann@example.com", "password": "x" * 11})
+    assert reply.data == {"password": ["Ensure this field has at least 12 characters."]}
+    reply = await api.post("/api/accounts/signup/", {"email": "ann@example.com", "password": "x" * 12})
+    assert reply.code == 201
+
+
+@pytest.mark.parametrize(
+    "template", ["/api/accounts/signup/", "/api/accounts/password/reset/", "/api/accounts/email/change/"]
+)
+def test_every_email_the_server_checks_is_declared_an_email(document, template):
+    assert body_schema(document, template)["properties"]["email"]["format"] == "email"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "/api/accounts/signup/verify/",
+        "/api/accounts/password/reset/verify/",
+        "/api/accounts/email/change/verify/",
+    ],
+)
+async def test_codes_are_declared_required_and_non_empty_and_a_missing_one_fails_as_a_wrong_one(
+    api, document, template
+):
+    [code] = [p for p in document["paths"][template]["get"]["parameters"] if p["name"] == "code"]
+    assert code["required"] is True and code["schema"]["minLength"] == 1
+    reply = await api.get(template)
+    assert (reply.code, reply.data) == (400, {"detail": "Unable to verify user."})
+
+
+def test_the_reset_code_in_a_body_is_declared_non_empty(document):
+    schema = body_schema(document, "/api/accounts/password/reset/verified/")
+    assert schema["properties"]["code"]["minLength"] == 1
+    assert set(schema["required"]) == {"code", "password"}
+
+
+def test_a_document_built_without_settings_shows_no_placeholder():
+    document = build_document(HANDLER_MODULES, version="0")
+    assert "x-min-length-setting" not in str(document)
+
+
+async def test_the_document_declares_that_special_use_domains_are_refused(api, document):
+    schema = body_schema(document, "/api/accounts/signup/")["properties"]["email"]
+    refused = re.compile(schema["not"]["pattern"])
+    for address in ("ann@example.test", "ann@mail.LOCALHOST", "ann@x.onion"):
+        assert refused.search(address)
+        reply = await api.post("/api/accounts/signup/", {"email": address, "password": "x" * 12})
+        assert reply.code == 400 and "email" in reply.data
+    assert not refused.search("ann@example.com")

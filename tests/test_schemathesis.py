@@ -1,9 +1,11 @@
 """schemathesis over the OpenAPI document, against the real server.py on a loopback port.
 
-Every operation gets generated requests (a few by default; SCHEMATHESIS_EXAMPLES=N for more by hand),
-with the token its access level asks for: staff operations the staff token, user operations a verified
-user's. No answer may be a 500, and every answer must be what the document says: its status, its
-content type and its body's schema.
+Every operation gets generated requests, valid and invalid (a few by default; SCHEMATHESIS_EXAMPLES=N
+for more by hand), then a stateful run chains operations along the links schemathesis infers (an id one
+answer gives, another takes). Each test case, and each stateful run, logs in afresh for the token its
+access level asks for, so that a fuzzed logout, password change or deactivation silences nothing after
+it. No answer may be a 500, every answer must be what the document says (status, content type, body
+schema), and a request the document calls valid must not be refused as malformed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -25,8 +28,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import Failure
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -39,9 +44,43 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "6"))
 # tus PATCH bodies are raw bytes in their own media type (handlers/tus.py)
 schemathesis.openapi.media_type("application/offset+octet-stream", st.binary(max_size=256))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+STATEFUL_RUNS = int(os.environ.get("SCHEMATHESIS_STATEFUL_RUNS", "15"))
 STAFF = ("fuzz-staff@example.com", "a-staff-password")
 PASSWORD = "a-user-password"
+# What no document can promise: a code or a file that is well-formed yet wrong. These 400s are the
+# rules' verdicts (the contract's sentence, or a field error naming the upload), not malformed requests.
+VERDICTS = [{"detail": "Unable to verify user."}]
+VERDICT_FIELDS = ("file",)
+
+
+# Where the document declares every constraint the code checks (issue 17, point 6). Elsewhere a few
+# are still checked by hand only (a slug derived from the name, a job type from the settings, a
+# position below 0, a null title, tus headers): adding a prefix here holds its routes to the same.
+DECLARES_ITS_CONSTRAINTS = ("/api/accounts/",)
+
+
+def valid_data_accepted(ctx: Any, response: Any, case: Any) -> bool | None:
+    """schemathesis' positive_data_acceptance where the document declares its constraints, less the
+    verdicts on codes and uploads above."""
+    if not case.operation.path.startswith(DECLARES_ITS_CONSTRAINTS):
+        return None
+    try:
+        return positive_data_acceptance(ctx, response, case)
+    except Failure:
+        if response.status_code == 400:
+            body = json.loads(response.content or b"null")
+            if body in VERDICTS or (isinstance(body, dict) and set(body) <= set(VERDICT_FIELDS)):
+                return None
+        raise
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    valid_data_accepted,
+]
 
 
 class Server:
@@ -60,7 +99,11 @@ class Server:
             HOST="127.0.0.1",
         )
         config = tmp / "config.yaml"
-        config.write_text("accounts:\n  bcrypt_rounds: 4\n")
+        # every case logs in afresh: the rate limits would otherwise answer 429 to the rest
+        limits = "".join(
+            f"  rate_limit_{name}: 100000/60\n" for name in ("login", "signup", "password_reset")
+        )
+        config.write_text("accounts:\n  bcrypt_rounds: 4\n" + limits)
         self.log = tmp / "server.log"
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
@@ -117,18 +160,44 @@ def verified_user(server: Server, email: str) -> str:
     return server.call("POST", "/api/accounts/login/", {"email": email, "password": PASSWORD})[1]["token"]
 
 
+class Accounts:
+    """Fresh tokens on demand: a login per test case. A user whose login fails (a fuzzed password
+    change, a deactivation) is replaced by a new verified one."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.emails = {"staff": STAFF[0]}
+        self.made = 0
+
+    def password(self, role: str) -> str:
+        return STAFF[1] if role == "staff" else PASSWORD
+
+    def token(self, role: str) -> str:
+        """A new token for the role: staff, user, or logout (whose tokens logging out revokes)."""
+        email = self.emails.get(role)
+        if email is not None:
+            try:
+                body = {"email": email, "password": self.password(role)}
+                return self.server.call("POST", "/api/accounts/login/", body)[1]["token"]
+            except urllib.error.HTTPError:
+                if role == "staff":
+                    raise
+        self.made += 1
+        self.emails[role] = f"fuzz-{role}-{self.made}@example.com"
+        return verified_user(self.server, self.emails[role])
+
+    def tokens(self) -> dict[str, str]:
+        """A fresh token of every role."""
+        return {role: self.token(role) for role in ("staff", "user", "logout")}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("schemathesis")
     running = Server(tmp)
     try:
-        login = {"email": STAFF[0], "password": STAFF[1]}
-        running.tokens = {
-            "staff": running.call("POST", "/api/accounts/login/", login)[1]["token"],
-            "user": verified_user(running, "fuzz-user@example.com"),
-            # logging out revokes every token of its user: it gets a user of its own
-            "logout": verified_user(running, "fuzz-logout@example.com"),
-        }
+        running.accounts = Accounts(running)
+        running.tokens = running.accounts.tokens()
         clip = make_clip(Path(tmp) / "fuzz.mp4", "160x120", 1.0, audio=False).read_bytes()
         running.known = known_ids(running, clip)
         yield running
@@ -163,12 +232,12 @@ def api_schema(server):
     return schemathesis.openapi.from_url(server.url + "/api/schema/")
 
 
-def token_for(server: Server, operation: dict[str, Any], path: str) -> str | None:
-    """The token the operation's access level asks for (none for public operations)."""
+def role_for(operation: dict[str, Any], path: str) -> str | None:
+    """The role whose token the operation's access level asks for (none for public operations)."""
     level = operation.get("x-access")
     if level is None:
         return None
-    return server.tokens["logout" if "/logout/" in path else level]
+    return "logout" if "/logout/" in path else level
 
 
 # The operations, known without a server: the document is generated from the code. Deletions last,
@@ -186,8 +255,7 @@ OPERATIONS = sorted(
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_every_operation_answers_as_documented_and_never_500(api_schema, server, method, path):
     operation = api_schema[path][method]
-    token = token_for(server, operation.definition.raw, path)
-    headers = {"Authorization": f"Token {token}"} if token else {}
+    role = role_for(operation.definition.raw, path)
 
     valid_and_invalid = operation.as_strategy() | operation.as_strategy(GenerationMode.NEGATIVE)
     names = [p["name"] for p in operation.definition.raw.get("parameters", []) if p["in"] == "path"]
@@ -209,6 +277,35 @@ def test_every_operation_answers_as_documented_and_never_500(api_schema, server,
         # before any handler runs (RFC 9112 3.2), which is HTTP framing, not an answer of this API.
         if case.headers:
             case.headers = {k: v for k, v in case.headers.items() if k.lower() != "host"}
+        headers = {"Authorization": f"Token {server.accounts.token(role)}"} if role else {}
         case.call_and_validate(base_url=server.url, headers=headers, checks=CHECKS, timeout=10)
 
     answers_as_documented()
+
+
+def test_chains_of_operations_answer_as_documented_and_never_500(api_schema, server):
+    assert api_schema.as_state_machine().schema.statistic.transitions.total > 0, "no links inferred"
+
+    class Chains(api_schema.as_state_machine()):
+        def setup(self) -> None:
+            self.tokens = server.accounts.tokens()  # a fresh token of each role per run
+
+        def get_call_kwargs(self, case) -> dict[str, Any]:
+            role = role_for(case.operation.definition.raw, case.operation.path)
+            headers = {"Authorization": f"Token {self.tokens[role]}"} if role else {}
+            return {"base_url": server.url, "headers": headers, "timeout": 10}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs, recorder=self.recorder)
+
+    Chains.run(
+        settings=settings(
+            max_examples=STATEFUL_RUNS,
+            stateful_step_count=6,
+            deadline=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
+    )

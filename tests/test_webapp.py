@@ -65,6 +65,26 @@ async def test_nothing_outside_web_or_missing_is_served(api, path):
     assert reply.data == {"detail": "Not found."}
 
 
+@pytest.mark.parametrize("path", ["/static/%00", "/static/js/%00main.js", "/static/app.css%00.js"])
+async def test_a_static_path_with_a_nul_byte_is_a_json_404(api, path):
+    reply = await api.get(path)
+    assert reply.code == 404
+    assert reply.data == {"detail": "Not found."}
+
+
+@pytest.mark.parametrize("path", ["/static/%ff", "/static/js/%c0%af.js"])
+async def test_a_static_path_that_is_not_utf8_is_a_json_400(api, path):
+    reply = await api.get(path)
+    assert reply.code == 400
+    assert reply.headers["Content-Type"].startswith("application/json")
+
+
+async def test_a_static_name_longer_than_the_file_system_allows_is_a_json_404(api):
+    reply = await api.get("/static/" + "x" * 300 + ".js")
+    assert reply.code == 404
+    assert reply.data == {"detail": "Not found."}
+
+
 async def test_a_file_of_an_unknown_type_under_web_is_not_served(api):
     reply = await api.get("/static/vendor/update.sh")
     assert reply.code == 404
@@ -109,3 +129,32 @@ def test_every_vendored_file_is_pinned_in_versions():
         assert re.search(re.escape(name) + r"\d+\.\d+\.\d+", versions), name
     for name in ("swagger-ui-bundle.js", "swagger-ui.css", "hls.min.js", "tus.min.js"):
         assert (WEB / "vendor" / name).stat().st_size > 10_000
+
+
+# --- browser headers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/api/docs/", "/signup/verify/", "/static/js/main.js"])
+async def test_pages_forbid_other_scripts_and_framing_and_keep_the_referrer_to_the_origin(api, path):
+    reply = await api.get(path)
+    assert reply.code == 200
+    policy = dict(
+        directive.strip().split(" ", 1) for directive in reply.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["script-src"] == "'self'"
+    assert policy["style-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert policy["object-src"] == "'none'"
+    assert "blob:" in policy["media-src"]  # hls.js plays through MediaSource
+    assert reply.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert reply.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("page", sorted(WEB.glob("*.html")), ids=lambda p: p.name)
+def test_our_pages_hold_no_inline_script_or_style_that_the_policy_would_block(page):
+    html = page.read_text()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "an inline <script>"
+    assert "<style" not in html, "an inline <style>"
+    assert not re.search(r"\son\w+=", html), "an inline event handler"
+    assert not re.search(r"\sstyle=", html), "an inline style attribute"

@@ -200,10 +200,16 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A desktop page; whatever the Content-Security-Policy refused on it fails the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
+    refused: list[str] = []
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Security Policy" in message.text else None
+    )
     yield page
     context.close()
+    assert not refused, refused
 
 
 def shoot(page: Page, name: str) -> None:
@@ -216,6 +222,16 @@ def log_in(page: Page, server: Server, email: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#catalogue")).to_be_visible()
+
+
+def wait_until(page: Page, expression: str, timeout: float = 30_000) -> None:
+    """Poll a JavaScript expression until it is true (milliseconds). Playwright's wait_for_function
+    evaluates strings with eval, which the pages' Content-Security-Policy refuses; evaluate does not."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout / 1000:.0f} s: {expression}")
+        page.wait_for_timeout(100)
 
 
 def current_time(page: Page) -> float:
@@ -257,7 +273,7 @@ def test_a_new_user_signs_up_verifies_from_the_mail_and_watches_switches_quality
 
     tile.click()
     expect(page.get_by_role("heading", name=ready_video["title"])).to_be_visible()
-    page.wait_for_function("document.querySelector('#player')?.currentTime >= 5", timeout=30_000)
+    wait_until(page, "document.querySelector('#player')?.currentTime >= 5", timeout=30_000)
     shoot(page, "player-desktop")
 
     quality = page.locator("#quality")
@@ -265,22 +281,20 @@ def test_a_new_user_signs_up_verifies_from_the_mail_and_watches_switches_quality
     quality.select_option(label="120p")
     expect(page.locator("#playing-level")).to_have_text("Playing 120p")
     before = current_time(page)
-    page.wait_for_function(f"document.querySelector('#player')?.currentTime > {before + 0.5}", timeout=15_000)
+    wait_until(page, f"document.querySelector('#player')?.currentTime > {before + 0.5}", timeout=15_000)
 
     paused = page.evaluate(
         "(() => { const p = document.querySelector('#player'); p.pause(); return p.currentTime; })()"
     )
     # Pausing saves the position (unless the 5 s save just wrote one within half a second of it).
-    page.wait_for_function(
-        f"Math.abs(Number(document.querySelector('#saved')?.dataset.position) - {paused}) < 0.6"
-    )
+    wait_until(page, f"Math.abs(Number(document.querySelector('#saved')?.dataset.position) - {paused}) < 0.6")
     saved = float(page.locator("#saved").get_attribute("data-position"))
     assert saved >= 5
     status, progress = server.call("GET", f"/api/videos/{ready_video['id']}/progress/", token=_token(page))
     assert (status, progress["position"]) == (200, saved)
 
     page.reload()
-    page.wait_for_function("document.querySelector('#player')?.currentTime > 0", timeout=20_000)
+    wait_until(page, "document.querySelector('#player')?.currentTime > 0", timeout=20_000)
     assert saved - 1 <= current_time(page) <= saved + 4, "the player resumes where the viewer paused"
 
     page.goto(server.url + "/#/")
@@ -297,7 +311,7 @@ def test_the_catalogue_and_the_player_fit_a_phone_screen(browser, server, staff_
         )
         shoot(page, "catalogue-phone")
         page.locator(f'[data-video="{ready_video["id"]}"]').first.click()
-        page.wait_for_function("document.querySelector('#player')?.currentTime > 1", timeout=30_000)
+        wait_until(page, "document.querySelector('#player')?.currentTime > 1", timeout=30_000)
         width = page.locator("#player").bounding_box()["width"]
         assert 300 <= width <= PHONE["width"]
         shoot(page, "player-phone")
@@ -323,7 +337,7 @@ def test_staff_upload_a_clip_through_the_page_and_see_it_become_ready(page, serv
     shoot(page, "upload-ready")
 
     page.get_by_role("link", name="Watch “Uploaded from the page”").click()
-    page.wait_for_function("document.querySelector('#player')?.currentTime > 0.5", timeout=30_000)
+    wait_until(page, "document.querySelector('#player')?.currentTime > 0.5", timeout=30_000)
 
 
 def tus_offered(server: Server) -> bool:
@@ -345,7 +359,7 @@ def test_a_resumable_upload_cut_by_a_reload_continues_when_the_same_file_is_chos
     page.get_by_label("File").set_input_files(str(clips["feature"]))
     page.get_by_label("Title").fill("Resumed after a reload")
     page.get_by_role("button", name="Upload").click()
-    page.wait_for_function("document.querySelector('#upload-progress')?.value >= 20", timeout=30_000)
+    wait_until(page, "document.querySelector('#upload-progress')?.value >= 20", timeout=30_000)
     page.reload()  # the upload is cut half-way
 
     cdp.send("Network.emulateNetworkConditions", {**throttled, "uploadThroughput": -1})

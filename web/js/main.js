@@ -30,6 +30,13 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Set through the CSSOM: the Content-Security-Policy (style-src 'self') refuses style attributes.
+function watchedBar(fraction) {
+  const bar = el("span");
+  bar.style.width = `${(fraction * 100).toFixed(1)}%`;
+  return bar;
+}
+
 function render(...nodes) {
   if (leaving) leaving();
   leaving = null;
@@ -209,9 +216,9 @@ function tile(video, categoryName) {
     video.thumbnail_url
       ? el("img", { src: video.thumbnail_url, alt: "", loading: "lazy" })
       : el("div", { class: "noimg" }),
-    fraction > 0 ? el("div", { class: "watched" }, el("span", { style: `width:${(fraction * 100).toFixed(1)}%` })) : null,
+    fraction > 0 ? el("div", { class: "watched" }, watchedBar(fraction)) : null,
     el("div", { class: "title" }, video.title),
-    categoryName ? el("div", { class: "muted", style: "padding:0 8px 6px" }, categoryName) : null,
+    categoryName ? el("div", { class: "muted tile-category" }, categoryName) : null,
   );
 }
 
