@@ -34,6 +34,8 @@ access_log = logging.getLogger("videoflix.access")
 # Access levels every handler method declares; anything else refuses to start.
 PUBLIC, USER, STAFF = "public", "user", "staff"
 HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
+# nginx's status for a request whose client closed the connection before the answer.
+CLIENT_ABORT = 499
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -217,19 +219,18 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def on_connection_close(self) -> None:
         """The client went before the answer (a body cut off short of its Content-Length, say): the
-        streamed body is failed so that the handler stops waiting, and the request is logged as a client
-        abort, at INFO: the client's doing, not the server's."""
+        streamed body is failed so that the handler stops waiting, and the request is logged once as a
+        client abort, at INFO: the client's doing, not the server's."""
         super().on_connection_close()
-        if self.counted_in_flight:
-            self.services.metrics.in_flight.dec()
-            self.counted_in_flight = False  # the access log must not count it out again
-        millis = 1000.0 * self.request.request_time()
-        access_log.info(
-            "%s %s closed by the client before the answer %.1fms",
-            self.request.method,
-            loggable_path(self.request.path),
-            millis,
-        )
+        if not self._finished:
+            self.log_client_abort()
+
+    def log_client_abort(self) -> None:
+        """The access line with status 499 (nginx's name for a client that closed first); it also
+        counts the request out of the in-flight gauge."""
+        self.set_status(CLIENT_ABORT, "Client Closed Request")
+        self.application.log_request(self)
+        self.counted_in_flight = False  # the access log must not count it out again
 
     @public
     def options(self, *args: str) -> None:

@@ -18,8 +18,6 @@ from handlers.base import BaseHandler, loggable_path
 
 log = logging.getLogger("videoflix.api")
 
-CLIENT_ABORT = 499
-
 
 class StreamedBodyHandler(BaseHandler):
     """Counts the body as it arrives, cuts off a stalled one, and logs a client that goes mid-body."""
@@ -77,10 +75,7 @@ class StreamedBodyHandler(BaseHandler):
     def on_connection_close(self) -> None:
         """Subclasses release what they hold first, then call this."""
         self._stop_stall_timer()
-        aborted = not self._finished and not self.body_complete()
         super().on_connection_close()  # Tornado ends the request: the body will not come
-        if aborted:
-            self.log_client_abort()
 
     def on_finish(self) -> None:
         self._stop_stall_timer()
@@ -96,5 +91,4 @@ class StreamedBodyHandler(BaseHandler):
             self.body_received,
             f" of {declared}" if declared else "",
         )
-        self.set_status(CLIENT_ABORT, "Client Closed Request")
-        self.application.log_request(self)  # the access log line, and the request's metrics
+        super().log_client_abort()

@@ -115,7 +115,6 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
 
     def on_connection_close(self) -> None:
         """A client that went away mid-upload leaves no file behind (and is logged as an abort)."""
-        super().on_connection_close()
         if self.upload is not None:
             self.upload.discard()
             self.upload = None

@@ -565,7 +565,7 @@ def test_an_upload_cut_off_mid_way_is_logged_as_a_client_abort_and_counted_out(
     assert log.getvalue().splitlines() == [
         line for line in log.getvalue().splitlines() if line.startswith("INFO")
     ]
-    assert "POST /api/videos/ closed by the client before the answer" in log.getvalue()
+    assert "POST /api/videos/ 499" in log.getvalue()
     assert services.metrics.in_flight._value.get() == 0  # the in-flight gauge is not left at 1
     uploads = list(Path(settings.media.root).rglob("*"))
     assert not [p for p in uploads if p.is_file()], uploads
