@@ -102,9 +102,16 @@ def check_shared_media(settings: Settings, root: Path) -> None:
 
 
 def use_temporary_media(settings: Settings, database: Database) -> Path | None:
-    """An in-memory server keeps its media in a temporary folder removed at exit: no file outlives the
-    documents that point at it."""
+    """An in-memory server with no MEDIA_ROOT set keeps its media in a temporary folder removed at exit:
+    no file outlives the documents that point at it. A MEDIA_ROOT the deployer set is honoured."""
     if not database.in_memory or settings.media.storage != "local":
+        return None
+    if settings.media.root is not None:
+        log.warning(
+            "IN-MEMORY DATABASE: media go to MEDIA_ROOT %s and stay there after exit, but the videos "
+            "that name them are forgotten",
+            settings.media.root,
+        )
         return None
     folder = Path(tempfile.mkdtemp(prefix="videoflix-media-"))
     atexit.register(shutil.rmtree, folder, True)  # also when serving ends by an exception

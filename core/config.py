@@ -167,7 +167,11 @@ class AccountSettings(Section):
 
 
 class MediaSettings(Section):
-    root: str = Field("media", description="Folder for uploads and HLS output (relative: to server.py).")
+    root: str | None = Field(
+        None,
+        description="Folder for uploads and HLS output (relative: to server.py); none: `media` beside "
+        "server.py, or with the in-memory database a temporary folder removed at exit.",
+    )
     max_upload_mb: int = Field(4096, ge=1, description="Largest upload accepted, in MiB.")
     min_free_mb: int = Field(
         256, ge=0, description="Free space MEDIA_ROOT keeps beyond an upload; less answers 507."

@@ -13,9 +13,12 @@ from cachetools import LRUCache
 FOLDER_CACHE = 4096
 
 
-def media_root(configured: str) -> Path:
-    """MEDIA_ROOT as an absolute path: a relative one is taken beside server.py."""
-    root = Path(configured)
+DEFAULT_ROOT = "media"
+
+
+def media_root(configured: str | None) -> Path:
+    """MEDIA_ROOT as an absolute path: a relative one is taken beside server.py; none is `media`."""
+    root = Path(configured or DEFAULT_ROOT)
     return root if root.is_absolute() else Path(__file__).resolve().parent.parent / root
 
 

@@ -189,7 +189,9 @@ def test_admin_environment_makes_a_verified_staff_user_at_start(config_file):
 
 async def test_admin_bootstrap_is_idempotent_and_promotes_an_existing_user(services, db, hasher, clock):
     accounts = services.accounts
-    plain = await accounts.users.create("Boss@Example.com", await hasher.hash("old-password"), clock())
+    plain = await accounts.users.create(
+        "Boss@Example.com", await hasher.hash("old-password"), clock(), is_verified=True
+    )
     settings = load_settings(
         None, environ={"SECRET_KEY": "k", "ADMIN_EMAIL": "boss@example.com", "ADMIN_PASSWORD": "new-password"}
     )
