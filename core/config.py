@@ -138,6 +138,19 @@ class MediaSettings(Section):
     upload_expiry_h: float = Field(
         24, gt=0, description="Hours a resumable (tus) upload may sit unfinished before it expires."
     )
+    max_duration_s: float = Field(
+        4 * 3600, gt=0, description="Longest source accepted, in seconds, as the probe reads it."
+    )
+    max_pixels: int = Field(
+        7680 * 4320, ge=64 * 64, description="Largest picture a source may have, in pixels (width x height)."
+    )
+    max_fps: float = Field(240, gt=0, description="Highest frame rate a source may have.")
+    probe_memory_mb: int = Field(
+        1024,
+        ge=16,
+        description="Address space the probe of an upload may use, in MiB (FFmpeg's libraries take ~270).",
+    )
+    probe_timeout_s: float = Field(30.0, gt=0, description="Seconds the probe of an upload may take.")
     grant_max_age_s: int = Field(
         6 * 3600, ge=60, description="Seconds a stream URL (its signed grant) stays valid."
     )

@@ -56,6 +56,7 @@ class JobSpec:
     nice: int
     progress_interval_s: float = 0.5
     remux: bool = True  # copy what is already good: the video as the top rung, the AAC into every rung
+    max_pixels: int | None = None  # decoders refuse a larger picture (one a later frame may claim)
 
 
 @dataclass
@@ -136,13 +137,24 @@ def transcode(spec: JobSpec) -> Outcome:
     cancel_path = out_dir / CANCEL_FILE
     rungs = list(spec.rungs)
     remux = spec.remux and can_remux(
-        spec.info, rungs, spec.settings, lambda: max_keyframe_gap(Path(spec.source), spec.info.duration)
+        spec.info,
+        rungs,
+        spec.settings,
+        lambda: max_keyframe_gap(Path(spec.source), spec.info.duration, container=spec.info.container),
     )
     copy_audio = spec.remux and can_copy_audio(
-        spec.info, spec.settings, lambda: audio_start_gap(Path(spec.source))
+        spec.info, spec.settings, lambda: audio_start_gap(Path(spec.source), spec.info.container)
     )
     args = ffmpeg_command(
-        spec.ffmpeg, Path(spec.source), out_dir, spec.info, rungs, spec.settings, remux, copy_audio
+        spec.ffmpeg,
+        Path(spec.source),
+        out_dir,
+        spec.info,
+        rungs,
+        spec.settings,
+        remux,
+        copy_audio,
+        max_pixels=spec.max_pixels,
     )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(

@@ -19,7 +19,7 @@ from bson import ObjectId
 
 from models.jobs import Jobs
 from services.container import build_services
-from tests.media import multipart
+from tests.media import make_long_claim, multipart
 from tests.transcoding.conftest import fake_wrapper
 from tests.transcoding.helpers import (
     alive,
@@ -274,6 +274,26 @@ async def test_a_source_that_is_not_a_video_fails_at_once_without_retries(db, se
     )
     doc = await wait_for_status(db, str(video.inserted_id), "failed")
     assert doc["error"] == "The file is not a video FFmpeg can read."
+    assert (await db.jobs.find_one({}))["attempts"] == 1
+
+
+async def test_a_source_inserted_by_an_admin_that_claims_ten_hours_fails_at_once_naming_the_limit(
+    db, settings, clock, api, tmp_path
+):
+    imports = Path(settings.media.root) / "imports"
+    imports.mkdir(parents=True)
+    make_long_claim(imports / "long.mkv")
+    video = await db.videos.insert_one(
+        {
+            "title": "t",
+            "status": "pending",
+            "source": "imports/long.mkv",
+            "created_at": clock(),
+            "renditions": [],
+        }
+    )
+    doc = await wait_for_status(db, str(video.inserted_id), "failed")
+    assert doc["error"] == "The video lasts 10:00:01, longer than the 4:00:00 allowed (media.max_duration_s)."
     assert (await db.jobs.find_one({}))["attempts"] == 1
 
 
