@@ -254,6 +254,9 @@ class TranscodeSettings(Section):
     retry_base_s: float = Field(30.0, gt=0, description="First retry delay; doubles each attempt.")
     timeout_base_s: float = Field(120.0, gt=0, description="FFmpeg timeout: this much ...")
     timeout_factor: float = Field(10.0, ge=0, description="... plus this many times the source's duration.")
+    stall_s: float = Field(
+        120.0, gt=0, description="FFmpeg is stopped once it has encoded nothing new for this many seconds."
+    )
     progress_interval_s: float = Field(
         0.5, gt=0, description="Least time between two progress writes of one video."
     )

@@ -198,6 +198,7 @@ class TranscodeJobs(JobType):
             timeout_s=self.settings.timeout_base_s + self.settings.timeout_factor * info.duration,
             nice=self.settings.nice,
             progress_interval_s=min(0.5, self.settings.progress_interval_s),
+            stall_s=self.settings.stall_s,
             max_pixels=limits.decoder_max_pixels,
         )
         return spec, info.duration

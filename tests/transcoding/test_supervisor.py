@@ -57,6 +57,25 @@ async def test_ffmpeg_that_hangs_is_killed_at_the_timeout_and_the_video_fails_af
     assert await gone(pid)
 
 
+async def test_an_encode_whose_output_stops_advancing_is_killed_long_before_its_timeout(
+    api, staff_token, clips, db, settings, fake_ffmpeg
+):
+    settings.transcode.stall_s = 1.0
+    settings.transcode.timeout_base_s = 600.0
+    settings.transcode.max_attempts = 1
+    runs = fake_ffmpeg("stall")  # it keeps reporting, but the same 0.3 s
+    video_id = await upload(api, staff_token, clips["small"])
+    pid = await running_ffmpeg(runs)
+    started = time.monotonic()
+    doc = await wait_for_status(db, video_id, "failed", timeout=20)
+    assert time.monotonic() - started < 10
+    assert doc["error"] == (
+        "Transcoding failed after 1 attempts: FFmpeg encoded nothing new for 1 s (stuck at 0.3 s of 1.0 s) "
+        "and was stopped."
+    )
+    assert await gone(pid)
+
+
 async def test_a_failing_ffmpeg_is_retried_with_back_off_then_fails_with_a_readable_error(
     api, staff_token, clips, db, fake_ffmpeg, clock, services
 ):
