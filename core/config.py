@@ -185,6 +185,19 @@ class MediaSettings(Section):
         description="Unfinished resumable (tus) uploads one staff user may have at once; their declared "
         "lengths are reserved against the free space.",
     )
+    max_duration_s: float = Field(
+        4 * 3600, gt=0, description="Longest source accepted, in seconds, as the probe reads it."
+    )
+    max_pixels: int = Field(
+        7680 * 4320, ge=64 * 64, description="Largest picture a source may have, in pixels (width x height)."
+    )
+    max_fps: float = Field(240, gt=0, description="Highest frame rate a source may have.")
+    probe_memory_mb: int = Field(
+        1024,
+        ge=16,
+        description="Address space the probe of an upload may use, in MiB (FFmpeg's libraries take ~270).",
+    )
+    probe_timeout_s: float = Field(30.0, gt=0, description="Seconds the probe of an upload may take.")
     grant_max_age_s: int = Field(
         6 * 3600, ge=60, description="Seconds a stream URL (its signed grant) stays valid."
     )
@@ -288,6 +301,9 @@ class TranscodeSettings(Section):
     retry_base_s: float = Field(30.0, gt=0, description="First retry delay; doubles each attempt.")
     timeout_base_s: float = Field(120.0, gt=0, description="FFmpeg timeout: this much ...")
     timeout_factor: float = Field(10.0, ge=0, description="... plus this many times the source's duration.")
+    stall_s: float = Field(
+        120.0, gt=0, description="FFmpeg is stopped once it has encoded nothing new for this many seconds."
+    )
     progress_interval_s: float = Field(
         0.5, gt=0, description="Least time between two progress writes of one video."
     )

@@ -9,6 +9,7 @@ from typing import Any
 from bson import ObjectId
 
 from core.clock import Clock, isoformat
+from core.config import MediaSettings
 from core.errors import Conflict, InvalidField, NotFound
 from core.media import MediaStore, remove_tree
 from core.storage import MediaStorage, file_chunks
@@ -21,8 +22,8 @@ from models.users import User
 from models.videos import READY, VideoQuery, Videos, new_video, playable_path
 from services.grants import Grants
 from services.jobs import JobQueue
-from services.transcoding import TRANSCODE, transcode_key
-from transcode.probe import NotAVideo, probe
+from services.transcoding import TRANSCODE, source_limits, transcode_key
+from transcode.probe import NotAVideo, OverLimit, probe
 
 log = logging.getLogger("videoflix.catalogue")
 
@@ -46,6 +47,7 @@ class CatalogueService:
         clock: Clock,
         *,
         playable_for_everyone: bool = False,
+        media_settings: MediaSettings | None = None,
     ) -> None:
         self.categories = categories
         self.videos = videos
@@ -57,6 +59,7 @@ class CatalogueService:
         self.clock = clock
         # Users see ready videos, and (if so configured) those that can be watched while they transcode.
         self.playable_for_everyone = playable_for_everyone
+        self.media_settings = media_settings or MediaSettings()  # the limits an upload must keep
 
     # --- categories ---------------------------------------------------------------------------
 
@@ -160,9 +163,11 @@ class CatalogueService:
         """Register a streamed upload: probe it, then create the video (pending) and its job."""
         category_id = await self.category_by_id_or_slug(category, "category") if category else None
         try:
-            info = await probe(path)
+            info = await probe(path, limits=source_limits(self.media_settings))
         except NotAVideo as err:
             raise InvalidField("file", f"{err} Upload a video file.") from err
+        except OverLimit as err:
+            raise InvalidField("file", str(err)) from err
         if info.still:
             raise InvalidField("file", "The file is a still image, not a video. Upload a video file.")
         source = self.media.relative(path)

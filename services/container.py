@@ -151,7 +151,17 @@ def build_services(
     upload_files = UploadFiles(Uploads(db), media, clock)
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
-        TranscodeJobs(videos, jobs, media, storage, pool, settings.transcode, clock=clock, metrics=metrics),
+        TranscodeJobs(
+            videos,
+            jobs,
+            media,
+            storage,
+            pool,
+            settings.transcode,
+            media_settings=settings.media,
+            clock=clock,
+            metrics=metrics,
+        ),
     ]
     queue = JobQueue(
         jobs,
@@ -192,6 +202,7 @@ def build_services(
         queue,
         clock,
         playable_for_everyone=settings.catalogue.playable_while_processing == "everyone",
+        media_settings=settings.media,
     )
     return Services(
         settings=settings,

@@ -19,7 +19,7 @@ from typing import Any
 from bson import ObjectId
 
 from core.clock import Clock, utcnow
-from core.config import TranscodeSettings
+from core.config import MediaSettings, TranscodeSettings
 from core.media import MediaStore, remove_tree
 from core.metrics import Metrics
 from core.storage import MediaStorage, StorageUnavailable
@@ -30,13 +30,24 @@ from services.live_ladder import LiveLadderUpload
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import EncodeSettings, plan_rungs
 from transcode.pool import TranscodePool
-from transcode.probe import NotAVideo, probe
+from transcode.probe import SourceLimits, SourceRefused, probe
 from transcode.worker import CANCEL_FILE, CANCELLED, DONE, INVALID, JobSpec, Outcome
 
 log = logging.getLogger("videoflix.transcode")
 
 TRANSCODE = "transcode"
 NOT_PLAYABLE = {"playable": False, "live_path": None}
+
+
+def source_limits(media: MediaSettings) -> SourceLimits:
+    """What a source may claim, and what probing it may cost, from the media settings."""
+    return SourceLimits(
+        max_duration_s=media.max_duration_s,
+        max_pixels=media.max_pixels,
+        max_fps=media.max_fps,
+        memory_mb=media.probe_memory_mb,
+        timeout_s=media.probe_timeout_s,
+    )
 
 
 def transcode_key(video_id: ObjectId | str) -> str:
@@ -63,6 +74,7 @@ class TranscodeJobs(JobType):
         pool: TranscodePool,
         settings: TranscodeSettings,
         *,
+        media_settings: MediaSettings | None = None,
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
     ) -> None:
@@ -72,6 +84,7 @@ class TranscodeJobs(JobType):
         self.storage = storage
         self.pool = pool
         self.settings = settings
+        self.media_settings = media_settings or MediaSettings()  # the limits a source must keep
         self.clock = clock
         self.metrics = metrics
         self.concurrency = pool.workers
@@ -162,9 +175,10 @@ class TranscodeJobs(JobType):
             await self.videos.update(video_id, started, self.clock())
             await ctx.progress(STARTED_PERCENT)
         source = await self._fetch_source(video_id, video.get("source") or "")
+        limits = source_limits(self.media_settings)
         try:
-            info = await probe(source)
-        except NotAVideo as err:
+            info = await probe(source, limits=limits)
+        except SourceRefused as err:
             raise PermanentError(str(err)) from err
         fields: dict[str, Any] = {"transcode_progress": STARTED_PERCENT, "error": None}
         if video.get("status") != READY:  # a ready video stays playable while it is re-made
@@ -184,6 +198,8 @@ class TranscodeJobs(JobType):
             timeout_s=self.settings.timeout_base_s + self.settings.timeout_factor * info.duration,
             nice=self.settings.nice,
             progress_interval_s=min(0.5, self.settings.progress_interval_s),
+            stall_s=self.settings.stall_s,
+            max_pixels=limits.decoder_max_pixels,
         )
         return spec, info.duration
 

@@ -6,6 +6,7 @@ Usage: fake_ffmpeg.py MODE STATE_DIR REAL_FFMPEG [ffmpeg arguments...]
   crash  die of SIGSEGV
   fail   complain on stderr and exit 1
   slow   print progress slowly for ~1 s, then run the real FFmpeg
+  stall  advance to 0.3 s, then keep reporting that same time for ever (an encode that is stuck)
   flaky  fail the first time (per STATE_DIR), run the real FFmpeg after
 Each run appends a line to STATE_DIR/runs.
 """
@@ -35,6 +36,12 @@ elif mode == "crash":
 elif mode == "fail":
     sys.stderr.write("fake_ffmpeg: Invalid data found when processing input\n")
     sys.exit(1)
+elif mode == "stall":
+    for step in range(4):
+        progress(0.1 * step)
+    while True:
+        progress(0.3)
+        time.sleep(0.1)
 elif mode == "slow":
     for step in range(5):
         progress(0.2 * step)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import uuid
+import zlib
 from pathlib import Path
 
 from transcode.ffmpeg import ffmpeg_binary
@@ -90,3 +92,69 @@ def multipart(
         )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def run_ffmpeg(*args: str) -> None:
+    """FFmpeg, quiet, overwriting."""
+    subprocess.run(
+        [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=60
+    )
+
+
+def make_long_claim(path: Path, seconds: int = 36_000) -> Path:
+    """A tiny MKV of two frames, the second at `seconds` in: a file of a few KB that lasts 10 hours."""
+    run_ffmpeg(
+        *["-f", "lavfi", "-i", "testsrc=size=64x48:rate=1", "-frames:v", "2"],
+        *["-vf", f"setpts=N*{seconds}/TB", "-fps_mode", "passthrough"],
+        *["-c:v", "libx264", "-preset", "ultrafast", str(path)],
+    )
+    return path
+
+
+def make_fast(path: Path, fps: int = 1000) -> Path:
+    """A clip of 50 frames at `fps` frames per second (in Matroska: no stated average rate)."""
+    run_ffmpeg(
+        *["-f", "lavfi", "-i", f"testsrc=size=64x48:rate={fps}", "-frames:v", "50"],
+        *["-c:v", "libx264", "-preset", "ultrafast", str(path)],
+    )
+    return path
+
+
+def solid_png(width: int, height: int, grey: int = 0x60) -> bytes:
+    """A valid 8-bit greyscale PNG of one colour, made row by row (a 16000x16000 one is ~280 KB and takes
+    this process a few MB): every row after the first is 'same as above' (PNG filter 2), all zeros."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    deflate = zlib.compressobj(6)
+    parts = [deflate.compress(b"\x00" + bytes([grey]) * width)]
+    same = b"\x02" + bytes(width)
+    for done in range(1, height, 256):
+        parts.append(deflate.compress(same * min(256, height - done)))
+    parts.append(deflate.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+    )
+
+
+def make_huge_frames(path: Path, width: int = 16000, height: int = 16000) -> Path:
+    """An MKV of two solid width x height PNG frames at 1 fps, copied in without re-encoding (~560 KB)."""
+    pictures = path.with_suffix(".png")
+    pictures.write_bytes(solid_png(width, height) * 2)
+    run_ffmpeg("-f", "png_pipe", "-framerate", "1", "-i", str(pictures), "-c", "copy", str(path))
+    pictures.unlink()
+    return path
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """A JPEG's (width, height), read from its frame header (the source probe opens no image2 file)."""
+    at = 2
+    while at + 9 < len(data):
+        marker, length = data[at + 1], struct.unpack(">H", data[at + 2 : at + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[at + 5 : at + 9])
+            return width, height
+        at += 2 + length
+    raise ValueError("no JPEG frame header")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from transcode.ffmpeg import input_args
 from transcode.probe import MediaInfo
 from transcode.storyboard import Storyboard
 
@@ -207,8 +208,12 @@ def ffmpeg_command(
     settings: EncodeSettings,
     remux: bool = False,
     copy_audio: bool = False,
+    max_pixels: int | None = None,
 ) -> list[str]:
     """The single FFmpeg command that writes every rung's playlist and segments, and the thumbnail.
+
+    The source is opened as every source is (`input_args`): the file protocol alone, with the format the
+    probe found, and decoders that refuse a picture above `max_pixels` (one a later frame may claim).
 
     Playlists grow as HLS EVENT playlists (a player can watch while the encode runs; FFmpeg writes each
     one to a temporary file and renames it), and segments are written under a temporary name until they
@@ -237,8 +242,8 @@ def ffmpeg_command(
     )
     args = [
         ffmpeg,
-        *["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats", "-i"],
-        str(source),
+        *["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats"],
+        *input_args(str(source), info.container, max_pixels),
     ]
     args += ["-filter_complex", ";".join(graph)]
     for i in range(count):

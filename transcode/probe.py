@@ -7,17 +7,47 @@ import contextlib
 import itertools
 import json
 import re
+import resource
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from transcode.ffmpeg import ffmpeg_binary, ffprobe_binary
+from transcode.ffmpeg import demuxer_name, ffmpeg_binary, ffprobe_binary, input_args
 
-PROBE_TIMEOUT_S = 30.0
+MIB = 1024 * 1024
+# The video packets whose times give the frame rate of a source that states no average rate.
+RATE_PACKETS = 120
 
 
-class NotAVideo(Exception):
-    """The file has no video stream FFmpeg can read; the message is a sentence for the user."""
+class SourceRefused(Exception):
+    """The file is not a source we transcode; the message is a sentence for the user."""
+
+
+class NotAVideo(SourceRefused):
+    """The file has no video stream FFmpeg can read (or is in a format we do not open)."""
+
+
+class OverLimit(SourceRefused):
+    """The file claims more than a limit allows (length, picture size, frame rate), or reading it takes
+    more memory or time than the probe may use; the message names the limit."""
+
+
+@dataclass(frozen=True)
+class SourceLimits:
+    """What a source may claim, and what probing it may cost (config's media.* settings)."""
+
+    max_duration_s: float = 4 * 3600
+    max_pixels: int = 7680 * 4320
+    max_fps: float = 240
+    memory_mb: int = 1024
+    timeout_s: float = 30.0
+
+    @property
+    def decoder_max_pixels(self) -> int:
+        """The cap FFmpeg's decoders are given: a little above the limit, for the padding some decoders add
+        to a picture's width, so that a source at the limit is refused by the sentence, not the decoder."""
+        return self.max_pixels + self.max_pixels // 8
 
 
 @dataclass(frozen=True)
@@ -41,6 +71,8 @@ class MediaInfo:
     audio_channels: int = 0
     audio_rate: int = 0  # samples per second
     audio_kbps: int = 0
+    container: str = ""  # the demuxer the probe found ("mov", "matroska"...), which the transcode uses
+    rate: float = 0.0  # frames per second: the stated average, else measured on the first packets; 0: unknown
 
 
 def displayed(width: int, height: int, rotation: int) -> tuple[int, int]:
@@ -108,7 +140,21 @@ def from_ffprobe(data: dict) -> MediaInfo:
         profile=video.get("profile", ""),
         level=int(video.get("level") or 0) if str(video.get("level") or "0").lstrip("-").isdigit() else 0,
         **audio_fields(next((s for s in streams if s.get("codec_type") == "audio"), None)),
+        container=demuxer_name((data.get("format") or {}).get("format_name", "")),
+        rate=parse_rate(video.get("avg_frame_rate")) or packet_rate(data.get("packets"), video.get("index")),
     )
+
+
+def packet_rate(packets: list[dict] | None, index: int | None) -> float:
+    """Frames per second over the first packets of the video stream (a Matroska file often states no
+    average rate, and its r_frame_rate is then the time base: 1000); 0 when too few to tell."""
+    times = sorted(
+        float(p["pts_time"])
+        for p in packets or []
+        if p.get("stream_index") == index and p.get("pts_time") not in (None, "", "N/A")
+    )
+    span = times[-1] - times[0] if len(times) >= 2 else 0.0
+    return (len(times) - 1) / span if span > 0 else 0.0
 
 
 def audio_fields(audio: dict | None) -> dict:
@@ -186,55 +232,147 @@ def from_ffmpeg(stderr: str) -> MediaInfo:
         video_kbps=int(KBPS.search(line).group(1)) if KBPS.search(line) else 0,
         pix_fmt=pix.group(2) if pix else "",
         profile=(pix.group(1) or "") if pix else "",
+        container=demuxer_name(container.group(1)) if container else "",
+        rate=float(fps.group(1)) if fps else 0.0,
     )
 
 
-async def run(args: list[str], timeout_s: float) -> tuple[int, str, str]:
-    """Run a command without blocking the IOLoop; kill it if it outlives the timeout."""
+def limit_memory(megabytes: int) -> None:
+    """In the child, before exec: no more address space than this (FFmpeg's allocations then fail)."""
+    size = megabytes * MIB
+    resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+
+async def run(args: list[str], limits: SourceLimits) -> tuple[int, str, str]:
+    """Run a probe without blocking the IOLoop, within the memory limit; kill it if it outlives the
+    timeout (OverLimit)."""
     proc = await asyncio.create_subprocess_exec(
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=lambda: limit_memory(limits.memory_mb),
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+        out, err = await asyncio.wait_for(proc.communicate(), limits.timeout_s)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise NotAVideo("The file could not be read in time.") from None
+        raise OverLimit(
+            f"Reading the file took longer than the {limits.timeout_s:g} s allowed (media.probe_timeout_s)."
+        ) from None
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
 
-async def probe(path: Path, *, use_ffprobe: bool = True, timeout_s: float = PROBE_TIMEOUT_S) -> MediaInfo:
-    """What the file holds; NotAVideo when it has no readable video stream."""
-    ffprobe = ffprobe_binary() if use_ffprobe else None
-    if ffprobe:
-        code, out, _ = await run(
-            [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
-            timeout_s,
+NOT_ALLOWED = "Format not on whitelist"
+TOO_MANY_PIXELS = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
+# What FFmpeg says when an allocation fails (within the address space we gave it), or the loader can't map
+# its libraries.
+OUT_OF_MEMORY = ("Cannot allocate memory", "get_buffer() failed", "failed to map segment", "bad_alloc")
+NOT_A_VIDEO = "The file is not a video FFmpeg can read."
+NOT_ALLOWED_FORMAT = (
+    "The file is not in a format we accept: MP4, MOV, MKV, WebM, AVI, MPEG-TS, MPEG-PS, MXF, DV, WMV, "
+    "FLV or Ogg; playlists, manifests and image sequences never are."
+)
+
+
+def refusal(code: int, stderr: str, limits: SourceLimits) -> SourceRefused | None:
+    """Why FFmpeg's answer refuses the file, if it does: a format off the list, a picture over the limit,
+    the memory limit reached, or no readable media at all."""
+    if NOT_ALLOWED in stderr:
+        return NotAVideo(NOT_ALLOWED_FORMAT)
+    oversize = TOO_MANY_PIXELS.search(stderr)
+    if oversize:
+        return too_many_pixels(int(oversize.group(1)), int(oversize.group(2)), limits)
+    if any(marker in stderr for marker in OUT_OF_MEMORY) or code < 0:
+        why = f" (FFmpeg stopped by {signal_name(-code)})" if code < 0 else ""
+        return OverLimit(
+            f"Reading the file needs more than the {limits.memory_mb} MiB of memory allowed "
+            f"(media.probe_memory_mb){why}."
         )
-        if code != 0:
-            raise NotAVideo("The file is not a video FFmpeg can read.")
+    return NotAVideo(NOT_A_VIDEO) if code != 0 else None
+
+
+def signal_name(number: int) -> str:
+    with contextlib.suppress(ValueError):
+        return signal.Signals(number).name
+    return f"signal {number}"
+
+
+def too_many_pixels(width: int, height: int, limits: SourceLimits) -> OverLimit:
+    return OverLimit(
+        f"The picture is {width}x{height} ({width * height / 1e6:.1f} megapixels), more than the "
+        f"{limits.max_pixels / 1e6:.1f} megapixels allowed (media.max_pixels)."
+    )
+
+
+def clock(seconds: float) -> str:
+    """3723.5 → '1:02:03'."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def check_limits(info: MediaInfo, limits: SourceLimits) -> None:
+    """OverLimit, with a sentence naming the limit, when the source claims more than it may."""
+    if info.width * info.height > limits.max_pixels:
+        raise too_many_pixels(info.width, info.height, limits)
+    if info.duration > limits.max_duration_s:
+        raise OverLimit(
+            f"The video lasts {clock(info.duration)}, longer than the {clock(limits.max_duration_s)} "
+            "allowed (media.max_duration_s)."
+        )
+    if info.rate > limits.max_fps:
+        raise OverLimit(
+            f"The video runs at {info.rate:.0f} frames per second, more than the {limits.max_fps:g} "
+            "allowed (media.max_fps)."
+        )
+
+
+async def probe(path: Path, *, use_ffprobe: bool = True, limits: SourceLimits | None = None) -> MediaInfo:
+    """What the file holds, opened as every source is (see transcode.ffmpeg.input_args) by a process of its
+    own within the memory and time limits; NotAVideo when it has no readable video stream, OverLimit when
+    it claims more than the limits allow."""
+    limits = limits or SourceLimits()
+    ffprobe = ffprobe_binary() if use_ffprobe else None
+    source = input_args(str(path), max_pixels=limits.decoder_max_pixels)
+    if ffprobe:
+        code, out, err = await run(
+            [
+                *[ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"],
+                *["-show_entries", "packet=stream_index,pts_time", "-read_intervals", f"%+#{RATE_PACKETS}"],
+                *source,
+            ],
+            limits,
+        )
+        problem = refusal(code, err, limits)
+        if problem is not None:
+            raise problem
         info = from_ffprobe(json.loads(out or "{}"))
     else:
-        _, _, err = await run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)], timeout_s)
+        code, _, err = await run([ffmpeg_binary(), "-hide_banner", "-nostdin", *source], limits)
+        # Without an output ffmpeg always exits 1 ("At least one output file must be specified").
+        problem = refusal(code if code < 0 else 0, err, limits)
+        if problem is not None:
+            raise problem
         if "Invalid data found" in err or "Input #0" not in err:
-            raise NotAVideo("The file is not a video FFmpeg can read.")
+            raise NotAVideo(NOT_A_VIDEO)
         info = from_ffmpeg(err)
     if info.width <= 0 or info.height <= 0:
         raise NotAVideo("The video stream has no picture size.")
+    check_limits(info, limits)
     return info
 
 
-def stream_start(path: Path, stream: str, packets: int = 8, timeout_s: float = 30.0) -> list[float] | None:
+def stream_start(
+    path: Path, stream: str, packets: int = 8, timeout_s: float = 30.0, container: str = ""
+) -> list[float] | None:
     """The presentation times of the first packets of one stream (`v:0`, `a:0`), sorted; None when they
     cannot be read."""
     ffprobe = ffprobe_binary()
     if not ffprobe:
         return None
     args = [ffprobe, "-v", "error", "-select_streams", stream, "-read_intervals", f"%+#{packets}"]
-    args += ["-show_entries", "packet=pts_time", "-of", "csv=p=0", str(path)]
+    args += ["-show_entries", "packet=pts_time", "-of", "csv=p=0", *input_args(str(path), container)]
     try:
         done = subprocess.run(args, capture_output=True, timeout=timeout_s, check=True)
     except (OSError, subprocess.SubprocessError):
@@ -246,18 +384,21 @@ def stream_start(path: Path, stream: str, packets: int = 8, timeout_s: float = 3
     return sorted(times) or None
 
 
-def audio_start_gap(path: Path) -> float | None:
+def audio_start_gap(path: Path, container: str = "") -> float | None:
     """How far the audio starts from the picture once the packets before the picture's start (the AAC
     encoder's priming, which an MP4 hides with an edit list and MPEG-TS cannot) are dropped, in seconds;
     None when unknown."""
-    video, audio = stream_start(path, "v:0"), stream_start(path, "a:0")
+    video = stream_start(path, "v:0", container=container)
+    audio = stream_start(path, "a:0", container=container)
     if not video or not audio:
         return None
     kept = [t for t in audio if t >= video[0] - 0.0005]
     return abs(kept[0] - video[0]) if kept else None
 
 
-def max_keyframe_gap(path: Path, duration: float, timeout_s: float = 60.0) -> float | None:
+def max_keyframe_gap(
+    path: Path, duration: float, timeout_s: float = 60.0, container: str = ""
+) -> float | None:
     """The longest stretch between two keyframes of the video (the last one running to the end), read
     from the packets without decoding; None when it cannot be read (no ffprobe, an unreadable file)."""
     ffprobe = ffprobe_binary()
@@ -274,7 +415,10 @@ def max_keyframe_gap(path: Path, duration: float, timeout_s: float = 60.0) -> fl
     ]
     try:
         done = subprocess.run(
-            [*args, "-of", "csv=p=0", str(path)], capture_output=True, timeout=timeout_s, check=True
+            [*args, "-of", "csv=p=0", *input_args(str(path), container)],
+            capture_output=True,
+            timeout=timeout_s,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None

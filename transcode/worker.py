@@ -56,6 +56,8 @@ class JobSpec:
     nice: int
     progress_interval_s: float = 0.5
     remux: bool = True  # copy what is already good: the video as the top rung, the AAC into every rung
+    stall_s: float = 120.0  # FFmpeg is stopped once its output has not advanced for this long
+    max_pixels: int | None = None  # decoders refuse a larger picture (one a later frame may claim)
 
 
 @dataclass
@@ -125,8 +127,14 @@ def cancelled_why(cancel_path: Path) -> str:
         return "cancelled"
 
 
+def stalled(spec: JobSpec, done_s: float) -> str:
+    """The error of an encode whose output stopped advancing."""
+    of = f" of {spec.info.duration:.1f} s" if spec.info.duration > 0 else ""
+    return f"FFmpeg encoded nothing new for {spec.stall_s:g} s (stuck at {done_s:.1f} s{of}) and was stopped."
+
+
 def transcode(spec: JobSpec) -> Outcome:
-    """Run the ladder's FFmpeg for one job and supervise it: progress, cancellation, timeout."""
+    """Run the ladder's FFmpeg for one job and supervise it: progress, stalls, cancellation, timeout."""
     started = time.monotonic()
     out_dir = Path(spec.out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -136,13 +144,24 @@ def transcode(spec: JobSpec) -> Outcome:
     cancel_path = out_dir / CANCEL_FILE
     rungs = list(spec.rungs)
     remux = spec.remux and can_remux(
-        spec.info, rungs, spec.settings, lambda: max_keyframe_gap(Path(spec.source), spec.info.duration)
+        spec.info,
+        rungs,
+        spec.settings,
+        lambda: max_keyframe_gap(Path(spec.source), spec.info.duration, container=spec.info.container),
     )
     copy_audio = spec.remux and can_copy_audio(
-        spec.info, spec.settings, lambda: audio_start_gap(Path(spec.source))
+        spec.info, spec.settings, lambda: audio_start_gap(Path(spec.source), spec.info.container)
     )
     args = ffmpeg_command(
-        spec.ffmpeg, Path(spec.source), out_dir, spec.info, rungs, spec.settings, remux, copy_audio
+        spec.ffmpeg,
+        Path(spec.source),
+        out_dir,
+        spec.info,
+        rungs,
+        spec.settings,
+        remux,
+        copy_audio,
+        max_pixels=spec.max_pixels,
     )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -156,6 +175,9 @@ def transcode(spec: JobSpec) -> Outcome:
     report(spec.key, "progress", 1)  # FFmpeg runs: the video shows it moves at once
     deadline = started + spec.timeout_s
     last_report, buffer, percent, playable = time.monotonic(), b"", 1, False
+    # Encoded seconds, by FFmpeg's report or by the segments listed, and when they last grew: an encode
+    # whose output stops advancing is stopped after spec.stall_s, whatever its overall timeout.
+    done_s, advanced_at = 0.0, time.monotonic()
     assert proc.stdout is not None
     try:
         while True:
@@ -167,10 +189,11 @@ def transcode(spec: JobSpec) -> Outcome:
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
-                    if line.startswith(b"out_time_us=") and spec.info.duration > 0:
+                    if line.startswith(b"out_time_us="):
                         with contextlib.suppress(ValueError):
-                            done_s = int(line.split(b"=", 1)[1]) / 1e6
-                            percent = max(percent, min(99, int(100 * done_s / spec.info.duration)))
+                            reported = int(line.split(b"=", 1)[1]) / 1e6
+                            if reported > done_s:
+                                done_s, advanced_at = reported, time.monotonic()
             if not playable and first_segments_ready(out_dir, list(spec.rungs)):
                 playable = True
                 renditions = master_playlist(
@@ -179,9 +202,11 @@ def transcode(spec: JobSpec) -> Outcome:
                 report(spec.key, "playable", {"renditions": renditions})
             now = time.monotonic()
             if now - last_report >= spec.progress_interval_s:
+                listed = encoded_seconds(out_dir / spec.rungs[0].name / "index.m3u8")
+                if listed > done_s:
+                    done_s, advanced_at = listed, now
                 if spec.info.duration > 0:
-                    listed = encoded_seconds(out_dir / spec.rungs[0].name / "index.m3u8")
-                    percent = max(percent, min(99, int(100 * listed / spec.info.duration)))
+                    percent = max(percent, min(99, int(100 * done_s / spec.info.duration)))
                 report(spec.key, "progress", percent)
                 last_report = now
             if cancel_path.exists() or not out_dir.exists():  # asked to stop, or the video was deleted
@@ -190,6 +215,9 @@ def transcode(spec: JobSpec) -> Outcome:
             if now > deadline:
                 stop(proc)
                 return Outcome(TRANSIENT, f"FFmpeg took longer than {spec.timeout_s:.0f} s and was stopped.")
+            if now - advanced_at > spec.stall_s:
+                stop(proc)
+                return Outcome(TRANSIENT, stalled(spec, done_s))
         code = proc.wait()
     finally:
         stop(proc)

@@ -19,7 +19,7 @@ from bson import ObjectId
 
 from models.jobs import Jobs
 from services.container import build_services
-from tests.media import multipart
+from tests.media import make_long_claim, multipart
 from tests.transcoding.conftest import fake_wrapper
 from tests.transcoding.helpers import (
     alive,
@@ -54,6 +54,25 @@ async def test_ffmpeg_that_hangs_is_killed_at_the_timeout_and_the_video_fails_af
     doc = await wait_for_status(db, video_id, "failed", timeout=20)
     assert "longer than 1 s" in doc["error"]
     assert doc["error"].startswith("Transcoding failed after 1 attempts")
+    assert await gone(pid)
+
+
+async def test_an_encode_whose_output_stops_advancing_is_killed_long_before_its_timeout(
+    api, staff_token, clips, db, settings, fake_ffmpeg
+):
+    settings.transcode.stall_s = 1.0
+    settings.transcode.timeout_base_s = 600.0
+    settings.transcode.max_attempts = 1
+    runs = fake_ffmpeg("stall")  # it keeps reporting, but the same 0.3 s
+    video_id = await upload(api, staff_token, clips["small"])
+    pid = await running_ffmpeg(runs)
+    started = time.monotonic()
+    doc = await wait_for_status(db, video_id, "failed", timeout=20)
+    assert time.monotonic() - started < 10
+    assert doc["error"] == (
+        "Transcoding failed after 1 attempts: FFmpeg encoded nothing new for 1 s (stuck at 0.3 s of 1.0 s) "
+        "and was stopped."
+    )
     assert await gone(pid)
 
 
@@ -274,6 +293,26 @@ async def test_a_source_that_is_not_a_video_fails_at_once_without_retries(db, se
     )
     doc = await wait_for_status(db, str(video.inserted_id), "failed")
     assert doc["error"] == "The file is not a video FFmpeg can read."
+    assert (await db.jobs.find_one({}))["attempts"] == 1
+
+
+async def test_a_source_inserted_by_an_admin_that_claims_ten_hours_fails_at_once_naming_the_limit(
+    db, settings, clock, api, tmp_path
+):
+    imports = Path(settings.media.root) / "imports"
+    imports.mkdir(parents=True)
+    make_long_claim(imports / "long.mkv")
+    video = await db.videos.insert_one(
+        {
+            "title": "t",
+            "status": "pending",
+            "source": "imports/long.mkv",
+            "created_at": clock(),
+            "renditions": [],
+        }
+    )
+    doc = await wait_for_status(db, str(video.inserted_id), "failed")
+    assert doc["error"] == "The video lasts 10:00:01, longer than the 4:00:00 allowed (media.max_duration_s)."
     assert (await db.jobs.find_one({}))["attempts"] == 1
 
 
