@@ -19,7 +19,6 @@ from core.errors import (
     DomainError,
     Forbidden,
     Inactive,
-    InvalidField,
     NotVerified,
     Unauthenticated,
     status_of,
@@ -289,19 +288,6 @@ class BaseHandler(tornado.web.RequestHandler):
         arguments = self.request.query_arguments
         data = {name: self.get_query_argument(name) for name in model.model_fields if name in arguments}
         return self.validate(model, data)
-
-    def int_param(self, name: str, minimum: int) -> int | None:
-        """An integer query parameter, None when absent; 400 naming it when not a whole number ≥ minimum."""
-        raw = self.get_query_argument(name, None)
-        if raw is None or raw == "":
-            return None
-        try:
-            value = int(raw)
-        except ValueError as err:
-            raise InvalidField(name, "A valid integer is required.") from err
-        if value < minimum:
-            raise InvalidField(name, f"Ensure this value is greater than or equal to {minimum}.")
-        return value
 
     def send_page(self, results: list[Any], count: int, offset: int, limit: int) -> None:
         """DRF's limit/offset envelope: {count, next, previous, results}."""

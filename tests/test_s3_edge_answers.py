@@ -42,7 +42,7 @@ def video(services, db, bucket, io_loop):
         user = await services.accounts.users.create(
             "viewer@example.com", "x", now, is_verified=True, is_staff=False
         )
-        return services.grants.grant(str(video_id), user.id)
+        return services.grants.grant(str(video_id), user)
 
     grant = io_loop.run_sync(insert)
     name, client = bucket

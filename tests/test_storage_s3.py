@@ -1,4 +1,4 @@
-"""core/storage.py against moto's S3 server on loopback: aiobotocore speaking real HTTP."""
+"""core/storage (the S3 and local backends) against moto's S3 server on loopback: aiobotocore speaking real HTTP."""
 
 from __future__ import annotations
 
@@ -20,15 +20,8 @@ from moto.server import ThreadedMotoServer
 
 from core.config import load_settings
 from core.edge import S3Edge, window
-from core.storage import (
-    LocalStorage,
-    MiB,
-    S3Storage,
-    StorageUnavailable,
-    StreamingUpload,
-    build_storage,
-    fresh_prefix,
-)
+from core.storage import LocalStorage, S3Storage, StorageUnavailable, build_storage, fresh_prefix
+from core.storage.base import MiB
 from tests.media import make_clip
 from tests.nginx import free_port
 from transcode.ffmpeg import ffmpeg_binary
@@ -114,12 +107,12 @@ async def test_a_streamed_upload_of_many_chunks_keeps_memory_bounded_and_stores_
         for index in range(total // len(pattern)):
             if index % 32 == 0:  # every 2 MiB: what put_stream holds now
                 snapshot = tracemalloc.take_snapshot().filter_traces(
-                    [tracemalloc.Filter(True, "*core/storage.py")]
+                    [tracemalloc.Filter(True, "*core/storage/s3.py")]
                 )
                 peak = max(peak, sum(stat.size for stat in snapshot.statistics("filename")))
             yield pattern
 
-    tracemalloc.start(1)  # what storage.py itself allocates: its part buffer
+    tracemalloc.start(1)  # what the S3 backend itself allocates: its part buffer
     try:
         size = await store.put_stream("videos/a/source", chunks())
     finally:
@@ -131,37 +124,6 @@ async def test_a_streamed_upload_of_many_chunks_keeps_memory_bounded_and_stores_
         stored = await body.read()
     assert stored == pattern * (total // len(pattern))
     assert await open_uploads(store) == []
-
-
-async def test_a_request_body_fed_chunk_by_chunk_is_stored_whole(store):
-    chunks = [os.urandom(256 * 1024) for _ in range(48)]  # 12 MiB: three parts
-    upload = StreamingUpload(store, "videos/f/source", max_pending=4)
-    for chunk in chunks:
-        await upload.write(chunk)
-    assert await upload.finish() == 12 * MiB
-    answer = await store.client.get_object(Bucket=store.bucket, Key="videos/f/source")
-    async with answer["Body"] as body:
-        assert await body.read() == b"".join(chunks)
-
-
-async def test_an_aborted_request_body_leaves_no_object_and_no_open_upload(store):
-    upload = StreamingUpload(store, "videos/g/source", max_pending=2)
-    for _ in range(24):  # past the first 5 MiB part
-        await upload.write(os.urandom(256 * 1024))
-    await upload.abort()
-    assert not await store.exists("videos/g/source")
-    assert await open_uploads(store) == []
-
-
-async def test_a_request_body_into_a_store_that_went_down_answers_with_the_domain_error(store, moto):
-    upload = StreamingUpload(store, "videos/h/source", max_pending=2)
-    await upload.write(os.urandom(1024))
-    await asyncio.to_thread(moto.stop)
-    with pytest.raises(StorageUnavailable, match="failed to"):
-        for _ in range(40):
-            await upload.write(os.urandom(256 * 1024))
-        await upload.finish()
-    moto.start()
 
 
 async def test_a_small_upload_is_one_object(store):

@@ -1,31 +1,13 @@
-"""Where media bytes live: MEDIA_ROOT on disk (the single box) or any S3-compatible object store.
-
-Keys are '/'-separated paths relative to the store's root, the same on both backends, e.g.
-``videos/<id>/source`` and ``videos/<id>/hls-<run>/720p/seg_00001.ts``.
-
-Publishing a ladder atomically is the caller's part, with what this module gives: upload the finished
-folder under a FRESH prefix (``upload_folder`` returns only when every object is there), point the video
-at that prefix in MongoDB, then ``delete_prefix`` the old one. Nothing half-uploaded is ever named by a
-video. A runner killed mid-upload leaves objects under a prefix no video names: the next attempt (or a
-sweep) deletes it with ``delete_prefix``.
-
-Every failure of the store surfaces as ``StorageUnavailable`` (503 through the domain error mapping):
-one sentence naming the operation, never the store (bucket, endpoint) nor a credential; the log line
-names the store and its full reason. An object that is not there is ``ObjectMissing`` (404).
-"""
+"""The S3 store: one bucket of any S3-compatible store, through aiobotocore, and its presigner."""
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
 import logging
-import mimetypes
 import os
 import random
-import secrets
-import shutil
-from collections.abc import AsyncIterable, AsyncIterator, Collection
+from collections.abc import AsyncIterable, Collection
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -45,42 +27,23 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from core.errors import NotFound, Unavailable
+from core.storage.base import (
+    CACHE_CONTROL,
+    DEFAULT_PART_SIZE,
+    MediaStorage,
+    MiB,
+    ObjectMissing,
+    StorageUnavailable,
+    check_key,
+    check_prefix,
+    content_type,
+    file_chunks,
+    files_below,
+)
 
 log = logging.getLogger("videoflix.storage")
 
-MiB = 1024 * 1024
-# S3 refuses parts below 5 MiB (except the last): the buffer an upload holds at most is one part.
-DEFAULT_PART_SIZE = 8 * MiB
-CONTENT_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".ts": "video/mp2t",
-    ".m4s": "video/iso.segment",
-    ".jpg": "image/jpeg",
-    ".vtt": "text/vtt; charset=utf-8",
-}
-# Segments never change (a new ladder gets a new prefix); playlists and pictures may be re-made.
-CACHE_CONTROL = {
-    ".ts": "public, max-age=31536000, immutable",
-    ".m4s": "public, max-age=31536000, immutable",
-    ".m3u8": "public, max-age=60",
-}
-
-
 STORE_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError, OSError, asyncio.TimeoutError)
-
-
-class StorageUnavailable(Unavailable):
-    """The media store failed or cannot be reached; `detail` is one sentence without secrets."""
-
-    default_detail = "The media store is unavailable; please try again later."
-
-
-class ObjectMissing(NotFound):
-    """The object asked for is not in the store (404): a missing file, not a store failure."""
-
-    default_detail = "Not found."
-
 
 # What S3-compatible stores answer for a key that is not there.
 MISSING_CODES = ("404", "NoSuchKey", "NotFound")
@@ -89,207 +52,6 @@ MISSING_CODES = ("404", "NoSuchKey", "NotFound")
 def is_missing(err: BaseException) -> bool:
     """True when a store error says the object does not exist."""
     return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in MISSING_CODES
-
-
-def check_key(key: str) -> str:
-    """A key is a relative '/'-path without '..', '.', empty parts or NUL: nothing escapes the root."""
-    parts = key.split("/")
-    if not key or key.startswith("/") or "\x00" in key or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"not a media key: {key!r}")
-    return key
-
-
-def check_prefix(prefix: str) -> str:
-    """A prefix names a folder: a key, given with or without its trailing '/'."""
-    return check_key(prefix.rstrip("/")) + "/"
-
-
-def fresh_prefix(folder: str, stem: str = "hls") -> str:
-    """A prefix no object has yet, e.g. ``videos/<id>/hls-3f9a1c2b``: a new ladder is uploaded there."""
-    return f"{check_key(folder.rstrip('/'))}/{stem}-{secrets.token_hex(4)}/"
-
-
-def content_type(name: str) -> str:
-    suffix = PurePosixPath(name).suffix
-    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
-
-
-def files_below(folder: Path) -> list[tuple[Path, str]]:
-    """Every regular file below `folder`, with its '/'-path relative to it (links are not followed)."""
-    found = []
-    for dirpath, _dirs, names in os.walk(folder):
-        for name in names:
-            path = Path(dirpath) / name
-            if path.is_file() and not path.is_symlink():
-                found.append((path, path.relative_to(folder).as_posix()))
-    return sorted(found, key=lambda item: item[1])
-
-
-class MediaStorage(abc.ABC):
-    """What the upload, transcode, delete and stream paths ask of a store."""
-
-    kind = "abstract"
-
-    async def start(self) -> None:  # noqa: B027 (an optional hook)
-        """Open connections (and check the store answers)."""
-
-    async def close(self) -> None:  # noqa: B027 (an optional hook)
-        """Release connections."""
-
-    @abc.abstractmethod
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        """Store the chunks as one object with bounded memory; return its size. On any failure (the
-        store's or the chunk source's, or cancellation) nothing is left under `key` and the store's
-        error becomes StorageUnavailable (the source's own exception propagates unchanged)."""
-
-    @abc.abstractmethod
-    async def download(self, key: str, dest: Path) -> Path:
-        """Copy one object to a local file (a transcode runner's scratch folder); return the path."""
-
-    @abc.abstractmethod
-    async def upload_folder(self, folder: Path, prefix: str, skip: Collection[str] = ()) -> list[str]:
-        """Store every file below `folder` under `prefix` (but those whose relative paths are in `skip`,
-        already stored); return the keys once ALL are there."""
-
-    @abc.abstractmethod
-    async def put_file(self, path: Path, key: str) -> None:
-        """Store one local file as `key` (retried as a ladder upload is)."""
-
-    @abc.abstractmethod
-    async def put_bytes(self, key: str, data: bytes) -> None:
-        """Store a small object (a playlist) whole, replacing what was there at once."""
-
-    @abc.abstractmethod
-    async def delete_prefix(self, prefix: str) -> int:
-        """Delete every object under `prefix` (and abort its unfinished uploads); return how many."""
-
-    @abc.abstractmethod
-    async def exists(self, key: str) -> bool:
-        """True when the object exists."""
-
-    @abc.abstractmethod
-    async def read_bytes(self, key: str) -> bytes:
-        """A small object (a playlist) whole."""
-
-    @abc.abstractmethod
-    async def list_keys(self, prefix: str) -> list[str]:
-        """Every key under the prefix."""
-
-    def local_path(self, key: str) -> Path | None:
-        """The file on this machine holding `key`, when the store is a local folder (else None)."""
-        return None
-
-
-# --- local: MEDIA_ROOT on disk, as the single box has always run ------------------------------------
-
-
-LOCAL_CHUNK = 1024 * 1024  # bytes read at a time when a local file is copied into the store
-
-
-class LocalStorage(MediaStorage):
-    """Objects are files below `root`; writes go to a hidden temporary name and are renamed in place."""
-
-    kind = "local"
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-
-    def local_path(self, key: str) -> Path:
-        return self.root / check_key(key)
-
-    async def _run(self, func: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(None, func, *args)
-
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        path = self.local_path(key)
-        tmp = path.with_name(f".{path.name}.part-{secrets.token_hex(4)}")
-        size = 0
-        try:
-            await self._write(key, lambda: path.parent.mkdir(parents=True, exist_ok=True))
-            with open(tmp, "wb") as file:
-                async for chunk in chunks:
-                    await self._write(key, file.write, chunk)
-                    size += len(chunk)
-            await self._write(key, os.replace, tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return size
-
-    async def _write(self, key: str, func: Any, *args: Any) -> Any:
-        try:
-            return await self._run(func, *args)
-        except OSError as err:
-            reason = err.strerror or type(err).__name__
-            raise StorageUnavailable(f"Could not write {key} to the media folder: {reason}.") from None
-
-    async def download(self, key: str, dest: Path) -> Path:
-        source = self.local_path(key)
-        if source.resolve() == dest.resolve():
-            return dest
-        try:
-            await self._run(
-                lambda: (dest.parent.mkdir(parents=True, exist_ok=True), shutil.copyfile(source, dest))
-            )
-        except OSError as err:
-            raise StorageUnavailable(f"Could not read {key} from the media folder: {err.strerror}.") from err
-        return dest
-
-    async def upload_folder(self, folder: Path, prefix: str, skip: Collection[str] = ()) -> list[str]:
-        target = self.local_path(check_prefix(prefix).rstrip("/"))
-        keys = [check_prefix(prefix) + rel for _, rel in files_below(folder)]
-        if folder.resolve() == target.resolve():
-            return keys  # already in place (the transcoder wrote below MEDIA_ROOT)
-        tmp = target.with_name(f".{target.name}.part-{secrets.token_hex(4)}")
-
-        def copy() -> None:
-            try:
-                shutil.copytree(folder, tmp, symlinks=False)
-                os.replace(tmp, target)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-
-        try:
-            await self._run(copy)
-        except OSError as err:
-            raise StorageUnavailable(
-                f"Could not write {prefix} to the media folder: {err.strerror}."
-            ) from err
-        return keys
-
-    async def put_file(self, path: Path, key: str) -> None:
-        if self.local_path(key).resolve() != path.resolve():
-            await self.put_stream(key, file_chunks(path, LOCAL_CHUNK))
-
-    async def put_bytes(self, key: str, data: bytes) -> None:
-        async def whole() -> AsyncIterator[bytes]:
-            yield data
-
-        await self.put_stream(key, whole())
-
-    async def delete_prefix(self, prefix: str) -> int:
-        target = self.local_path(check_prefix(prefix).rstrip("/"))
-        count = len(files_below(target)) if target.is_dir() else 0
-        await self._run(lambda: shutil.rmtree(target, ignore_errors=True))
-        return count
-
-    async def exists(self, key: str) -> bool:
-        return self.local_path(key).is_file()
-
-    async def read_bytes(self, key: str) -> bytes:
-        try:
-            return await self._run(self.local_path(key).read_bytes)
-        except FileNotFoundError as err:
-            raise ObjectMissing() from err
-        except OSError as err:
-            raise StorageUnavailable(f"Could not read {key} from the media folder: {err.strerror}.") from err
-
-    async def list_keys(self, prefix: str) -> list[str]:
-        base = check_prefix(prefix)
-        target = self.local_path(base.rstrip("/"))
-        return [base + rel for _, rel in files_below(target)] if target.is_dir() else []
-
-
-# --- S3: any S3-compatible store through aiobotocore -------------------------------------------------
 
 
 def redact(url: str | None) -> str:
@@ -681,64 +443,3 @@ class PinnedS3QueryAuth(S3SigV4QueryAuth):
         canonical = self.canonical_request(request)
         signature = self.signature(self.string_to_sign(request, canonical), request)
         self._inject_signature_to_request(request, signature)
-
-
-class StreamingUpload:
-    """An upload fed chunk by chunk as a request body arrives, streamed into the store meanwhile.
-
-    ``write`` waits while `max_pending` chunks are queued (the store is slower than the client), so a
-    Tornado ``data_received`` that awaits it stops reading the socket: memory stays bounded end to end.
-    ``finish`` returns the object's size once it is stored; ``abort`` (client gone, body refused) leaves
-    nothing behind. A store failure surfaces as StorageUnavailable from ``write`` or ``finish``.
-    """
-
-    def __init__(self, storage: MediaStorage, key: str, max_pending: int = 8) -> None:
-        self.key = check_key(key)
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(max_pending)
-        self._task = asyncio.ensure_future(storage.put_stream(key, self._chunks()))
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        while (chunk := await self._queue.get()) is not None:
-            yield chunk
-
-    async def write(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        put = asyncio.ensure_future(self._queue.put(chunk))
-        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not put.done():
-            put.cancel()
-        if self._task.done():
-            self._task.result()  # the store failed: its StorageUnavailable
-            raise StorageUnavailable(f"The upload of {self.key} ended before its data did.")
-
-    async def finish(self) -> int:
-        put = asyncio.ensure_future(self._queue.put(None))
-        await asyncio.wait({put, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not put.done():
-            put.cancel()
-        return await self._task
-
-    async def abort(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, StorageUnavailable):
-            await self._task
-
-
-def copy_file(source: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, dest)
-
-
-async def file_chunks(path: Path, size: int) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
-    with open(path, "rb") as file:
-        while chunk := await loop.run_in_executor(None, file.read, size):
-            yield chunk
-
-
-def build_storage(settings: Any, root: Path) -> MediaStorage:
-    """The store the settings choose: `media.storage` local (MEDIA_ROOT, `root`) or s3 (the s3 section)."""
-    if settings.media.storage == "s3":
-        return S3Storage.from_settings(settings.s3)
-    return LocalStorage(root)
