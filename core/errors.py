@@ -86,6 +86,12 @@ class Conflict(DomainError):
     default_detail = "Conflict."
 
 
+class Locked(Conflict):
+    """Another request holds the resource for now; try again shortly (423, with Retry-After)."""
+
+    default_detail = "The resource is locked."
+
+
 class Gone(DomainError):
     """It existed and has expired (410)."""
 
@@ -130,6 +136,7 @@ STATUS = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Locked: 423,
     Gone: 410,
     TooLarge: 413,
     Throttled: 429,

@@ -22,6 +22,11 @@ def media_root(configured: str | None) -> Path:
     return root if root.is_absolute() else Path(__file__).resolve().parent.parent / root
 
 
+def source_key(video_id: ObjectId | str) -> str:
+    """The key of a video's uploaded source, the same on every backend (the one place that names it)."""
+    return f"videos/{ObjectId(str(video_id))}/source"
+
+
 class MediaStore:
     """MEDIA_ROOT/videos/<id>/ holds one video: its source upload and its HLS output."""
 
@@ -34,8 +39,8 @@ class MediaStore:
         return self.root / "videos" / str(ObjectId(str(video_id)))
 
     def upload_path(self, video_id: ObjectId) -> Path:
-        """Where an upload is streamed to."""
-        return self.video_dir(video_id) / "source"
+        """Where an upload is streamed to (or a stored source is copied to, to be probed)."""
+        return self.root / source_key(video_id)
 
     def relative(self, path: Path) -> str:
         """A path as stored in MongoDB: relative to MEDIA_ROOT."""

@@ -49,6 +49,7 @@ ERROR_TEXT = {
     415: "Unsupported media type.",
     412: "A precondition (such as the protocol version) does not hold.",
     416: "Range not satisfiable.",
+    423: "Another request holds the resource; retry after Retry-After seconds.",
     429: "Throttled; see Retry-After.",
     503: "A dependency does not answer.",
     507: "Not enough storage space on the server.",

@@ -21,6 +21,7 @@ import os
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Collection
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from core.errors import NotFound, Unavailable
 
@@ -141,6 +142,27 @@ class MediaStorage(abc.ABC):
     def local_path(self, key: str) -> Path | None:
         """The file on this machine holding `key`, when the store is a local folder (else None)."""
         return None
+
+    # --- an object built from parts over many requests (a resumable upload), where the store has them
+
+    # Every part but the last is exactly this long (S3 refuses parts below 5 MiB).
+    part_size = DEFAULT_PART_SIZE
+
+    async def begin_parts(self, key: str) -> str:
+        """Start an object made of parts; return the store's id for it."""
+        raise NotImplementedError(f"a {self.kind} store keeps no parts")
+
+    async def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
+        """Store part `number` (from 1; storing a number again replaces it); return what completes it."""
+        raise NotImplementedError(f"a {self.kind} store keeps no parts")
+
+    async def complete_parts(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        """Join the parts, in order, into the object `key`."""
+        raise NotImplementedError(f"a {self.kind} store keeps no parts")
+
+    async def abort_parts(self, key: str, upload_id: str) -> None:
+        """Forget the parts (best effort: a store that is down clears them by its own lifecycle rule)."""
+        raise NotImplementedError(f"a {self.kind} store keeps no parts")
 
 
 async def file_chunks(path: Path, size: int) -> AsyncIterator[bytes]:

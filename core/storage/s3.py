@@ -272,6 +272,34 @@ class S3Storage(MediaStorage):
             raise self.failure(f"abort the unfinished uploads under {prefix}", err) from err
         return count
 
+    async def begin_parts(self, key: str) -> str:
+        return await self._begin(check_key(key))
+
+    async def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
+        answer = await self._call(
+            "store part of " + key,
+            self.client.upload_part,
+            Bucket=self.bucket,
+            Key=check_key(key),
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=data,
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    async def complete_parts(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        await self._call(
+            "complete the upload of " + key,
+            self.client.complete_multipart_upload,
+            Bucket=self.bucket,
+            Key=check_key(key),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+
+    async def abort_parts(self, key: str, upload_id: str) -> None:
+        await self._abort(check_key(key), upload_id)
+
     async def read_bytes(self, key: str) -> bytes:
         """A small object (a playlist) whole; ObjectMissing when it is not there."""
         try:
