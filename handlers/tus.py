@@ -16,7 +16,8 @@ from handlers.base import HTTP_METHODS, APIError, BaseHandler, public, staff_onl
 from handlers.openapi import Header, Reply, api
 from handlers.streaming import StreamedBodyHandler
 from models.videos import VideoFields
-from services.uploads import CHECKSUM_ALGORITHMS, Checksum, Chunk, UploadService
+from services.upload_chunks import CHECKSUM_ALGORITHMS, Checksum, Chunk
+from services.uploads import UploadService
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,expiration,checksum"
@@ -180,7 +181,7 @@ class UploadCreateHandler(TusHandler):
 
 @tornado.web.stream_request_body
 class UploadHandler(StreamedBodyHandler, TusHandler):
-    """HEAD reports, PATCH appends (streamed to disk), DELETE terminates one upload."""
+    """HEAD reports, PATCH appends (streamed to the store), DELETE terminates one upload."""
 
     chunk: Chunk | None = None
 
@@ -218,7 +219,7 @@ class UploadHandler(StreamedBodyHandler, TusHandler):
             self.send_error(500, exc_info=(type(err), err, None))
 
     def on_connection_close(self) -> None:
-        """A dropped connection keeps what reached the disk; the client resumes from there."""
+        """A dropped connection keeps what arrived; the client resumes from there, on any process."""
         if self.chunk is not None:
             self.chunk.abandon()
             self.chunk = None
@@ -258,7 +259,8 @@ class UploadHandler(StreamedBodyHandler, TusHandler):
         "Append bytes to a resumable upload at its offset",
         description="The last PATCH, which completes the upload, probes the file and creates the video "
         '(answered with `Video-Id`); a file that is not a video answers 400 `{"file": [...]}` and the '
-        "upload is removed. A body whose `Upload-Checksum` does not match answers 460 and is dropped.",
+        "upload is removed. A body whose `Upload-Checksum` does not match answers 460 and is dropped. "
+        "While another PATCH (on any server process) writes to the upload, 423 with `Retry-After`.",
         raw_body=OFFSET_OCTET_STREAM,
         headers=[
             TUS_RESUMABLE,
@@ -274,7 +276,7 @@ class UploadHandler(StreamedBodyHandler, TusHandler):
                 },
             )
         },
-        errors=[400, 409, 410, 412, 413, 460, 503, 507],
+        errors=[400, 409, 410, 412, 413, 423, 460, 503, 507],
         path={"upload_id": "The upload's id (the last part of its Location)."},
     )
     @staff_only

@@ -11,7 +11,7 @@ from bson import ObjectId
 from core.clock import Clock, isoformat
 from core.config import MediaSettings
 from core.errors import Conflict, InvalidField, NotFound
-from core.media import MediaStore, remove_tree
+from core.media import MediaStore, remove_tree, source_key
 from core.storage import MediaStorage, file_chunks
 from models import categories as category_docs
 from models import videos as video_docs
@@ -159,8 +159,11 @@ class CatalogueService:
         title: str,
         description: str,
         category: str | None,
+        *,
+        stored: bool = False,
     ) -> dict[str, Any]:
-        """Register a streamed upload: probe it, then create the video (pending) and its job."""
+        """Register a streamed upload: probe it, then create the video (pending) and its job. `stored`: the
+        source is in the store already (a resumable upload to S3); `path` is only a copy to probe."""
         category_id = await self.category_by_id_or_slug(category, "category") if category else None
         try:
             info = await probe(path, limits=source_limits(self.media_settings))
@@ -170,8 +173,8 @@ class CatalogueService:
             raise InvalidField("file", str(err)) from err
         if info.still:
             raise InvalidField("file", "The file is a still image, not a video. Upload a video file.")
-        source = self.media.relative(path)
-        if self.storage.local_path(source) is None:  # an object store: the upload moves into it
+        source = source_key(video_id)
+        if not stored and self.storage.local_path(source) is None:  # an object store: the upload moves in
             await self.storage.put_stream(source, file_chunks(path, STORE_CHUNK))
             await remove_tree(path.parent)
         doc = new_video(video_id, title, description, category_id, source, user.id, self.clock())
@@ -213,9 +216,13 @@ class CatalogueService:
         await self.queue.forget(transcode_key(doc["_id"]))  # its FFmpeg stops before its files go
         await self.videos.delete(doc["_id"])
         await self.progress.delete_for_video(doc["_id"])
-        await self.storage.delete_prefix(f"videos/{doc['_id']}/")
-        await self.media.remove_video(doc["_id"])  # scratch files of a runner on this machine
+        await self.remove_files(doc["_id"])
         log.info("video %s deleted", doc["_id"])
+
+    async def remove_files(self, video_id: ObjectId) -> None:
+        """Every file of a video: in the store, and the scratch files of a runner on this machine."""
+        await self.storage.delete_prefix(f"videos/{video_id}/")
+        await self.media.remove_video(video_id)
 
     async def retranscode(self, video_id: str) -> None:
         """Queue a new transcode; a ready video stays playable until the new ladder is whole."""

@@ -35,6 +35,7 @@ from services.jobs import JobQueue, node_name
 from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
 from services.throttle import Throttle
 from services.transcoding import TRANSCODE, TranscodeJobs
+from services.upload_bytes import upload_bytes_for
 from services.uploads import UploadExpiry, UploadFiles, UploadService
 from transcode.pool import TranscodePool
 
@@ -148,7 +149,7 @@ def build_services(
     videos = Videos(db, math.inf if db.in_memory and ttl > 0 else ttl)
     pool = TranscodePool(settings.transcode.workers)
     metrics = Metrics()
-    upload_files = UploadFiles(Uploads(db), media, clock)
+    upload_files = UploadFiles(Uploads(db), upload_bytes_for(storage, media), clock)
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
         TranscodeJobs(
