@@ -1,10 +1,10 @@
-"""Streaming a multipart upload straight to disk: memory stays flat whatever the size."""
+"""Streaming a multipart upload straight to disk, into the file the upload service gives: memory stays
+flat whatever the size."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import shutil
 from pathlib import Path
 from typing import BinaryIO
 
@@ -58,7 +58,6 @@ class UploadReceiver:
             self.parser = StreamingFormDataParser(headers=headers)
         except ParseFailedException as err:
             raise APIError(400, "Multipart form data without a boundary.") from err
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.file = DiskTarget(path)
         self.parser.register("file", self.file)
         self.fields = {name: ValueTarget(validator=MaxSizeValidator(FIELD_MAX_BYTES)) for name in FIELDS}
@@ -98,7 +97,6 @@ class UploadReceiver:
         except UnicodeDecodeError as err:
             raise APIError(400, fields={name: ["Not valid UTF-8 text."]}) from err
 
-    def discard(self) -> None:
-        """Remove whatever was written (the video's folder holds nothing else yet)."""
+    def close(self) -> None:
+        """Stop writing (the upload service removes what was written)."""
         self.file.close()
-        shutil.rmtree(self.path.parent, ignore_errors=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import tornado.web
-from bson import ObjectId
 from pydantic import Field, field_validator
 
 from core.validation import Body, Query, one_of
@@ -17,10 +17,9 @@ from handlers.replies import Detail, Progress, Video, VideoPage
 from handlers.streaming import StreamedBodyHandler
 from handlers.upload import UploadReceiver
 from models.videos import STATUSES, VideoFields, VideoPatch
+from services.uploads import FORM_OVERHEAD, Ingest
 
 MIB = 1024 * 1024
-# Room for the multipart framing and the text fields around the file.
-FORM_OVERHEAD = MIB
 MAX_SEARCH_WORDS = 10
 # Beyond what MongoDB's skip takes as a 32-bit number.
 MAX_OFFSET = 2**31 - 1
@@ -62,9 +61,12 @@ class LimitQuery(Query):
 
 @tornado.web.stream_request_body
 class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
-    """GET lists videos; POST streams an upload to disk (staff)."""
+    """GET lists videos; POST streams an upload into the file the upload service gives (staff)."""
 
     upload: UploadReceiver | None = None
+    ingest: Ingest | None = None
+    # Removals of abandoned uploads under way (kept so they are not collected).
+    discards: ClassVar[set[asyncio.Task[None]]] = set()
 
     async def prepare(self) -> None:
         if self.request.method == "POST":
@@ -78,29 +80,22 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
             self.request.connection.set_max_body_size(max(declared, limit + MIB))
         await super().prepare()  # authenticates before a single byte of the body is read
         if self.request.method == "POST":
-            self.upload = self.begin_upload()
+            self.upload = await self.begin_upload()
             self.watch_body()
 
-    def begin_upload(self) -> UploadReceiver:
-        """Check type, size and disk space from the headers, then open the receiver."""
+    async def begin_upload(self) -> UploadReceiver:
+        """Check the type, then ask the upload service for room (size and free space) and a file."""
         media_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if media_type != "multipart/form-data":
             raise APIError(
                 415, f'Unsupported media type "{media_type}" in request; send multipart/form-data.'
             )
-        limit = self.config.media.max_upload_mb * MIB + FORM_OVERHEAD
         length = self.request.headers.get("Content-Length")
         declared = int(length) if length and length.isdigit() else 0
-        if declared > limit:
-            raise APIError(
-                413, f"The upload is larger than the limit of {self.config.media.max_upload_mb} MB."
-            )
-        media = self.services.media
-        if media.free_bytes() < declared + self.config.media.min_free_mb * MIB:
-            raise APIError(507, "Not enough disk space on the server for this upload.")
+        self.ingest = await self.services.uploads.open_ingest(declared)
         # Our own count answers a JSON 413 first; Tornado's limit is the backstop.
-        self.request.connection.set_max_body_size(max(declared, limit + MIB))
-        return UploadReceiver(dict(self.request.headers), media.upload_path(ObjectId()), limit)
+        self.request.connection.set_max_body_size(max(declared, self.ingest.limit_bytes + MIB))
+        return UploadReceiver(dict(self.request.headers), self.ingest.path, self.ingest.limit_bytes)
 
     async def data_received(self, chunk: bytes) -> None:
         self.body_arrived(len(chunk))
@@ -109,15 +104,24 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
         try:
             await self.upload.feed(chunk)
         except APIError as err:
-            self.upload.discard()
-            self.upload = None
+            await self.discard()
             self.send_error(err.status_code, exc_info=(type(err), err, None))
+
+    async def discard(self) -> None:
+        """Nothing of a refused or abandoned upload stays."""
+        upload, self.upload = self.upload, None
+        ingest, self.ingest = self.ingest, None
+        if upload is not None:
+            upload.close()
+        if ingest is not None:
+            await ingest.discard()
 
     def on_connection_close(self) -> None:
         """A client that went away mid-upload leaves no file behind (and is logged as an abort)."""
         if self.upload is not None:
-            self.upload.discard()
-            self.upload = None
+            task = asyncio.get_running_loop().create_task(self.discard())
+            self.discards.add(task)
+            task.add_done_callback(self.discards.discard)
         super().on_connection_close()
 
     @api(
@@ -151,26 +155,19 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
     )
     @staff_only
     async def post(self) -> None:
-        upload, self.upload = self.upload, None
-        assert upload is not None
+        upload, ingest = self.upload, self.ingest
+        assert upload is not None and ingest is not None
         try:
             if not upload.has_file:
                 raise APIError(400, fields={"file": ["No file was submitted."]})
-            if upload.path.stat().st_size == 0:
-                raise APIError(400, fields={"file": ["The submitted file is empty."]})
             sent = {name: upload.value(name) for name in ("title", "description", "category")}
             fields = self.validate(VideoFields, {k: v for k, v in sent.items() if v is not None})
-            video = await self.catalogue.add_upload(
-                self.current_user,
-                ObjectId(upload.path.parent.name),
-                upload.path,
-                fields.title,
-                fields.description,
-                fields.category or None,
-            )
         except BaseException:
-            upload.discard()
+            await self.discard()
             raise
+        self.upload = self.ingest = None
+        upload.close()
+        video = await self.services.uploads.add_ingest(self.current_user, ingest, fields)
         self.send_json(video, status=201)
 
 

@@ -1,4 +1,5 @@
-"""Resumable uploads (tus 1.0.0): the rules. A finished upload becomes a video as a multipart one does.
+"""Uploads, both kinds: the multipart POST (one request) and resumable tus uploads (many PATCHes, to any
+API process). One place mints a new video's id and applies the size and free-space rules to both.
 
 A tus upload's offset and its PATCH lock (a short lease) live in its MongoDB record, and its bytes
 where every process reads them (services/upload_bytes.py), so any process continues any upload.
@@ -10,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bson import ObjectId
@@ -22,6 +25,7 @@ from core.errors import (
     Forbidden,
     Gone,
     InsufficientStorage,
+    InvalidField,
     InvalidInput,
     Locked,
     NotFound,
@@ -37,6 +41,8 @@ from services.upload_chunks import LEASE_S, LOCK_WAIT_S, POLL_S, Checksum, Chunk
 log = logging.getLogger("videoflix.uploads")
 
 MIB = 1024 * 1024
+# Room for the multipart framing and the text fields around a multipart upload's file.
+FORM_OVERHEAD = MIB
 # A HEAD waits at most this long for a PATCH that is ending, so the offset it reports is settled.
 SETTLE_WAIT_S = 2.0
 # The periodic sweep looks for stale uploads at most this often.
@@ -79,8 +85,21 @@ class UploadFiles:
         return count, freed
 
 
+@dataclass
+class Ingest:
+    """Where one multipart upload's file goes: the handler streams into `path`, at most `limit_bytes`."""
+
+    video_id: ObjectId
+    path: Path
+    limit_bytes: int
+
+    async def discard(self) -> None:
+        """Remove whatever was written (the video's folder holds nothing else yet)."""
+        await remove_tree(self.path.parent)
+
+
 class UploadService:
-    """Creates, reports, appends to, finishes and terminates resumable uploads."""
+    """Opens multipart uploads; creates, reports, appends to, finishes and terminates resumable ones."""
 
     def __init__(
         self,
@@ -138,6 +157,35 @@ class UploadService:
         reserved = sum(max(0, doc["length"] - self.offset(doc)) for doc in unfinished)
         if self.free_bytes() - reserved < length + self.settings.min_free_mb * MIB:
             raise InsufficientStorage(NO_ROOM)
+
+    # --- multipart: one request ------------------------------------------------------------------
+
+    async def open_ingest(self, declared: int) -> Ingest:
+        """Check a multipart body's declared size and the room for it; where its file goes."""
+        self.check_size(declared, FORM_OVERHEAD)
+        await self.check_room(declared, self.clock())
+        video_id = self.new_video_id()
+        path = self.media.upload_path(video_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return Ingest(video_id, path, self.max_bytes + FORM_OVERHEAD)
+
+    async def add_ingest(self, user: User, ingest: Ingest, fields: Any) -> dict[str, Any]:
+        """Register a multipart upload's file as a video (its fields: title, description, category);
+        whatever is refused leaves no file behind."""
+        try:
+            if ingest.path.stat().st_size == 0:
+                raise InvalidField("file", "The submitted file is empty.")
+            return await self.catalogue.add_upload(
+                user,
+                ingest.video_id,
+                ingest.path,
+                fields.title,
+                fields.description,
+                fields.category or None,
+            )
+        except BaseException:
+            await ingest.discard()
+            raise
 
     # --- tus: the protocol's steps -------------------------------------------------------------
 

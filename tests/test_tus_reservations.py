@@ -8,6 +8,7 @@ import pytest
 
 from services.container import build_services
 from tests.conftest import make_token
+from tests.media import multipart
 from tests.test_tus import create, head, patch, path_of
 
 GIB = 1024**3
@@ -107,3 +108,20 @@ def test_the_cap_defaults_to_ten():
     from core.config import Settings
 
     assert Settings().media.max_open_uploads == 10
+
+
+async def test_a_multipart_upload_counts_the_room_tus_uploads_have_reserved(
+    api, staff_token, settings, clips
+):
+    room = FREE - settings.media.min_free_mb * MIB
+    data = clips["small"].read_bytes()
+    body, content_type = multipart({"title": "one request"}, data)
+    reserved = path_of((await create(api, staff_token, room - len(body) // 2)).headers["Location"])
+    post = {"body": body, "headers": {"Content-Type": content_type}, "token": staff_token}
+    refused = await api.post("/api/videos/", **post)
+    assert (refused.code, refused.data) == (
+        507,
+        {"detail": "Not enough disk space on the server for this upload."},
+    )
+    assert (await api.delete(reserved, headers={"Tus-Resumable": "1.0.0"}, token=staff_token)).code == 204
+    assert (await api.post("/api/videos/", **post)).code == 201
