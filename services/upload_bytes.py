@@ -34,7 +34,10 @@ LOST = "The upload's received bytes are missing; delete it and upload again."
 class Writer(abc.ABC):
     """One PATCH's bytes on their way: `offset` counts what it received; `save` makes them shared."""
 
-    offset: int
+    @property
+    @abc.abstractmethod
+    def offset(self) -> int:
+        """Where the upload ends with what this writer received."""
 
     @abc.abstractmethod
     async def write(self, data: bytes) -> dict[str, Any] | None:
@@ -93,9 +96,12 @@ class FileBytes(UploadBytes):
         return self.folder / f"{ObjectId(str(upload_id))}.part"
 
     async def create(self, doc: dict[str, Any]) -> None:
-        await run(
-            lambda: (self.folder.mkdir(parents=True, exist_ok=True), self.part_path(doc["_id"]).touch())
-        )
+        await run(self._touch, self.part_path(doc["_id"]))
+
+    @staticmethod
+    def _touch(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
 
     async def open(self, doc: dict[str, Any], hold: bool) -> Writer:
         fd = await run(open_at, self.part_path(doc["_id"]), doc["offset"])
@@ -130,16 +136,20 @@ def open_at(path: Path, offset: int) -> BinaryIO:
 class FileWriter(Writer):
     def __init__(self, fd: BinaryIO, start: int, hold: bool) -> None:
         self.fd: BinaryIO | None = fd
-        self.start = self.offset = self.saved = start
+        self.start = self.end = self.saved = start
         self.hold = hold
+
+    @property
+    def offset(self) -> int:
+        return self.end
 
     async def write(self, data: bytes) -> dict[str, Any] | None:
         await run(self._write, data)
-        self.offset += len(data)
-        if self.hold or self.offset - self.saved < CHECKPOINT_BYTES:
+        self.end += len(data)
+        if self.hold or self.end - self.saved < CHECKPOINT_BYTES:
             return None
-        self.saved = self.offset
-        return {"offset": self.offset}
+        self.saved = self.end
+        return {"offset": self.end}
 
     def _write(self, data: bytes) -> None:
         assert self.fd is not None
@@ -147,13 +157,13 @@ class FileWriter(Writer):
         self.fd.flush()  # on the shared disk now, for whichever process continues
 
     async def save(self, final: bool) -> dict[str, Any]:
-        self.saved = self.offset
-        return {"offset": self.offset}
+        self.saved = self.end
+        return {"offset": self.end}
 
     async def drop(self) -> None:
         if self.fd is not None:
             await run(self.fd.truncate, self.start)
-        self.offset = self.start
+        self.end = self.start
 
     def close(self) -> None:
         if self.fd is not None:
@@ -206,7 +216,7 @@ class ObjectWriter(Writer):
         self.buffer = bytearray(tail)  # one part at most
         self.hold = hold
 
-    @property  # type: ignore[override]
+    @property
     def offset(self) -> int:
         return self.parts_bytes + len(self.buffer)
 

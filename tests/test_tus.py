@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from bson import ObjectId
 from tusclient.client import TusClient
 
 from services.uploads import UploadExpiry
@@ -475,3 +477,22 @@ async def test_a_patch_cut_off_mid_body_is_a_client_abort_and_its_bytes_stay_for
     assert status.headers["Upload-Offset"] == str(sent)  # the client resumes from here
     reply = await patch(api, staff_token, where, sent, b"w" * 10)
     assert (reply.code, reply.headers["Upload-Offset"]) == (204, str(sent + 10))
+
+
+async def test_a_patch_while_another_request_holds_the_upload_is_423_with_retry_after(
+    api, staff_token, services, clock, monkeypatch
+):
+    monkeypatch.setattr("services.uploads.LOCK_WAIT_S", 0.2)
+    where = path_of((await create(api, staff_token, 10)).headers["Location"])
+    upload_id = where.rstrip("/").rsplit("/", 1)[1]
+    records = services.uploads.uploads
+    held = await records.acquire(
+        ObjectId(upload_id), "another-process", clock(), clock() + timedelta(seconds=15)
+    )
+    assert held is not None  # as a PATCH streaming on another process holds it
+    reply = await patch(api, staff_token, where, 0, b"abc")
+    assert (reply.code, reply.headers["Retry-After"]) == (423, "1")
+    assert reply.data == {"detail": "Another PATCH is writing to this upload."}
+    assert (await api.delete(where, headers=dict(TUS), token=staff_token)).code == 409
+    await records.release(ObjectId(upload_id), "another-process")
+    assert (await patch(api, staff_token, where, 0, b"abc")).headers["Upload-Offset"] == "3"
