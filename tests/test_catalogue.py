@@ -71,6 +71,15 @@ async def test_a_category_slug_is_unique(api, staff_token):
     assert reply.data == {"slug": ["category with this slug already exists."]}
 
 
+@pytest.mark.parametrize("name", ["日本語", "!!!", "¿?"])
+async def test_a_name_with_nothing_to_make_a_slug_of_gets_one_from_the_id(api, staff_token, user_token, name):
+    reply = await api.post("/api/categories/", {"name": name}, token=staff_token)
+    assert reply.code == 201
+    assert (reply.data["name"], reply.data["slug"]) == (name, f"category-{reply.data['id']}")
+    found = await api.get(f"/api/videos/?category={reply.data['slug']}", token=user_token)
+    assert (found.code, found.data) == (200, [])
+
+
 async def test_a_category_needs_a_name(api, staff_token):
     reply = await api.post("/api/categories/", {"name": ""}, token=staff_token)
     assert reply.code == 400
