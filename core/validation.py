@@ -89,9 +89,11 @@ def optional_not_null(kind: Any) -> Any:
     return Annotated[kind, BeforeValidator(refuse_null), Field(json_schema_extra=without_default)]
 
 
-# The JSON-schema key that names the setting a string's minimum length comes from; the document
-# generator (handlers/openapi.py) replaces it with `minLength` and the configured value.
+# The JSON-schema keys that name the setting a constraint's value comes from; the document generator
+# (handlers/openapi.py) replaces each with its keyword and the value the app runs with.
 MIN_LENGTH_SETTING = "x-min-length-setting"
+ENUM_SETTING = "x-enum-setting"
+SETTING_KEYWORDS = {MIN_LENGTH_SETTING: "minLength", ENUM_SETTING: "enum"}
 
 
 def min_length_from(setting: str) -> Any:
@@ -105,6 +107,19 @@ def min_length_from(setting: str) -> Any:
         return value
 
     return Annotated[str, AfterValidator(check), Field(json_schema_extra={MIN_LENGTH_SETTING: setting})]
+
+
+def one_of_setting(setting: str) -> Any:
+    """A string that must be one of the choices the setting `setting` lists (the validation context
+    brings them, as for min_length_from); the OpenAPI document carries them as its `enum`."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        choices = (info.context or {})[setting]
+        if value not in choices:
+            raise ValueError(f"Select one of: {', '.join(choices)}.")
+        return value
+
+    return Annotated[str, AfterValidator(check), Field(json_schema_extra={ENUM_SETTING: setting})]
 
 
 def bound(value: Any) -> Any:

@@ -90,9 +90,10 @@ def loads(body: bytes) -> Any:
     return orjson.loads(body)
 
 
-def validation_context(settings: Any) -> dict[str, Any]:
-    """The settings request fields are validated against, by name."""
-    return {"password_min_length": settings.accounts.password_min_length}
+def validation_context(settings: Any, job_types: Iterable[str]) -> dict[str, Any]:
+    """The settings request fields are validated against, by name: from the configuration, and the
+    job types the app's queue was built with."""
+    return {"password_min_length": settings.accounts.password_min_length, "job_types": tuple(job_types)}
 
 
 GRANT_IN_PATH = re.compile(r"^/api/stream/[^/]+/")
@@ -267,7 +268,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def validation_context(self) -> dict[str, Any]:
         """The settings that fields read when they validate (core.validation.min_length_from); the
         OpenAPI document (handlers/schema.py) shows the same values."""
-        return validation_context(self.config)
+        return validation_context(self.config, self.services.queue.types)
 
     def parse(self, model: type[BaseModel]) -> Any:
         """Validate the JSON body against a model: field errors answer 400 in DRF's shape."""
@@ -288,7 +289,7 @@ class BaseHandler(tornado.web.RequestHandler):
         """Validate the query parameters against a model (the last value of each): 400 field errors."""
         arguments = self.request.query_arguments
         data = {name: self.get_query_argument(name) for name in model.model_fields if name in arguments}
-        return self.validate(model, data)
+        return self.validate(model, data, self.validation_context())
 
     def int_param(self, name: str, minimum: int) -> int | None:
         """An integer query parameter, None when absent; 400 naming it when not a whole number ≥ minimum."""
