@@ -93,7 +93,8 @@ def optional_not_null(kind: Any) -> Any:
 # (handlers/openapi.py) replaces each with its keyword and the value the app runs with.
 MIN_LENGTH_SETTING = "x-min-length-setting"
 ENUM_SETTING = "x-enum-setting"
-SETTING_KEYWORDS = {MIN_LENGTH_SETTING: "minLength", ENUM_SETTING: "enum"}
+MAXIMUM_SETTING = "x-maximum-setting"
+SETTING_KEYWORDS = {MIN_LENGTH_SETTING: "minLength", ENUM_SETTING: "enum", MAXIMUM_SETTING: "maximum"}
 
 
 def min_length_from(setting: str) -> Any:

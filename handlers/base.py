@@ -90,10 +90,14 @@ def loads(body: bytes) -> Any:
     return orjson.loads(body)
 
 
-def validation_context(settings: Any, job_types: Iterable[str]) -> dict[str, Any]:
-    """The settings request fields are validated against, by name: from the configuration, and the
-    job types the app's queue was built with."""
-    return {"password_min_length": settings.accounts.password_min_length, "job_types": tuple(job_types)}
+def validation_context(services: Services) -> dict[str, Any]:
+    """The settings request fields and headers are validated against, by name: from the
+    configuration, and the job types the app's queue was built with."""
+    return {
+        "password_min_length": services.settings.accounts.password_min_length,
+        "job_types": tuple(services.queue.types),
+        "max_upload_bytes": services.uploads.max_bytes,
+    }
 
 
 GRANT_IN_PATH = re.compile(r"^/api/stream/[^/]+/")
@@ -268,7 +272,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def validation_context(self) -> dict[str, Any]:
         """The settings that fields read when they validate (core.validation.min_length_from); the
         OpenAPI document (handlers/schema.py) shows the same values."""
-        return validation_context(self.config, self.services.queue.types)
+        return validation_context(self.services)
 
     def parse(self, model: type[BaseModel]) -> Any:
         """Validate the JSON body against a model: field errors answer 400 in DRF's shape."""

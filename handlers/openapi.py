@@ -67,7 +67,8 @@ class Reply:
 
 @dataclass(frozen=True)
 class Header:
-    """A request header the operation reads."""
+    """A request header the operation reads; its schema says what the handler accepts (keys such as
+    `x-maximum-setting` take their value from the app's settings, as in with_settings)."""
 
     name: str
     description: str
@@ -302,7 +303,7 @@ def operation_object(route: Route, name: str, components: Components) -> dict[st
             "in": "header",
             "required": h.required,
             "description": h.description,
-            "schema": h.schema,
+            "schema": with_settings(h.schema, components.settings),
         }
         for h in op.headers
     ]

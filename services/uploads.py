@@ -32,6 +32,7 @@ from core.errors import (
     Forbidden,
     Gone,
     InsufficientStorage,
+    InvalidField,
     InvalidInput,
     NotFound,
     TooLarge,
@@ -172,7 +173,7 @@ class UploadService:
     ) -> dict[str, Any]:
         """A new, empty upload of `length` bytes; `fields` are the video's title, description, category."""
         if length < 1:
-            raise InvalidInput("Upload-Length must be a whole number of bytes greater than 0.")
+            raise InvalidField("Upload-Length", "Ensure this value is greater than or equal to 1.")
         if length > self.max_bytes:
             raise TooLarge(f"The upload is larger than the limit of {self.settings.max_upload_mb} MB.")
         if fields.get("category"):
