@@ -7,8 +7,10 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -58,9 +60,41 @@ def one_of(choices: tuple[str, ...]) -> Any:
     return Annotated[str, AfterValidator(check), Field(json_schema_extra={"enum": list(choices)})]
 
 
-# The JSON-schema key that names the setting a string's minimum length comes from; the document
-# generator (handlers/openapi.py) replaces it with `minLength` and the configured value.
+class Declares:
+    """JSON-schema keywords that a field's own validator enforces, shown in its schema (a marker for
+    `Annotated`, beside that validator), where pydantic's own constraint would answer in its words."""
+
+    def __init__(self, **keywords: Any) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> Any:
+        schema = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
+
+
+def refuse_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("This field may not be null.")
+    return value
+
+
+def without_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def optional_not_null(kind: Any) -> Any:
+    """A field a body may leave out but not send as null (a PATCH changes only what it sends): the
+    schema shows the type alone, with neither null nor a default; null is refused in DRF's words."""
+    return Annotated[kind, BeforeValidator(refuse_null), Field(json_schema_extra=without_default)]
+
+
+# The JSON-schema keys that name the setting a constraint's value comes from; the document generator
+# (handlers/openapi.py) replaces each with its keyword and the value the app runs with.
 MIN_LENGTH_SETTING = "x-min-length-setting"
+ENUM_SETTING = "x-enum-setting"
+MAXIMUM_SETTING = "x-maximum-setting"
+SETTING_KEYWORDS = {MIN_LENGTH_SETTING: "minLength", ENUM_SETTING: "enum", MAXIMUM_SETTING: "maximum"}
 
 
 def min_length_from(setting: str) -> Any:
@@ -76,6 +110,24 @@ def min_length_from(setting: str) -> Any:
     return Annotated[str, AfterValidator(check), Field(json_schema_extra={MIN_LENGTH_SETTING: setting})]
 
 
+def one_of_setting(setting: str) -> Any:
+    """A string that must be one of the choices the setting `setting` lists (the validation context
+    brings them, as for min_length_from); the OpenAPI document carries them as its `enum`."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        choices = (info.context or {})[setting]
+        if value not in choices:
+            raise ValueError(f"Select one of: {', '.join(choices)}.")
+        return value
+
+    return Annotated[str, AfterValidator(check), Field(json_schema_extra={ENUM_SETTING: setting})]
+
+
+def bound(value: Any) -> Any:
+    """A limit as DRF writes it: 0, not the 0.0 of a float field."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def message_for(error: dict) -> str:
     """The sentence for one pydantic error."""
     kind = error["type"]
@@ -89,9 +141,9 @@ def message_for(error: dict) -> str:
     if kind == "string_too_long":
         return f"Ensure this field has no more than {context.get('max_length')} characters."
     if kind in ("greater_than_equal", "greater_than"):
-        return f"Ensure this value is greater than or equal to {context.get('ge', context.get('gt'))}."
+        return f"Ensure this value is greater than or equal to {bound(context.get('ge', context.get('gt')))}."
     if kind in ("less_than_equal", "less_than"):
-        return f"Ensure this value is less than or equal to {context.get('le', context.get('lt'))}."
+        return f"Ensure this value is less than or equal to {bound(context.get('le', context.get('lt')))}."
     message = error["msg"].removeprefix("Value error, ")
     return message if message.endswith(".") else message + "."
 

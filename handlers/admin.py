@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, StrictBool
 
-from core.errors import InvalidField
-from core.validation import Body, Query, one_of
+from core.validation import Body, Query, one_of, one_of_setting
 from handlers.base import BaseHandler, staff_only
 from handlers.openapi import api
 from handlers.replies import AdminUser, AdminUserPage, Job, JobPage, Mail, MailPage
@@ -33,7 +32,7 @@ class MailQuery(PageQuery):
 
 
 class JobsQuery(MailQuery):
-    type: str | None = Field(None, description="A job type this server runs (mail, transcode, ...).")
+    type: one_of_setting("job_types") | None = Field(None, description="A job type of this server.")
 
 
 class UsersQuery(PageQuery):
@@ -50,9 +49,6 @@ class AdminHandler(BaseHandler):
         """offset and limit from the query (limit capped)."""
         return query.offset or 0, min(query.limit or DEFAULT_LIMIT, MAX_LIMIT)
 
-    def refuse_choice(self, name: str, choices: tuple[str, ...]) -> None:
-        raise InvalidField(name, f"Select one of: {', '.join(choices)}.")
-
 
 class JobListHandler(AdminHandler):
     @api("The job queue, newest first", query=JobsQuery, responses={200: JobPage})
@@ -60,11 +56,8 @@ class JobListHandler(AdminHandler):
     async def get(self) -> None:
         query = self.query(JobsQuery)
         offset, limit = self.paging(query)
-        type_name = query.type
-        if type_name is not None and type_name not in self.services.queue.types:
-            self.refuse_choice("type", tuple(self.services.queue.types))
         jobs, count = await self.admin.jobs(
-            state=query.state, type_name=type_name, offset=offset, limit=limit
+            state=query.state, type_name=query.type, offset=offset, limit=limit
         )
         self.send_page(jobs, count, offset, limit)
 

@@ -89,9 +89,14 @@ def loads(body: bytes) -> Any:
     return orjson.loads(body)
 
 
-def validation_context(settings: Any) -> dict[str, Any]:
-    """The settings request fields are validated against, by name."""
-    return {"password_min_length": settings.accounts.password_min_length}
+def validation_context(services: Services) -> dict[str, Any]:
+    """The settings request fields and headers are validated against, by name: from the
+    configuration, and the job types the app's queue was built with."""
+    return {
+        "password_min_length": services.settings.accounts.password_min_length,
+        "job_types": tuple(services.queue.types),
+        "max_upload_bytes": services.uploads.max_bytes,
+    }
 
 
 GRANT_IN_PATH = re.compile(r"^/api/stream/[^/]+/")
@@ -266,7 +271,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def validation_context(self) -> dict[str, Any]:
         """The settings that fields read when they validate (core.validation.min_length_from); the
         OpenAPI document (handlers/schema.py) shows the same values."""
-        return validation_context(self.config)
+        return validation_context(self.services)
 
     def parse(self, model: type[BaseModel]) -> Any:
         """Validate the JSON body against a model: field errors answer 400 in DRF's shape."""
@@ -287,7 +292,7 @@ class BaseHandler(tornado.web.RequestHandler):
         """Validate the query parameters against a model (the last value of each): 400 field errors."""
         arguments = self.request.query_arguments
         data = {name: self.get_query_argument(name) for name in model.model_fields if name in arguments}
-        return self.validate(model, data)
+        return self.validate(model, data, self.validation_context())
 
     def send_page(self, results: list[Any], count: int, offset: int, limit: int) -> None:
         """DRF's limit/offset envelope: {count, next, previous, results}."""

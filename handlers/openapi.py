@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
-from core.validation import MIN_LENGTH_SETTING
+from core.validation import SETTING_KEYWORDS
 from handlers.base import PUBLIC, STAFF, USER
 from handlers.replies import Detail, FieldErrors
 from handlers.route_templates import Route, implemented, routes_of
@@ -68,7 +68,8 @@ class Reply:
 
 @dataclass(frozen=True)
 class Header:
-    """A request header the operation reads."""
+    """A request header the operation reads; its schema says what the handler accepts (keys such as
+    `x-maximum-setting` take their value from the app's settings, as in with_settings)."""
 
     name: str
     description: str
@@ -138,7 +139,7 @@ def api(
 
 class Components:
     """The shared schemas, collected as models are referenced; `settings` gives the values of
-    constraints that come from the configuration (core.validation.min_length_from)."""
+    constraints that come from the configuration (core.validation.min_length_from, one_of_setting)."""
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         self.schemas: dict[str, Any] = {}
@@ -168,15 +169,18 @@ class Components:
 
 def with_settings(schema: Any, settings: dict[str, Any]) -> Any:
     """The schema with every `x-min-length-setting: name` replaced by `minLength` and that setting's
-    value (left out when the document is built without settings, as the tests' checker does)."""
+    value, every `x-enum-setting: name` by `enum` and its choices (left out when the document is
+    built without settings, as the tests' checker does)."""
     if isinstance(schema, list):
         return [with_settings(item, settings) for item in schema]
     if not isinstance(schema, dict):
         return schema
     result = {key: with_settings(value, settings) for key, value in schema.items()}
-    setting = result.pop(MIN_LENGTH_SETTING, None)
-    if setting is not None and setting in settings:
-        result["minLength"] = settings[setting]
+    for key, keyword in SETTING_KEYWORDS.items():
+        setting = result.pop(key, None)
+        if setting is not None and setting in settings:
+            value = settings[setting]
+            result[keyword] = list(value) if isinstance(value, tuple | list) else value
     return result
 
 
@@ -300,7 +304,7 @@ def operation_object(route: Route, name: str, components: Components) -> dict[st
             "in": "header",
             "required": h.required,
             "description": h.description,
-            "schema": h.schema,
+            "schema": with_settings(h.schema, components.settings),
         }
         for h in op.headers
     ]

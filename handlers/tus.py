@@ -12,6 +12,7 @@ from typing import Any
 import tornado.web
 
 from core.errors import DomainError
+from core.validation import MAXIMUM_SETTING
 from handlers.base import HTTP_METHODS, APIError, BaseHandler, public, staff_only
 from handlers.openapi import Header, Reply, api
 from handlers.streaming import StreamedBodyHandler
@@ -32,9 +33,28 @@ TUS_EXPOSED_HEADERS = (
     "Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Video-Id, Retry-After"
 )
 METADATA_FIELDS = ("title", "description", "category")
+# The metadata values read as text; any other key's value is the client's bytes, left alone.
+TEXT_KEYS = (*METADATA_FIELDS, "filename")
 MIB = 1024 * 1024
 
-TUS_RESUMABLE = Header("Tus-Resumable", "The protocol version: 1.0.0 (another answers 412).")
+# What the request headers may hold, declared where the handlers below check it (the version in
+# TusHandler.prepare, numbers in whole_number, metadata in parse_metadata): the document shows it.
+BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+SOME_BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)"
+METADATA_PAIR = rf"[\x21-\x2b\x2d-\x7e]+(?: {BASE64})?"  # a key of printable ASCII but space and comma
+METADATA_MAX_CHARS = 32 * 1024  # room for a 5,000-character description in any script, in base64
+METADATA_SCHEMA = {
+    "type": "string",
+    "pattern": rf"^(?:{METADATA_PAIR},)*title {SOME_BASE64}(?:,{METADATA_PAIR})*$",
+    "maxLength": METADATA_MAX_CHARS,
+}
+BYTES = {"type": "integer", "minimum": 0}
+
+TUS_RESUMABLE = Header(
+    "Tus-Resumable",
+    "The protocol version: 1.0.0 (another answers 412).",
+    schema={"type": "string", "enum": [TUS_VERSION]},
+)
 OPTIONS_HEADERS = {
     "Tus-Resumable": "1.0.0.",
     "Tus-Version": "The protocol versions supported: 1.0.0.",
@@ -55,7 +75,15 @@ def http_date(moment: Any) -> str:
 
 
 def parse_metadata(header: str) -> dict[str, str]:
-    """`Upload-Metadata`: comma-separated `key base64(value)` pairs (a value may be absent)."""
+    """`Upload-Metadata`: comma-separated `key base64(value)` pairs (a value may be absent). The
+    values this server reads (TEXT_KEYS) must be UTF-8 text; any other is bytes it ignores."""
+    if len(header) > METADATA_MAX_CHARS:
+        raise APIError(
+            400,
+            fields={
+                "Upload-Metadata": [f"Ensure this header has no more than {METADATA_MAX_CHARS} characters."]
+            },
+        )
     pairs: dict[str, str] = {}
     for item in header.split(","):
         item = item.strip()
@@ -65,19 +93,20 @@ def parse_metadata(header: str) -> dict[str, str]:
         if key in pairs:
             raise APIError(400, fields={"Upload-Metadata": [f'The key "{key}" appears twice.']})
         try:
-            pairs[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            raw = base64.b64decode(value.strip(), validate=True)
+            pairs[key] = raw.decode("utf-8") if key in TEXT_KEYS else ""
         except (binascii.Error, UnicodeDecodeError) as err:
             raise APIError(400, fields={key: ["Not base64-encoded UTF-8 text."]}) from err
     return pairs
 
 
 def whole_number(name: str, value: str | None) -> int | None:
-    """A header holding a non-negative integer; None when absent, 400 when it is something else."""
+    """A header holding a non-negative integer; None when absent, a 400 naming it when it is not."""
     if value is None:
         return None
     value = value.strip()
     if not value.isdigit() or not value.isascii():
-        raise APIError(400, f"{name} must be a whole number of bytes.")
+        raise APIError(400, fields={name: ["A whole number of bytes is required."]})
     return int(value)
 
 
@@ -147,8 +176,18 @@ class UploadCreateHandler(TusHandler):
         "`title` (required), `description`, `category` (an id or slug) and `filename`.",
         headers=[
             TUS_RESUMABLE,
-            Header("Upload-Length", "The size of the whole file in bytes.", required=True),
-            Header("Upload-Metadata", "title, description, category, filename: `key base64,...`."),
+            Header(
+                "Upload-Length",
+                "The size of the whole file in bytes, up to media.max_upload_mb.",
+                required=True,
+                schema={**BYTES, "minimum": 1, MAXIMUM_SETTING: "max_upload_bytes"},
+            ),
+            Header(
+                "Upload-Metadata",
+                "`key base64,...`: title (required), description, category, filename.",
+                required=True,
+                schema=METADATA_SCHEMA,
+            ),
         ],
         responses={
             201: Reply(
@@ -169,7 +208,7 @@ class UploadCreateHandler(TusHandler):
             raise APIError(400, "Upload-Defer-Length is not supported; send Upload-Length.")
         length = whole_number("Upload-Length", headers.get("Upload-Length"))
         if length is None:
-            raise APIError(400, "Upload-Length is required.")
+            raise APIError(400, fields={"Upload-Length": ["This header is required."]})
         metadata = parse_metadata(headers.get("Upload-Metadata", ""))
         sent = {name: metadata[name] for name in METADATA_FIELDS if name in metadata}
         fields = self.validate(VideoFields, sent).model_dump()
@@ -200,7 +239,7 @@ class UploadHandler(StreamedBodyHandler, TusHandler):
             )
         offset = whole_number("Upload-Offset", headers.get("Upload-Offset"))
         if offset is None:
-            raise APIError(400, "Upload-Offset is required.")
+            raise APIError(400, fields={"Upload-Offset": ["This header is required."]})
         checksum = Checksum.parse(headers.get("Upload-Checksum"))
         declared = whole_number("Content-Length", headers.get("Content-Length"))
         chunk = await self.uploads.begin_patch(self.current_user, upload_id, offset, declared, checksum)
@@ -264,8 +303,17 @@ class UploadHandler(StreamedBodyHandler, TusHandler):
         raw_body=OFFSET_OCTET_STREAM,
         headers=[
             TUS_RESUMABLE,
-            Header("Upload-Offset", "Where the body goes: the upload's current offset.", required=True),
-            Header("Upload-Checksum", "`sha1 <base64 digest>` of this body."),
+            Header(
+                "Upload-Offset",
+                "Where the body goes: the upload's current offset.",
+                required=True,
+                schema=BYTES,
+            ),
+            Header(
+                "Upload-Checksum",
+                "`sha1 <base64 digest>` of this body.",
+                schema={"type": "string", "pattern": rf"^sha1 {BASE64}$"},
+            ),
         ],
         responses={
             204: Reply(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import tornado.web
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from core.validation import Body, Query, one_of
 from handlers.base import APIError, staff_only, user_only
@@ -26,25 +25,9 @@ MAX_OFFSET = 2**31 - 1
 
 
 class ProgressBody(Body):
-    position: float
+    """A finite number of seconds from 0; past the video's duration it is saved as the duration."""
 
-    @field_validator("position", mode="before")
-    @classmethod
-    def a_number(cls, value: Any) -> Any:
-        # strict mode would refuse an int; a bool is no position
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError("A valid number is required.")
-        try:
-            return float(value)
-        except OverflowError as err:  # an integer beyond any float: no position either
-            raise ValueError("Ensure this value is a finite number.") from err
-
-    @field_validator("position")
-    @classmethod
-    def finite_and_not_negative(cls, value: float) -> float:
-        if not math.isfinite(value) or value < 0:
-            raise ValueError("Ensure this value is greater than or equal to 0.")
-        return value
+    position: float = Field(ge=0, allow_inf_nan=False, description="Seconds from the start.")
 
 
 class VideoListQuery(Query):
@@ -190,9 +173,6 @@ class VideoHandler(CatalogueHandler):
     async def patch(self, video_id: str) -> None:
         body = self.parse(VideoPatch)
         fields = body.model_dump(exclude_unset=True)
-        for name in ("title", "description"):
-            if name in fields and fields[name] is None:
-                raise APIError(400, fields={name: ["This field may not be null."]})
         self.send_json(await self.catalogue.update_video(self.current_user, video_id, fields))
 
     @api("Delete a video, its files and its job", responses={204: None})

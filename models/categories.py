@@ -73,15 +73,17 @@ class Categories:
         query: dict[str, Any] = {"$or": [{"_id": oid}, {"slug": id_or_slug}]} if oid else {"slug": id_or_slug}
         return await self.collection.find_one(query)
 
-    async def create(self, name: str, slug: str, description: str, now: datetime) -> dict[str, Any]:
-        """Insert a category; SlugTaken if the slug is in use."""
-        doc = {"name": name, "slug": slug, "description": description, "created_at": now}
+    async def create(self, name: str, slug: str | None, description: str, now: datetime) -> dict[str, Any]:
+        """Insert a category (without a slug: `category-<id>`); SlugTaken if the slug is in use."""
+        oid = ObjectId()
+        slug = slug or f"category-{oid}"
+        doc = {"_id": oid, "name": name, "slug": slug, "description": description, "created_at": now}
         try:
-            result = await self.collection.insert_one(doc)
+            await self.collection.insert_one(doc)
         except DuplicateKeyError as err:
             raise SlugTaken(slug) from err
         self.invalidate()
-        return {**doc, "_id": result.inserted_id}
+        return doc
 
     async def update(self, category_id: ObjectId, fields: dict[str, Any]) -> dict[str, Any] | None:
         """Change fields; the updated category, None if gone; SlugTaken if the slug is in use."""

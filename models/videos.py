@@ -22,7 +22,7 @@ from pydantic import AfterValidator, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
 from core.clock import isoformat
-from core.validation import Body
+from core.validation import Body, Declares, optional_not_null
 from models.db import Database, object_id
 
 PENDING, PROCESSING, READY, FAILED = "pending", "processing", "ready", "failed"
@@ -51,7 +51,10 @@ def not_blank(value: str) -> str:
 
 
 # The fields staff set on a video, declared once: the upload's form, PATCH, the service and the JSON.
-Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(not_blank)]
+# A title holds more than white space: the pattern says so (Python's \s is what strip() removes).
+Title = Annotated[
+    str, Field(min_length=1, max_length=200), AfterValidator(not_blank), Declares(pattern=r"\S")
+]
 Description = Annotated[str, Field(max_length=5000)]
 CategoryRef = Annotated[str | None, Field(description="A category's id or slug; empty or null: none.")]
 
@@ -67,8 +70,8 @@ class VideoFields(Body):
 class VideoPatch(Body):
     """What PATCH may change; only the fields sent are changed."""
 
-    title: Title | None = None
-    description: Description | None = None
+    title: optional_not_null(Title) = None
+    description: optional_not_null(Description) = None
     category: CategoryRef = None
 
 

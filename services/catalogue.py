@@ -67,9 +67,9 @@ class CatalogueService:
         return [category_docs.to_api(doc) for doc in await self.categories.all()]
 
     async def create_category(self, name: str, slug: str | None, description: str) -> dict[str, Any]:
-        slug = slug or slugify(name)
-        if not slug:
-            raise InvalidField("slug", "Enter a valid slug of letters, numbers or hyphens.")
+        """A new category; without a slug, one made from the name (or, for a name with no letter or
+        digit that has an ASCII form, such as "日本語" or "!!!", from the new id)."""
+        slug = slug or slugify(name) or None
         try:
             doc = await self.categories.create(name, slug, description, self.clock())
         except SlugTaken as err:

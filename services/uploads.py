@@ -26,7 +26,6 @@ from core.errors import (
     Gone,
     InsufficientStorage,
     InvalidField,
-    InvalidInput,
     Locked,
     NotFound,
     TooLarge,
@@ -194,7 +193,7 @@ class UploadService:
     ) -> dict[str, Any]:
         """A new, empty upload of `length` bytes; `fields` are the video's title, description, category."""
         if length < 1:
-            raise InvalidInput("Upload-Length must be a whole number of bytes greater than 0.")
+            raise InvalidField("Upload-Length", "Ensure this value is greater than or equal to 1.")
         self.check_size(length)
         if fields.get("category"):
             await self.catalogue.category_by_id_or_slug(fields["category"], "category")

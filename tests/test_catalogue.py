@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -69,6 +70,15 @@ async def test_a_category_slug_is_unique(api, staff_token):
     reply = await api.post("/api/categories/", {"name": "Other", "slug": "drama"}, token=staff_token)
     assert reply.code == 400
     assert reply.data == {"slug": ["category with this slug already exists."]}
+
+
+@pytest.mark.parametrize("name", ["日本語", "!!!", "¿?"])
+async def test_a_name_with_nothing_to_make_a_slug_of_gets_one_from_the_id(api, staff_token, user_token, name):
+    reply = await api.post("/api/categories/", {"name": name}, token=staff_token)
+    assert reply.code == 201
+    assert (reply.data["name"], reply.data["slug"]) == (name, f"category-{reply.data['id']}")
+    found = await api.get(f"/api/videos/?category={reply.data['slug']}", token=user_token)
+    assert (found.code, found.data) == (200, [])
 
 
 async def test_a_category_needs_a_name(api, staff_token):
@@ -334,6 +344,45 @@ async def test_bad_edits_are_field_errors(api, staff_token, add_video, body, fie
     assert field in reply.data
 
 
+async def schema_of(api, template, method, media_type="application/json"):
+    """The body schema the served document gives an operation (references resolved)."""
+    document = (await api.get("/api/schema/")).data
+    schema = document["paths"][template][method]["requestBody"]["content"][media_type]["schema"]
+    if "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+@pytest.mark.parametrize("field", ["title", "description"])
+async def test_an_edit_may_leave_out_a_title_or_description_but_not_send_it_null(
+    api, staff_token, add_video, field
+):
+    declared = (await schema_of(api, "/api/videos/{video_id}/", "patch"))["properties"][field]
+    assert declared["type"] == "string" and "anyOf" not in declared and "default" not in declared
+    video_id = await add_video()
+    reply = await api.patch(f"/api/videos/{video_id}/", {field: None}, token=staff_token)
+    assert (reply.code, reply.data) == (400, {field: ["This field may not be null."]})
+    untouched = await api.patch(f"/api/videos/{video_id}/", {}, token=staff_token)
+    assert (untouched.code, untouched.data["title"]) == (200, "A video")
+
+
+@pytest.mark.parametrize(
+    ("template", "method", "media_type"),
+    [
+        ("/api/videos/{video_id}/", "patch", "application/json"),
+        ("/api/videos/", "post", "multipart/form-data"),
+    ],
+)
+async def test_a_title_is_declared_to_hold_more_than_white_space_as_the_server_enforces(
+    api, staff_token, add_video, template, method, media_type
+):
+    pattern = (await schema_of(api, template, method, media_type))["properties"]["title"]["pattern"]
+    assert not re.search(pattern, " \t\u3000") and re.search(pattern, " x ")
+    video_id = await add_video()
+    reply = await api.patch(f"/api/videos/{video_id}/", {"title": " \t\u3000"}, token=staff_token)
+    assert (reply.code, reply.data) == (400, {"title": ["This field may not be blank."]})
+
+
 async def test_users_cannot_edit_or_delete_videos(api, user_token, add_video):
     video_id = await add_video()
     assert (await api.patch(f"/api/videos/{video_id}/", {"title": "x"}, token=user_token)).code == 403
@@ -384,6 +433,22 @@ async def test_bad_positions_are_field_errors(api, user_token, add_video, positi
     reply = await api.put(f"/api/videos/{video_id}/progress/", {"position": position}, token=user_token)
     assert reply.code == 400
     assert "position" in reply.data
+
+
+async def test_a_position_is_declared_from_zero_and_a_negative_one_is_a_field_error(
+    api, user_token, add_video
+):
+    assert (await schema_of(api, "/api/videos/{video_id}/progress/", "put"))["properties"]["position"][
+        "minimum"
+    ] == 0
+    video_id = await add_video()
+    reply = await api.put(f"/api/videos/{video_id}/progress/", {"position": -0.5}, token=user_token)
+    assert (reply.code, reply.data) == (
+        400,
+        {"position": ["Ensure this value is greater than or equal to 0."]},
+    )
+    reply = await api.put(f"/api/videos/{video_id}/progress/", {"position": 0}, token=user_token)
+    assert (reply.code, reply.data["position"]) == (200, 0)
 
 
 async def test_progress_of_an_unknown_video_is_404(api, user_token):

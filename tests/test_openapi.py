@@ -271,7 +271,17 @@ def test_the_reset_code_in_a_body_is_declared_non_empty(document):
 
 def test_a_document_built_without_settings_shows_no_placeholder():
     document = build_document(HANDLER_MODULES, version="0")
-    assert "x-min-length-setting" not in str(document)
+    assert "x-min-length-setting" not in str(document) and "x-enum-setting" not in str(document)
+
+
+async def test_the_job_type_filter_is_declared_as_the_job_types_the_app_runs_with(
+    api, document, services, staff_token
+):
+    [kind] = [p for p in document["paths"]["/api/admin/jobs/"]["get"]["parameters"] if p["name"] == "type"]
+    assert kind["schema"]["enum"] == list(services.queue.types) == ["mail", "transcode"]
+    reply = await api.get("/api/admin/jobs/?type=nope", token=staff_token)
+    assert (reply.code, reply.data) == (400, {"type": ["Select one of: mail, transcode."]})
+    assert (await api.get("/api/admin/jobs/?type=mail", token=staff_token)).code == 200
 
 
 async def test_the_document_declares_that_special_use_domains_are_refused(api, document):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -100,10 +101,10 @@ async def test_an_upload_without_upload_length_is_refused(api, staff_token):
         "/api/uploads/", body=b"", headers={**TUS, "Upload-Metadata": metadata(title="x")}, token=staff_token
     )
     assert reply.code == 400
-    assert reply.data == {"detail": "Upload-Length is required."}
+    assert reply.data == {"Upload-Length": ["This header is required."]}
     reply = await create(api, staff_token, "ten")
     assert reply.code == 400
-    assert reply.data == {"detail": "Upload-Length must be a whole number of bytes."}
+    assert reply.data == {"Upload-Length": ["A whole number of bytes is required."]}
 
 
 async def test_an_upload_over_the_size_limit_is_413_before_any_byte(api, staff_token, settings):
@@ -137,6 +138,71 @@ async def test_an_unknown_category_is_refused_at_creation(api, staff_token, sett
     assert reply.code == 400
     assert "category" in reply.data
     assert parts(settings) == []
+
+
+def declared_headers(document, method, template):
+    operation = document["paths"][template][method]
+    return {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+
+
+async def test_the_document_declares_the_tus_headers_as_the_server_checks_them(api, settings):
+    document = (await api.get("/api/schema/")).data
+    creation = declared_headers(document, "post", "/api/uploads/")
+    assert creation["Upload-Length"]["required"] is True
+    assert creation["Upload-Length"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": settings.media.max_upload_mb * MIB,
+    }
+    appending = declared_headers(document, "patch", "/api/uploads/{upload_id}/")
+    assert appending["Upload-Offset"]["schema"] == {"type": "integer", "minimum": 0}
+    assert re.fullmatch(appending["Upload-Checksum"]["schema"]["pattern"], sha1_header(b"abc"))
+    for method, template in [
+        ("post", "/api/uploads/"),
+        *((m, "/api/uploads/{upload_id}/") for m in ("head", "patch", "delete")),
+    ]:
+        version = declared_headers(document, method, template)["Tus-Resumable"]
+        assert version["schema"]["enum"] == ["1.0.0"] and version["required"] is False
+
+
+@pytest.mark.parametrize(
+    ("length", "error"),
+    [
+        ("0", "Ensure this value is greater than or equal to 1."),
+        ("-1", "A whole number of bytes is required."),
+        ("1e3", "A whole number of bytes is required."),
+    ],
+)
+async def test_an_upload_length_below_one_byte_is_a_field_error_naming_the_header(
+    api, staff_token, length, error
+):
+    reply = await create(api, staff_token, length)
+    assert (reply.code, reply.data) == (400, {"Upload-Length": [error]})
+
+
+async def test_an_offset_that_is_no_whole_number_is_a_field_error_naming_the_header(api, staff_token):
+    where = path_of((await create(api, staff_token, 10)).headers["Location"])
+    reply = await patch(api, staff_token, where, "-1", b"abc")
+    assert (reply.code, reply.data) == (400, {"Upload-Offset": ["A whole number of bytes is required."]})
+
+
+async def test_the_metadata_is_declared_as_base64_pairs_with_a_title_up_to_its_length_limit(api, staff_token):
+    document = (await api.get("/api/schema/")).data
+    declared = declared_headers(document, "post", "/api/uploads/")["Upload-Metadata"]
+    assert declared["required"] is True
+    pattern, limit = declared["schema"]["pattern"], declared["schema"]["maxLength"]
+    assert re.fullmatch(pattern, metadata(title="My clip", description="Ünïcode", filename="a.mp4"))
+    assert not re.fullmatch(pattern, metadata(description="no title"))
+    assert not re.fullmatch(pattern, "title !!!not-base64!!!")
+    reply = await create(api, staff_token, 1000, metadata(title="x", description="y" * limit))
+    assert (reply.code, list(reply.data)) == (400, ["Upload-Metadata"])
+    assert reply.data["Upload-Metadata"] == [f"Ensure this header has no more than {limit} characters."]
+
+
+async def test_a_metadata_value_the_server_does_not_read_may_be_any_bytes(api, staff_token):
+    binary = base64.b64encode(b"\xff\xfe\x00").decode()
+    reply = await create(api, staff_token, 1000, metadata(title="My clip") + f",checksum {binary}")
+    assert reply.code == 201
 
 
 async def test_another_protocol_version_is_412_with_the_supported_one(api, staff_token):
