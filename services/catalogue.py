@@ -12,7 +12,7 @@ from core.clock import Clock, isoformat
 from core.config import MediaSettings
 from core.errors import Conflict, InvalidField, NotFound
 from core.media import MediaStore, remove_tree
-from core.storage import MediaStorage, file_chunks
+from core.storage import StorageBackend, file_chunks
 from models import categories as category_docs
 from models import videos as video_docs
 from models.categories import Categories, SlugTaken, slugify
@@ -41,7 +41,7 @@ class CatalogueService:
         videos: Videos,
         progress: Progress,
         media: MediaStore,
-        storage: MediaStorage,
+        storage: StorageBackend,
         grants: Grants,
         queue: JobQueue,
         clock: Clock,

@@ -17,7 +17,7 @@ from core.media import MediaStore, media_root
 from core.metrics import Metrics, Sampler
 from core.passwords import PasswordHasher
 from core.signing import Signer
-from core.storage import MediaStorage, build_storage
+from core.storage import StorageBackend, build_storage
 from models.categories import Categories
 from models.db import Database
 from models.jobs import Jobs
@@ -41,7 +41,7 @@ from transcode.pool import TranscodePool
 Edge = NginxEdge | S3Edge
 
 
-def build_edge(settings: Settings, storage: MediaStorage) -> Edge | None:
+def build_edge(settings: Settings, storage: StorageBackend) -> Edge | None:
     """Who checks the URLs below a master playlist: nginx's secure_link, presigned S3 URLs, or this
     process (none)."""
     media = settings.media
@@ -84,7 +84,7 @@ class Services:
     clock: Clock
     hasher: PasswordHasher
     media: MediaStore
-    storage: MediaStorage
+    storage: StorageBackend
     edge: Edge | None
     throttle: Throttle
     pool: TranscodePool

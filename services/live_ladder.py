@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from core.storage import MediaStorage, StorageUnavailable, files_below
+from core.storage import StorageBackend, StorageUnavailable, files_below
 
 log = logging.getLogger("videoflix.transcode")
 
@@ -44,7 +44,7 @@ class LiveLadderUpload:
 
     def __init__(
         self,
-        storage: MediaStorage,
+        storage: StorageBackend,
         folder: Path,
         prefix: str,
         announce: Callable[[str, Any], Awaitable[None]],

@@ -22,7 +22,7 @@ from core.clock import Clock, utcnow
 from core.config import MediaSettings, TranscodeSettings
 from core.media import MediaStore, remove_tree
 from core.metrics import Metrics
-from core.storage import MediaStorage, StorageUnavailable
+from core.storage import StorageBackend, StorageUnavailable
 from models.jobs import Jobs
 from models.videos import FAILED, PENDING, PROCESSING, READY, Videos
 from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
@@ -70,7 +70,7 @@ class TranscodeJobs(JobType):
         videos: Videos,
         jobs: Jobs,
         media: MediaStore,
-        storage: MediaStorage,
+        storage: StorageBackend,
         pool: TranscodePool,
         settings: TranscodeSettings,
         *,

@@ -1,4 +1,4 @@
-"""core/storage (the S3 and local backends) against moto's S3 server on loopback: aiobotocore speaking real HTTP."""
+"""core/storage (the S3 and local backends) against moto's S3 on loopback: aiobotocore over real HTTP."""
 
 from __future__ import annotations
 

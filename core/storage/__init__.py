@@ -1,5 +1,5 @@
 """Where media bytes live: one backend a module (``local``: MEDIA_ROOT on disk; ``s3``: any S3-compatible
-object store), all behind ``MediaStorage`` (``base``)."""
+object store), all behind ``StorageBackend`` (``base``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from core.storage.base import (
     CONTENT_TYPES,
     MediaStorage,
     ObjectMissing,
+    StorageBackend,
     StorageUnavailable,
     check_key,
     check_prefix,
@@ -29,6 +30,7 @@ __all__ = [
     "MediaStorage",
     "ObjectMissing",
     "S3Storage",
+    "StorageBackend",
     "StorageUnavailable",
     "build_storage",
     "check_key",
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 
-def build_storage(settings: Any, root: Path) -> MediaStorage:
+def build_storage(settings: Any, root: Path) -> StorageBackend:
     """The store the settings choose: `media.storage` local (MEDIA_ROOT, `root`) or s3 (the s3 section)."""
     if settings.media.storage == "s3":
         return S3Storage.from_settings(settings.s3)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from core.storage.base import (
-    MediaStorage,
     ObjectMissing,
+    StorageBackend,
     StorageUnavailable,
     check_key,
     check_prefix,
@@ -23,7 +23,7 @@ from core.storage.base import (
 LOCAL_CHUNK = 1024 * 1024  # bytes read at a time when a local file is copied into the store
 
 
-class LocalStorage(MediaStorage):
+class LocalStorage(StorageBackend):
     """Objects are files below `root`; writes go to a hidden temporary name and are renamed in place."""
 
     kind = "local"

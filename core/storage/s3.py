@@ -30,9 +30,9 @@ from botocore.exceptions import (
 from core.storage.base import (
     CACHE_CONTROL,
     DEFAULT_PART_SIZE,
-    MediaStorage,
     MiB,
     ObjectMissing,
+    StorageBackend,
     StorageUnavailable,
     check_key,
     check_prefix,
@@ -64,7 +64,7 @@ def redact(url: str | None) -> str:
     )
 
 
-class S3Storage(MediaStorage):
+class S3Storage(StorageBackend):
     """One bucket of an S3-compatible store (AWS S3, MinIO, R2, Ceph RGW, GCS interop)."""
 
     kind = "s3"
