@@ -36,10 +36,10 @@ from core.errors import (
     NotFound,
     TooLarge,
 )
-from core.media import MediaStore
 from models.uploads import Uploads, new_upload
 from models.users import User
 from services.catalogue import CatalogueService
+from services.media import Media
 
 log = logging.getLogger("videoflix.uploads")
 
@@ -78,7 +78,7 @@ class Checksum:
 class UploadFiles:
     """The partial files and records of uploads, their write locks, and their removal when stale."""
 
-    def __init__(self, uploads: Uploads, media: MediaStore, clock: Clock) -> None:
+    def __init__(self, uploads: Uploads, media: Media, clock: Clock) -> None:
         self.uploads = uploads
         self.clock = clock
         self.folder = media.root / "uploads"
@@ -128,7 +128,7 @@ class UploadService:
     def __init__(
         self,
         files: UploadFiles,
-        media: MediaStore,
+        media: Media,
         catalogue: CatalogueService,
         settings: MediaSettings,
         clock: Clock,

@@ -20,8 +20,9 @@ from moto.server import ThreadedMotoServer
 
 from core.config import load_settings
 from core.edge import S3Edge, window
-from core.storage import LocalStorage, S3Storage, StorageUnavailable, build_storage, fresh_prefix
+from core.storage import LocalStorage, S3Storage, StorageUnavailable, fresh_prefix
 from core.storage.base import MiB
+from services.media import build_storage
 from tests.media import make_clip
 from tests.nginx import free_port
 from transcode.ffmpeg import ffmpeg_binary

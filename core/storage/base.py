@@ -27,6 +27,7 @@ from core.errors import NotFound, Unavailable
 MiB = 1024 * 1024
 # S3 refuses parts below 5 MiB (except the last): the buffer an upload holds at most is one part.
 DEFAULT_PART_SIZE = 8 * MiB
+# The one table of media types: the store labels its objects with it, this server its answers.
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".ts": "video/mp2t",
@@ -34,12 +35,20 @@ CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".vtt": "text/vtt; charset=utf-8",
 }
-# Segments never change (a new ladder gets a new prefix); playlists and pictures may be re-made.
-CACHE_CONTROL = {
-    ".ts": "public, max-age=31536000, immutable",
-    ".m4s": "public, max-age=31536000, immutable",
-    ".m3u8": "public, max-age=60",
-}
+# How long a copy may be kept: segments never change (a new ladder gets a new prefix); playlists and
+# pictures may be re-made.
+MAX_AGE_S = {".ts": 31536000, ".m4s": 31536000, ".m3u8": 60, ".jpg": 3600, ".vtt": 3600}
+IMMUTABLE = frozenset({".ts", ".m4s"})
+
+
+def cache_control(name: str, *, shared: bool = True) -> str | None:
+    """Cache-Control of a media file: `public` for the store and edges (one copy serves every viewer),
+    `private` for what this server sends under one user's grant; None for a kind not in the table."""
+    suffix = PurePosixPath(name).suffix
+    if suffix not in MAX_AGE_S:
+        return None
+    scope = "public" if shared else "private"
+    return f"{scope}, max-age={MAX_AGE_S[suffix]}" + (", immutable" if suffix in IMMUTABLE else "")
 
 
 class StorageUnavailable(Unavailable):
@@ -73,6 +82,7 @@ def fresh_prefix(folder: str, stem: str = "hls") -> str:
 
 
 def content_type(name: str) -> str:
+    """The media type of a file by its name (the table above, then the platform's guess)."""
     suffix = PurePosixPath(name).suffix
     return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
