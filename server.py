@@ -103,8 +103,9 @@ def check_shared_media(settings: Settings, root: Path) -> None:
 
 def use_temporary_media(settings: Settings, database: Database) -> Path | None:
     """An in-memory server with no MEDIA_ROOT set keeps its media in a temporary folder removed at exit:
-    no file outlives the documents that point at it. A MEDIA_ROOT the deployer set is honoured."""
-    if not database.in_memory or settings.media.storage != "local":
+    no file outlives the documents that point at it (with an object store: its scratch). A MEDIA_ROOT the
+    deployer set is honoured."""
+    if not database.in_memory:
         return None
     if settings.media.root is not None:
         log.warning(
@@ -121,8 +122,9 @@ def use_temporary_media(settings: Settings, database: Database) -> Path | None:
 
 
 def media_sweeper(settings: Settings, database: Database, root: Path) -> MediaSweeper | None:
-    """On a lasting database with local media, leftovers are swept at start and hourly."""
-    if database.in_memory or settings.media.storage != "local":
+    """On a lasting database, leftovers below MEDIA_ROOT (the media, or with an object store this node's
+    scratch) are swept at start and hourly."""
+    if database.in_memory:
         return None
     return MediaSweeper(database.videos, root, grace_s=settings.media.sweep_grace_s)
 

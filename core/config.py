@@ -317,6 +317,15 @@ class TranscodeSettings(Section):
     )
 
 
+class PublishSettings(Section):
+    max_attempts: int = Field(
+        8, ge=1, description="Attempts to publish an encoded ladder before the video is marked failed."
+    )
+    retry_base_s: float = Field(
+        5.0, gt=0, description="First retry delay of a publish (the store was down); doubles each attempt."
+    )
+
+
 class JobSettings(Section):
     poll_interval_s: float = Field(
         2.0, gt=0, description="How often the queue looks for due jobs (new jobs wake it at once)."
@@ -369,6 +378,7 @@ class Settings(Section):
     s3: S3Settings = Field(default_factory=S3Settings)
     catalogue: CatalogueSettings = Field(default_factory=CatalogueSettings)
     transcode: TranscodeSettings = Field(default_factory=TranscodeSettings)
+    publish: PublishSettings = Field(default_factory=PublishSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

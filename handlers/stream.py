@@ -2,16 +2,14 @@
 
 A grant is a signed, expiring token for one video and one user, carried in the path, so that relative
 URIs in the playlists resolve under it and a plain <video>, hls.js or ffmpeg plays without a header.
-Only the files of the video's current ladder can be named, and nothing resolves outside its folder.
+Only the files of the video's current ladder can be named, and nothing resolves outside its folder. Where
+a file is (this disk, an edge, a store) is the media module's answer (`services.media.locate`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
-import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,42 +17,20 @@ from typing import Any
 import tornado.web
 from tornado.iostream import StreamClosedError
 
-from core.edge import S3Edge
-from core.errors import Forbidden, NotFound
+from core.errors import NotFound
 from handlers.base import BaseHandler, public, user_only
 from handlers.openapi import Reply, api
-from models.videos import is_finished_ladder, ladder_folder, playable_path
+from services.media import MEDIA_TYPES, Body, InternalRedirect, LocalFile, Located, Redirect
 
-# The only names a ladder has: anything else (traversal, encodings, NUL) is simply not found.
-FILE = re.compile(
-    r"^(master\.m3u8|thumbnail\.jpg|storyboard\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
-    r"|(\d{2,4})p/(index\.m3u8|seg_\d{5}\.ts))$"
-)
-CONTENT_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".ts": "video/mp2t",
-    ".jpg": "image/jpeg",
-    ".vtt": "text/vtt; charset=utf-8",
-}
-# Segments never change (a new ladder gets a new folder); playlists and thumbnails may be re-made.
-CACHE_CONTROL = {
-    ".ts": "private, max-age=31536000, immutable",
-    ".m3u8": "private, max-age=60",
-    ".jpg": "private, max-age=3600",
-    ".vtt": "private, max-age=3600",
-}
-# A playlist that still grows (the video plays while it is transcoded) must be asked for again.
-GROWING_PLAYLIST = "private, no-cache"
-
-
-MEDIA = tuple(media.split(";")[0] for media in CONTENT_TYPES.values())
 FILE_REPLIES = {
     200: Reply(
         "The file: a playlist, a segment, the thumbnail or a storyboard.",
-        MEDIA,
+        MEDIA_TYPES,
         headers={"ETag": "size-mtime"},
     ),
-    206: Reply("The range asked for (Range: bytes=...).", MEDIA, headers={"Content-Range": "bytes a-b/size"}),
+    206: Reply(
+        "The range asked for (Range: bytes=...).", MEDIA_TYPES, headers={"Content-Range": "bytes a-b/size"}
+    ),
     304: Reply("Not modified (If-None-Match)."),
 }
 # With an edge (media.edge), files below the master playlist are fetched from it.
@@ -65,49 +41,44 @@ GRANT_REPLIES = {
 
 
 class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
-    """Serves one file of a video's ladder: Range, ETag/304, HEAD, Cache-Control, chunked reads."""
+    """Acts on where the media module located a file: sends it from disk (Range, ETag/304, HEAD,
+    sendfile), hands it to nginx, redirects to the edge, or writes the text it made."""
 
-    growing = False
+    located: LocalFile | None = None
 
     def initialize(self, **kwargs: Any) -> None:
         super().initialize(path="/")
 
-    async def serve(self, video: dict[str, Any], name: str, include_body: bool) -> None:
-        """Send `name` from the video's ladder folder (finished or still growing), or 404."""
-        media = self.services.media
-        path = playable_path(video)
-        self.growing = not is_finished_ladder(video)
-        folder = media.ladder_folder(path) if path else None
-        target = ladder_file(folder, name) if folder else None
-        if target is None:
-            raise NotFound()
-        accel = self.config.media.accel_redirect
-        if accel:
-            self.hand_to_nginx(accel, media.relative(target), target.suffix)
-            return
-        self.root = str(folder)
+    async def answer(self, answer: Located, include_body: bool) -> None:
+        """Send the answer of `services.media.locate`."""
+        if isinstance(answer, Redirect):
+            self.redirect(answer.url)
+        elif isinstance(answer, Body):
+            self.set_header("Content-Type", answer.content_type)
+            self.set_header("Cache-Control", answer.cache_control)
+            self.finish(answer.text if include_body else None)
+        elif isinstance(answer, InternalRedirect):
+            self.set_header("Content-Type", answer.content_type)
+            self.set_header("Cache-Control", answer.cache_control)
+            self.set_header("X-Accel-Redirect", answer.uri)
+            self.finish()
+        else:
+            await self.send_file(answer, include_body)
+
+    async def send_file(self, answer: LocalFile, include_body: bool) -> None:
+        self.located = answer
+        self.root = str(answer.folder)
         self._body = None
-        await tornado.web.StaticFileHandler.get(self, name, include_body=include_body)
+        await tornado.web.StaticFileHandler.get(self, answer.name, include_body=include_body)
         if self._body is not None and self._body[2] > 0 and not self._finished:
             await self.send_body()
 
-    def hand_to_nginx(self, prefix: str, relative: str, suffix: str) -> None:
-        """X-Accel-Redirect: nginx sends the bytes from its internal location (Range and all)."""
-        self.set_header("Content-Type", CONTENT_TYPES[suffix])
-        self.set_header("Cache-Control", self.cache_control(suffix))
-        self.set_header("X-Accel-Redirect", prefix.rstrip("/") + "/" + relative)
-        self.finish()
-
     def get_content_type(self) -> str:
-        return CONTENT_TYPES.get(Path(self.absolute_path).suffix, "application/octet-stream")
+        return self.located.content_type if self.located else "application/octet-stream"
 
     def set_extra_headers(self, path: str) -> None:
-        self.set_header("Cache-Control", self.cache_control(Path(path).suffix))
-
-    def cache_control(self, suffix: str) -> str:
-        if suffix == ".m3u8" and self.growing:
-            return GROWING_PLAYLIST
-        return CACHE_CONTROL.get(suffix, "private, no-cache")
+        if self.located is not None:
+            self.set_header("Cache-Control", self.located.cache_control)
 
     def get_cache_time(self, path: str, modified: Any, mime_type: str) -> int:
         return 0  # Cache-Control is set above; no Expires header
@@ -175,27 +146,7 @@ class GrantStreamHandler(MediaFileHandler):
     @public
     async def get(self, grant: str, name: str, include_body: bool = True) -> None:
         video = await self.services.grants.open(grant)
-        if not FILE.match(name):
-            raise NotFound()
-        edge = self.services.edge
-        if edge is not None and (is_finished_ladder(video) or edge.ladders_in_store):
-            await self.send_through_edge(edge, video, name, include_body)
-            return
-        await self.serve(video, name, include_body)
-
-    async def send_through_edge(
-        self, edge: Any, video: dict[str, Any], name: str, include_body: bool
-    ) -> None:
-        """With an edge, this server answers only the master playlist, its URIs rewritten to URLs the edge
-        checks on its own; anything else is a redirect to the edge's own URL for it."""
-        folder = ladder_folder(video)
-        if name != "master.m3u8":
-            self.redirect(edge.url(folder, name))
-            return
-        text = (await self.services.storage.read_bytes(f"{folder}/master.m3u8")).decode()
-        self.set_header("Content-Type", CONTENT_TYPES[".m3u8"])
-        self.set_header("Cache-Control", "private, no-store")  # the authorisation point: never shared
-        self.finish(edge.master(text, folder) if include_body else None)
+        await self.answer(await self.services.media.locate(video, name), include_body)
 
     @api(**GRANT_FILE)
     @public
@@ -229,38 +180,13 @@ class CourseSpecHandler(MediaFileHandler):
         if not self.services.catalogue.may_see(self.current_user, video):
             raise NotFound()
         name = f"{nearest_rung(video, int(height))}p/{file}"
-        if not FILE.match(name):
-            raise NotFound()
-        edge = self.services.edge
-        if edge is not None and edge.ladders_in_store:  # the bytes are in the bucket, not on this disk
-            self.redirect(edge.url(ladder_folder(video), name))
-            return
-        await self.serve(video, name, include_body)
+        answer = await self.services.media.locate(video, name, course_spec=True)
+        await self.answer(answer, include_body)
 
     @api(**COURSE_SPEC_FILE)
     @user_only
     async def head(self, video_id: str, height: str, file: str) -> None:
         await self.get(video_id, height, file, include_body=False)
-
-
-def ladder_file(folder: Path, name: str) -> Path | None:
-    """folder/name if every part below the folder is a real directory or file, never a link out.
-
-    `name` already matched FILE (no '..', no absolute path), so only a symlink could lead elsewhere:
-    lstat each part instead of resolving the whole path (two system calls, not a dozen).
-    """
-    path = folder
-    parts = name.split("/")
-    for index, part in enumerate(parts):
-        path = path / part
-        try:
-            mode = os.lstat(path).st_mode
-        except OSError:
-            return None
-        wanted = stat.S_ISREG if index == len(parts) - 1 else stat.S_ISDIR
-        if not wanted(mode):
-            return None
-    return path
 
 
 def nearest_rung(video: dict[str, Any], height: int) -> int:
@@ -295,21 +221,10 @@ class EdgePlaylistHandler(BaseHandler):
     )
     @public
     async def get(self, token: str, expires: str, video_id: str, ladder: str, height: str) -> None:
-        edge = self.services.edge
-        if not isinstance(edge, S3Edge):
-            raise NotFound()
-        folder = f"videos/{video_id}/{ladder}"
-        when = int(expires)
-        if not edge.check(token, when, folder):
-            raise Forbidden("The stream link is invalid or has expired.")
-        name = f"{height}p/index.m3u8"
-        text = (await self.services.storage.read_bytes(f"{folder}/{name}")).decode()
-        self.set_header("Content-Type", CONTENT_TYPES[".m3u8"])
-        if "#EXT-X-ENDLIST" in text:
-            self.set_header("Cache-Control", f"public, max-age={max(0, when - int(time.time()))}")
-        else:  # a ladder still being made: players reload it for the next segments
-            self.set_header("Cache-Control", GROWING_PLAYLIST)
-        self.finish(edge.variant(text, folder, name, when))
+        answer = await self.services.media.edge_playlist(token, int(expires), video_id, ladder, int(height))
+        self.set_header("Content-Type", answer.content_type)
+        self.set_header("Cache-Control", answer.cache_control)
+        self.finish(answer.text)
 
 
 routes = [

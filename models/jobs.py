@@ -68,9 +68,12 @@ class Jobs:
         *,
         key: str | None = None,
         max_attempts: int,
+        only_node: str | None = None,
     ) -> ObjectId:
-        """Queue a job; with a key, (re-)queue the one job of that key with its attempts counted afresh."""
+        """Queue a job; with a key, (re-)queue the one job of that key with its attempts counted afresh.
+        With `only_node`, only that node claims it (it needs files that node holds)."""
         fields: dict[str, Any] = {
+            "only_node": only_node,
             "type": type_,
             "payload": payload,
             "state": QUEUED,
@@ -119,10 +122,12 @@ class Jobs:
         self, types: Iterable[str], owner: str, node: str, now: datetime, lease_s: float
     ) -> dict[str, Any] | None:
         """Take one due job of these types: queued and due, or running under an expired lease, or
-        running under this node's previous life (its owner names this node but another boot)."""
+        running under this node's previous life (its owner names this node but another boot); never a
+        job kept for another node."""
         return await self.collection.find_one_and_update(
             {
                 "type": {"$in": list(types)},
+                "only_node": {"$in": [None, node]},
                 "$or": [
                     {"state": QUEUED, "run_after": {"$lte": now}},
                     {"state": RUNNING, "lease_until": {"$lte": now}},

@@ -11,8 +11,6 @@ from bson import ObjectId
 from core.clock import Clock, isoformat
 from core.config import MediaSettings
 from core.errors import Conflict, InvalidField, NotFound
-from core.media import MediaStore, remove_tree, source_key
-from core.storage import MediaStorage, file_chunks
 from models import categories as category_docs
 from models import videos as video_docs
 from models.categories import Categories, SlugTaken, slugify
@@ -22,12 +20,13 @@ from models.users import User
 from models.videos import READY, VideoQuery, Videos, new_video, playable_path
 from services.grants import Grants
 from services.jobs import JobQueue
+from services.media import Media
+from services.publishing import publish_key
 from services.transcoding import TRANSCODE, source_limits, transcode_key
 from transcode.probe import NotAVideo, OverLimit, probe
 
 log = logging.getLogger("videoflix.catalogue")
 
-STORE_CHUNK = 8 * 1024 * 1024
 SLUG_TAKEN = "category with this slug already exists."
 NO_SUCH_CATEGORY = "Select a valid choice. That choice is not one of the available choices."
 
@@ -40,8 +39,7 @@ class CatalogueService:
         categories: Categories,
         videos: Videos,
         progress: Progress,
-        media: MediaStore,
-        storage: MediaStorage,
+        media: Media,
         grants: Grants,
         queue: JobQueue,
         clock: Clock,
@@ -53,7 +51,6 @@ class CatalogueService:
         self.videos = videos
         self.progress = progress
         self.media = media
-        self.storage = storage
         self.grants = grants
         self.queue = queue
         self.clock = clock
@@ -173,10 +170,7 @@ class CatalogueService:
             raise InvalidField("file", str(err)) from err
         if info.still:
             raise InvalidField("file", "The file is a still image, not a video. Upload a video file.")
-        source = source_key(video_id)
-        if not stored and self.storage.local_path(source) is None:  # an object store: the upload moves in
-            await self.storage.put_stream(source, file_chunks(path, STORE_CHUNK))
-            await remove_tree(path.parent)
+        source = await self.media.keep_source(video_id, path, stored=stored)
         doc = new_video(video_id, title, description, category_id, source, user.id, self.clock())
         doc.update(duration=round(info.duration, 3), width=info.width, height=info.height)
         await self.videos.insert(doc)
@@ -214,15 +208,11 @@ class CatalogueService:
         if doc is None:
             raise NotFound()
         await self.queue.forget(transcode_key(doc["_id"]))  # its FFmpeg stops before its files go
+        await self.queue.forget(publish_key(doc["_id"]))
         await self.videos.delete(doc["_id"])
         await self.progress.delete_for_video(doc["_id"])
-        await self.remove_files(doc["_id"])
+        await self.media.delete_video(doc["_id"])
         log.info("video %s deleted", doc["_id"])
-
-    async def remove_files(self, video_id: ObjectId) -> None:
-        """Every file of a video: in the store, and the scratch files of a runner on this machine."""
-        await self.storage.delete_prefix(f"videos/{video_id}/")
-        await self.media.remove_video(video_id)
 
     async def retranscode(self, video_id: str) -> None:
         """Queue a new transcode; a ready video stays playable until the new ladder is whole."""

@@ -12,12 +12,9 @@ from dataclasses import dataclass
 
 from core.clock import Clock, utcnow
 from core.config import ServerSettings, Settings
-from core.edge import NginxEdge, S3Edge
-from core.media import MediaStore, media_root
 from core.metrics import Metrics, Sampler
 from core.passwords import PasswordHasher
 from core.signing import Signer
-from core.storage import MediaStorage, build_storage
 from models.categories import Categories
 from models.db import Database
 from models.jobs import Jobs
@@ -33,24 +30,12 @@ from services.catalogue import CatalogueService
 from services.grants import Grants
 from services.jobs import JobQueue, node_name
 from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
+from services.media import Media, build_media
+from services.publishing import PUBLISH, PublishJobs
 from services.throttle import Throttle
 from services.transcoding import TRANSCODE, TranscodeJobs
-from services.upload_bytes import upload_bytes_for
 from services.uploads import UploadExpiry, UploadFiles, UploadService
 from transcode.pool import TranscodePool
-
-Edge = NginxEdge | S3Edge
-
-
-def build_edge(settings: Settings, storage: MediaStorage) -> Edge | None:
-    """Who checks the URLs below a master playlist: nginx's secure_link, presigned S3 URLs, or this
-    process (none)."""
-    media = settings.media
-    if media.edge == "nginx":
-        return NginxEdge(media.edge_base_url, media.edge_secret or "", media.edge_window_s)
-    if media.edge == "s3":
-        return S3Edge(storage, settings.server.secret_key or "", media.edge_window_s)
-    return None
 
 
 def link_base(server: ServerSettings, site_url: str | None = None) -> str:
@@ -72,8 +57,9 @@ def listening_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-# The job types each role runs; every role may queue any of them.
-ROLE_JOBS = {"all": (MAIL, TRANSCODE), "api": (MAIL,), "transcode": (TRANSCODE, MAIL)}
+# The job types each role runs; every role may queue any of them. A publish runs where its scratch is:
+# a transcode node (services/publishing.py).
+ROLE_JOBS = {"all": (MAIL, TRANSCODE, PUBLISH), "api": (MAIL,), "transcode": (TRANSCODE, PUBLISH, MAIL)}
 
 
 @dataclass
@@ -84,9 +70,7 @@ class Services:
     db: Database
     clock: Clock
     hasher: PasswordHasher
-    media: MediaStore
-    storage: MediaStorage
-    edge: Edge | None
+    media: Media  # the only holder of the store and the edge
     throttle: Throttle
     pool: TranscodePool
     queue: JobQueue
@@ -104,7 +88,7 @@ class Services:
     async def start(self) -> None:
         """Open the media store; start the background work (the job queue, and the pool when this
         process transcodes)."""
-        await self.storage.start()
+        await self.media.start()
         if TRANSCODE in self.queue.run_types:
             self.pool.start()
         self.queue.start()
@@ -119,7 +103,7 @@ class Services:
             await self.upload_expiry.stop()
         await self.queue.stop(self.settings.server.shutdown_grace_s)
         await self.pool.stop()
-        await self.storage.close()
+        await self.media.close()
         self.hasher.close()
 
 
@@ -139,9 +123,7 @@ def build_services(
     `free_bytes` stands in for the free space on MEDIA_ROOT (tests); `site_url` is the address this
     server's web app is reached at (mail links go there when FRONTEND_URL is unset)."""
     hasher = hasher or PasswordHasher(settings.accounts.bcrypt_rounds)
-    media = MediaStore(media_root(settings.media.root))
-    storage = build_storage(settings, media.root)
-    edge = build_edge(settings, storage)
+    media = build_media(settings)
     signer = Signer(settings.server.secret_key or "", clock)
     users, tokens, jobs = Users(db), Tokens(db), Jobs(db)
     # Nothing outside this process writes to the in-memory database: its cache needs no TTL.
@@ -149,20 +131,20 @@ def build_services(
     videos = Videos(db, math.inf if db.in_memory and ttl > 0 else ttl)
     pool = TranscodePool(settings.transcode.workers)
     metrics = Metrics()
-    upload_files = UploadFiles(Uploads(db), upload_bytes_for(storage, media), clock)
+    upload_files = UploadFiles(Uploads(db), media.upload_bytes(), clock)
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
         TranscodeJobs(
             videos,
             jobs,
             media,
-            storage,
             pool,
             settings.transcode,
             media_settings=settings.media,
             clock=clock,
             metrics=metrics,
         ),
+        PublishJobs(videos, media, settings.publish, clock=clock),
     ]
     queue = JobQueue(
         jobs,
@@ -191,14 +173,13 @@ def build_services(
         max_age_s=settings.media.grant_max_age_s,
         clock=clock,
         public_url=settings.server.public_url,
-        edge=edge,
+        media=media,
     )
     catalogue = CatalogueService(
         Categories(db),
         videos,
         Progress(db),
         media,
-        storage,
         grants,
         queue,
         clock,
@@ -211,8 +192,6 @@ def build_services(
         clock=clock,
         hasher=hasher,
         media=media,
-        storage=storage,
-        edge=edge,
         throttle=Throttle(RateLimiter(db), clock),
         pool=pool,
         queue=queue,

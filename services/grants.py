@@ -16,7 +16,8 @@ from core.clock import Clock
 from core.errors import Forbidden, NotFound
 from core.signing import Signer
 from models.users import User, Users
-from models.videos import Videos, is_finished_ladder, ladder_folder, playable_path
+from models.videos import Videos, is_finished_ladder, playable_path
+from services.media import Media
 
 GRANT = "stream-grant"
 INVALID = "The stream link is invalid or has expired."
@@ -37,7 +38,7 @@ class Grants:
         reuse_s: float = 60.0,
         entries: int = 50_000,
         public_url: str | None = None,
-        edge: Any = None,
+        media: Media | None = None,
     ) -> None:
         # every URL in the JSON starts with it when set (server.public_url): absolute for any front-end
         self.prefix = (public_url or "").rstrip("/")
@@ -45,7 +46,7 @@ class Grants:
         self.users = users
         self.videos = videos
         self.max_age_s = max_age_s
-        self.edge = edge  # core.edge.NginxEdge | S3Edge | None
+        self.media = media  # asked for the edge's URLs below the master playlist
         self.clock = clock
         self._made: TTLCache[tuple[str, str, int], str] = TTLCache(
             maxsize=entries, ttl=reuse_s, timer=lambda: clock().timestamp()
@@ -69,8 +70,8 @@ class Grants:
 
         def below(name: str) -> str:
             """A file below the master playlist: checked by the edge on its own when there is one."""
-            if self.edge is not None and finished:
-                url = self.edge.url(ladder_folder(doc), name)
+            url = self.media.edge_url(doc, name) if self.media is not None else None
+            if url is not None:
                 return url if "://" in url else f"{self.prefix}{url}"  # nginx: a path on this site
             return f"{base}/{name}"
 

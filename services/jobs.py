@@ -167,11 +167,13 @@ class JobQueue:
 
     # --- queueing -----------------------------------------------------------------------------
 
-    async def enqueue(self, type_name: str, payload: dict[str, Any], *, key: str | None = None) -> ObjectId:
-        """Store a job for any process to run; wakes this process's loop."""
+    async def enqueue(
+        self, type_name: str, payload: dict[str, Any], *, key: str | None = None, only_node: str | None = None
+    ) -> ObjectId:
+        """Store a job for any process to run (or only for `only_node`); wakes this process's loop."""
         job_type = self.types[type_name]
         job_id = await self.jobs.enqueue(
-            type_name, payload, self.clock(), key=key, max_attempts=job_type.max_attempts
+            type_name, payload, self.clock(), key=key, max_attempts=job_type.max_attempts, only_node=only_node
         )
         self.wake()
         return job_id

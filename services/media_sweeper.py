@@ -1,10 +1,12 @@
 """Media left behind by crashes: removed at start and hourly, never a folder a video still references.
 
-Under MEDIA_ROOT/videos/ a folder belongs to the video whose id is its name. Three kinds of leftovers:
-ladders a killed transcode was writing (`.hls-tmp-*`), uploads a killed request was writing
-(`.*.part*`), and whole folders of videos whose document is gone. Each is removed once nothing in it
-changed for a grace period (an upload in flight has no document yet and keeps writing). A folder a
-document references is never removed; only its temporary entries are.
+Under MEDIA_ROOT/videos/ a folder belongs to the video whose id is its name (services/media/keys.py).
+Three kinds of leftovers: scratch ladders (`.hls-tmp-*`: a killed transcode's, or an encoded ladder
+whose publish never succeeded), uploads a killed request was writing (`.*.part*`), and whole folders of
+videos whose document is gone. Each is removed once nothing in it changed for a grace period (an upload
+in flight has no document yet and keeps writing; a publish retries well within it). A folder a document
+references is never removed; only its temporary entries are. With an object store MEDIA_ROOT holds only
+this node's scratch, swept the same way.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from typing import Any
 
 from bson import ObjectId
 
+from services.media.keys import is_scratch
+
 log = logging.getLogger("videoflix.media")
 
-TEMPORARY_PREFIXES = (".hls-tmp-",)
 HOUR_S = 3600.0
 
 
@@ -37,7 +40,7 @@ class Swept:
 
 def is_temporary(name: str) -> bool:
     """A ladder or an upload being written: `.hls-tmp-<run>`, `.<name>.part[-<hex>]`."""
-    return name.startswith(TEMPORARY_PREFIXES) or (name.startswith(".") and ".part" in name)
+    return is_scratch(name) or (name.startswith(".") and ".part" in name)
 
 
 def last_change(path: Path) -> float:

@@ -1,9 +1,9 @@
 """The `transcode` job: one video's source made into an HLS ladder by the process pool.
 
-The job probes the source, hands a JobSpec to a pool worker (which runs and supervises FFmpeg), keeps
-the video's progress in MongoDB, and publishes the ladder atomically: output is written to a temporary
-folder that is renamed into place, and the video points at it only once it is whole. A ready video being
-re-made stays playable on its old ladder until then.
+The job probes the source, hands a JobSpec to a pool worker (which runs and supervises FFmpeg) that
+writes the ladder into scratch (services/media), keeps the video's progress in MongoDB, and once the
+ladder is whole queues a `publish` job (services/publishing.py): a store failure then retries the
+publish, never the encode. A ready video being re-made stays playable on its old ladder until then.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,20 @@ from bson import ObjectId
 
 from core.clock import Clock, utcnow
 from core.config import MediaSettings, TranscodeSettings
-from core.media import MediaStore, remove_tree
 from core.metrics import Metrics
-from core.storage import MediaStorage, StorageUnavailable
+from core.storage import ObjectMissing, StorageUnavailable
 from models.jobs import Jobs
 from models.videos import FAILED, PENDING, PROCESSING, READY, Videos
 from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
-from services.live_ladder import LiveLadderUpload
+from services.media import Media
+from services.media.live import LiveLadder
+from services.publishing import (
+    NOT_PLAYABLE,
+    PUBLISH,
+    PUBLISHING_PERCENT,
+    publish_key,
+    publish_payload,
+)
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import EncodeSettings, plan_rungs
 from transcode.pool import TranscodePool
@@ -36,7 +42,6 @@ from transcode.worker import CANCEL_FILE, CANCELLED, DONE, INVALID, JobSpec, Out
 log = logging.getLogger("videoflix.transcode")
 
 TRANSCODE = "transcode"
-NOT_PLAYABLE = {"playable": False, "live_path": None}
 
 
 def source_limits(media: MediaSettings) -> SourceLimits:
@@ -69,8 +74,7 @@ class TranscodeJobs(JobType):
         self,
         videos: Videos,
         jobs: Jobs,
-        media: MediaStore,
-        storage: MediaStorage,
+        media: Media,
         pool: TranscodePool,
         settings: TranscodeSettings,
         *,
@@ -81,7 +85,6 @@ class TranscodeJobs(JobType):
         self.videos = videos
         self.jobs = jobs
         self.media = media
-        self.storage = storage
         self.pool = pool
         self.settings = settings
         self.media_settings = media_settings or MediaSettings()  # the limits a source must keep
@@ -110,34 +113,36 @@ class TranscodeJobs(JobType):
     async def run(self, ctx: JobContext) -> None:
         video_id = ctx.payload["video_id"]
         run_id = f"{ctx.job['attempts']}-{secrets.token_hex(3)}"
-        tmp_dir = self.media.video_dir(video_id) / f".hls-tmp-{run_id}"
-        watcher = asyncio.get_running_loop().create_task(self._stop_on_request(ctx, tmp_dir))
-        live = self._live_upload(video_id, tmp_dir, run_id)
-        published = False
+        scratch = self.media.scratch_ladder(video_id, run_id)
+        watcher = asyncio.get_running_loop().create_task(self._stop_on_request(ctx, scratch))
+
+        async def announce(master: str, value: Any) -> None:
+            await self._make_playable(video_id, master, value)
+
+        live = self.media.live_ladder(video_id, run_id, announce)
+        handed_over = False
         try:
-            spec, info_duration = await self._prepare(ctx, video_id, tmp_dir, run_id)
-            events = WorkerEvents(self, ctx, video_id, tmp_dir, live)
-            if live is not None:
-                live.start()
+            spec, info_duration = await self._prepare(ctx, video_id, scratch, run_id)
+            events = WorkerEvents(self, ctx, video_id, live)
+            live.start()
             try:
                 outcome = await self.pool.run(spec, events)
                 await events.drain()  # its last writes land before the outcome's
             finally:
-                if live is not None:
-                    await live.stop()
-            if outcome.kind == DONE:
-                if not await ctx.still_held():
-                    raise JobStopped("the job was cancelled or taken over")
-                published = True  # from here the publish cleans up after itself
-                await self._publish(video_id, tmp_dir, run_id, outcome, live)
-            elif outcome.kind == CANCELLED:
+                await live.stop()
+            if outcome.kind == CANCELLED:
                 raise JobStopped(outcome.error)
-            elif outcome.kind == INVALID:
+            if outcome.kind == INVALID:
                 raise PermanentError(outcome.error or "The source cannot be transcoded.")
-            else:
+            if outcome.kind != DONE:
                 raise RetryableError(outcome.error or "Transcoding failed.")
+            if not await ctx.still_held():
+                raise JobStopped("the job was cancelled or taken over")
+            await live.catch_up()  # the video plays the whole ladder while it waits to be published
+            await self._hand_to_publish(ctx, video_id, run_id, outcome)
+            handed_over = True  # from here the scratch is the publish job's
             log.info(
-                "video %s ready: %d rendition(s) in %.1f s (%.2fx real time)",
+                "video %s encoded: %d rendition(s) in %.1f s (%.2fx real time); publishing",
                 video_id,
                 len(outcome.renditions),
                 outcome.seconds,
@@ -147,20 +152,21 @@ class TranscodeJobs(JobType):
                 self.metrics.transcode_done(outcome.seconds, info_duration)
         finally:
             watcher.cancel()
-            await remove_tree(tmp_dir)
-            if live is not None and not published:
-                with contextlib.suppress(StorageUnavailable):  # else the next publish removes it
-                    await self.storage.delete_prefix(live.prefix)
+            if not handed_over:
+                await self.media.discard(video_id, run_id)
 
-    def _live_upload(self, video_id: ObjectId, tmp_dir: Path, run_id: str) -> LiveLadderUpload | None:
-        """With object storage, the growing ladder goes to the store as it is made (see live_ladder)."""
-        if self.storage.local_path(f"videos/{video_id}") is not None:
-            return None  # it grows below MEDIA_ROOT and is served from there
-
-        async def announce(master_key: str, value: Any) -> None:
-            await self._make_playable(video_id, master_key, value)
-
-        return LiveLadderUpload(self.storage, tmp_dir, ladder_prefix(video_id, run_id), announce)
+    async def _hand_to_publish(
+        self, ctx: JobContext, video_id: ObjectId, run_id: str, outcome: Outcome
+    ) -> None:
+        """The ladder is whole in scratch: the video waits at 99 % (playable on it) for the publish job,
+        which runs where the scratch is."""
+        await self._write_progress(ctx, video_id, PUBLISHING_PERCENT)
+        await ctx.queue.enqueue(
+            PUBLISH,
+            publish_payload(video_id, run_id, outcome.renditions),
+            key=publish_key(video_id),
+            only_node=self.media.publish_node(ctx.queue.node),
+        )
 
     async def _prepare(
         self, ctx: JobContext, video_id: ObjectId, tmp_dir: Path, run_id: str
@@ -204,19 +210,13 @@ class TranscodeJobs(JobType):
         return spec, info.duration
 
     async def _fetch_source(self, video_id: ObjectId, stored: str) -> Path:
-        """The source as a local file: where it lies on local storage, else fetched into scratch."""
-        if stored and not stored.startswith("/") and self.storage.local_path(stored) is None:
-            scratch = self.media.video_dir(video_id) / "source"
-            try:
-                if not await self.storage.exists(stored):
-                    raise PermanentError("The source file is missing.")
-                return await self.storage.download(stored, scratch)
-            except StorageUnavailable as err:
-                raise RetryableError(str(err)) from err
-        source = self.media.resolve(stored)
-        if not stored or not source.is_file():
-            raise PermanentError("The source file is missing.")
-        return source
+        """The source as a local file (the media module fetches it from a store into scratch)."""
+        try:
+            return await self.media.fetch_source(video_id, stored)
+        except ObjectMissing as err:
+            raise PermanentError(err.detail) from err
+        except StorageUnavailable as err:
+            raise RetryableError(str(err)) from err
 
     @staticmethod
     async def _stop_on_request(ctx: JobContext, tmp_dir: Path) -> None:
@@ -242,50 +242,6 @@ class TranscodeJobs(JobType):
         with contextlib.suppress(Exception):  # progress is a hint; never fail a job over it
             await self.videos.update(video_id, {"transcode_progress": percent}, self.clock())
         await ctx.progress(percent)
-
-    async def _publish(
-        self, video_id: ObjectId, tmp_dir: Path, run_id: str, outcome: Outcome, live: LiveLadderUpload | None
-    ) -> None:
-        """Put the finished output in place, then point the video at it and drop the old ladder."""
-        if self.storage.local_path(f"videos/{video_id}") is None:
-            stored = live.segments if live is not None else set()
-            await self._publish_to_store(video_id, tmp_dir, run_id, outcome, stored)
-            return
-        final = tmp_dir.with_name(f"hls-{run_id}")
-        os.replace(tmp_dir, final)
-        before = await self.videos.get(video_id)
-        if before is None:
-            await remove_tree(final)  # deleted meanwhile
-            raise JobStopped("the video is gone")
-        prefix = self.media.relative(final) + "/"
-        fields = ready_fields(prefix, outcome, (final / "storyboard.vtt").is_file())
-        await self.videos.update(video_id, fields, self.clock())
-        old = before.get("hls_path")
-        if old and self.media.resolve(old).parent != final:
-            await remove_tree(self.media.resolve(old).parent)
-
-    async def _publish_to_store(
-        self, video_id: ObjectId, tmp_dir: Path, run_id: str, outcome: Outcome, stored: set[str]
-    ) -> None:
-        """Object storage: upload the whole ladder under a fresh prefix (but the segments the growing
-        ladder stored already); only then does the video point at it as ready, so nothing half-published
-        is ever served as a finished ladder. Older ladders (and leftovers of a runner that died
-        mid-upload) go afterwards."""
-        prefix = ladder_prefix(video_id, run_id)
-        try:
-            await self.storage.upload_folder(tmp_dir, prefix, skip=stored)
-        except StorageUnavailable as err:
-            raise RetryableError(str(err)) from err
-        fields = ready_fields(prefix, outcome, (tmp_dir / "storyboard.vtt").is_file())
-        if await self.videos.update(video_id, fields, self.clock()) is None:
-            await self.storage.delete_prefix(prefix)  # deleted meanwhile
-            raise JobStopped("the video is gone")
-        with contextlib.suppress(StorageUnavailable):  # leftovers wait for the next publish
-            keys = await self.storage.list_keys(f"videos/{video_id}/")
-            stale = {key.split("/")[2] for key in keys if key.split("/")[2].startswith("hls-")}
-            for folder in stale - {f"hls-{run_id}"}:
-                await self.storage.delete_prefix(f"videos/{video_id}/{folder}/")
-        await remove_tree(self.media.video_dir(video_id))  # the scratch copy of the source
 
     # --- what the queue tells us --------------------------------------------------------------
 
@@ -323,11 +279,6 @@ class TranscodeJobs(JobType):
         )
 
 
-def ladder_prefix(video_id: ObjectId, run_id: str) -> str:
-    """Where one run's ladder lies in an object store."""
-    return f"videos/{video_id}/hls-{run_id}/"
-
-
 def encode_settings(settings: TranscodeSettings) -> EncodeSettings:
     """The encoder's knobs from config: the enabled rows of the ladder table among them."""
     return EncodeSettings(
@@ -340,21 +291,6 @@ def encode_settings(settings: TranscodeSettings) -> EncodeSettings:
     )
 
 
-def ready_fields(prefix: str, outcome: Outcome, storyboard: bool) -> dict[str, Any]:
-    """What a video becomes once its ladder under `prefix` (a folder or key prefix) is whole."""
-    return {
-        "status": READY,
-        "transcode_progress": 100,
-        "error": None,
-        "playable": True,
-        "live_path": None,
-        "renditions": outcome.renditions,
-        "hls_path": prefix + "master.m3u8",
-        "thumbnail_path": prefix + "thumbnail.jpg",
-        "storyboard_path": prefix + "storyboard.vtt" if storyboard else None,
-    }
-
-
 class WorkerEvents:
     """What the worker reports, applied on the event loop: progress (written at most every interval) and
     the moment the ladder can be played (every rung has its first segments)."""
@@ -364,25 +300,20 @@ class WorkerEvents:
         jobs: TranscodeJobs,
         ctx: JobContext,
         video_id: ObjectId,
-        tmp_dir: Path,
-        live: LiveLadderUpload | None = None,
+        live: LiveLadder,
     ) -> None:
         self.jobs = jobs
         self.live = live
         self.ctx = ctx
         self.video_id = video_id
-        self.tmp_dir = tmp_dir
         self.last_percent = -1
         self.last_write = 0.0
         self.tasks: set[asyncio.Task] = set()
 
     def __call__(self, kind: str, value: Any) -> None:
         loop = asyncio.get_running_loop()
-        if kind == "playable" and self.live is not None:
-            self.live.want_playable(value)  # announced once the store holds it
-        elif kind == "playable":
-            live_path = self.jobs.media.relative(self.tmp_dir / "master.m3u8")
-            self._spawn(self.jobs._make_playable(self.video_id, live_path, value))
+        if kind == "playable":
+            self.live.want_playable(value)  # announced once players can reach it
         elif kind == "progress" and value != self.last_percent:
             now = loop.time()
             if value == 100 or now - self.last_write >= self.jobs.settings.progress_interval_s:

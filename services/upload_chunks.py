@@ -27,7 +27,7 @@ from core.errors import (
 )
 from models.uploads import Uploads
 from models.users import User
-from services.upload_bytes import Writer
+from services.media.uploads import Writer
 
 if TYPE_CHECKING:
     from services.uploads import UploadService

@@ -2,7 +2,7 @@
 API process). One place mints a new video's id and applies the size and free-space rules to both.
 
 A tus upload's offset and its PATCH lock (a short lease) live in its MongoDB record, and its bytes
-where every process reads them (services/upload_bytes.py), so any process continues any upload.
+where every process reads them (services/media/uploads.py), so any process continues any upload.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from core.errors import (
     NotFound,
     TooLarge,
 )
-from core.media import MediaStore, remove_tree
 from models.uploads import Uploads, new_upload
 from models.users import User
 from services.catalogue import CatalogueService
-from services.upload_bytes import UploadBytes
+from services.media import Media, remove_tree
+from services.media.uploads import UploadBytes
 from services.upload_chunks import LEASE_S, LOCK_WAIT_S, POLL_S, Checksum, Chunk, Lease, held
 
 log = logging.getLogger("videoflix.uploads")
@@ -103,7 +103,7 @@ class UploadService:
     def __init__(
         self,
         files: UploadFiles,
-        media: MediaStore,
+        media: Media,
         catalogue: CatalogueService,
         settings: MediaSettings,
         clock: Clock,
@@ -293,7 +293,7 @@ class UploadService:
                 stored=self.bytes.stored,
             )
         except BaseException:
-            await self.catalogue.remove_files(video_id)
+            await self.catalogue.media.delete_video(video_id)
             await self.uploads.delete(doc["_id"])
             raise
         finally:

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from core.storage import LocalStorage, StorageUnavailable
-from services.live_ladder import LiveLadderUpload
+from services.media.live import LiveLadderUpload
 
 PREFIX = "videos/65a000000000000000000001/hls-1-abc/"
 MASTER = "#EXTM3U\n" + "".join(f"#EXT-X-STREAM-INF:BANDWIDTH={h}\n{h}p/index.m3u8\n" for h in (120, 360))

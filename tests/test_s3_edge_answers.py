@@ -75,7 +75,7 @@ async def test_a_missing_variant_playlist_behind_a_good_edge_token_is_404(api, s
     assert reply.code == 404
     assert reply.data == {"detail": "Not found."}
     assert not names_the_store(reply, bucket[0], moto.url)
-    other_rung = services.edge.tokens.url(video["folder"], "720p/index.m3u8")
+    other_rung = services.media.edge_tokens().url(video["folder"], "720p/index.m3u8")
     assert (await api.get(other_rung)).code == 404
 
 

@@ -1,5 +1,4 @@
-"""core/storage (the S3 and local backends) against moto's S3 server on loopback: aiobotocore speaking
-real HTTP."""
+"""core/storage (the S3 and local backends) against moto's S3 on loopback: aiobotocore over real HTTP."""
 
 from __future__ import annotations
 
@@ -21,8 +20,9 @@ from moto.server import ThreadedMotoServer
 
 from core.config import load_settings
 from core.edge import S3Edge, window
-from core.storage import LocalStorage, S3Storage, StorageUnavailable, build_storage, fresh_prefix
+from core.storage import LocalStorage, S3Storage, StorageUnavailable, fresh_prefix
 from core.storage.base import MiB
+from services.media import build_storage
 from tests.media import make_clip
 from tests.nginx import free_port
 from transcode.ffmpeg import ffmpeg_binary
@@ -458,3 +458,22 @@ def s3_media(bucket_name: str, moto_url: str) -> dict:
             "connect_timeout_s": 1,
         },
     }
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+async def test_an_object_made_of_parts_is_joined_in_order_and_an_aborted_one_leaves_nothing(
+    backend, tmp_path, store
+):
+    storage = LocalStorage(tmp_path / "media") if backend == "local" else store
+    first, second = b"a" * PART, b"tail"
+    upload_id = await storage.begin_parts("videos/p/source")
+    later = await storage.put_part("videos/p/source", upload_id, 2, second)
+    earlier = await storage.put_part("videos/p/source", upload_id, 1, first)
+    await storage.complete_parts("videos/p/source", upload_id, [earlier, later])
+    assert await storage.read_bytes("videos/p/source") == first + second
+
+    dropped = await storage.begin_parts("videos/q/source")
+    await storage.put_part("videos/q/source", dropped, 1, b"never joined")
+    await storage.abort_parts("videos/q/source", dropped)
+    assert await storage.list_keys("videos/q/") == []
+    assert not await storage.exists("videos/q/source")

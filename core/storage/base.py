@@ -28,6 +28,7 @@ from core.errors import NotFound, Unavailable
 MiB = 1024 * 1024
 # S3 refuses parts below 5 MiB (except the last): the buffer an upload holds at most is one part.
 DEFAULT_PART_SIZE = 8 * MiB
+# The one table of media types: the store labels its objects with it, this server its answers.
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".ts": "video/mp2t",
@@ -35,12 +36,20 @@ CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".vtt": "text/vtt; charset=utf-8",
 }
-# Segments never change (a new ladder gets a new prefix); playlists and pictures may be re-made.
-CACHE_CONTROL = {
-    ".ts": "public, max-age=31536000, immutable",
-    ".m4s": "public, max-age=31536000, immutable",
-    ".m3u8": "public, max-age=60",
-}
+# How long a copy may be kept: segments never change (a new ladder gets a new prefix); playlists and
+# pictures may be re-made.
+MAX_AGE_S = {".ts": 31536000, ".m4s": 31536000, ".m3u8": 60, ".jpg": 3600, ".vtt": 3600}
+IMMUTABLE = frozenset({".ts", ".m4s"})
+
+
+def cache_control(name: str, *, shared: bool = True) -> str | None:
+    """Cache-Control of a media file: `public` for the store and edges (one copy serves every viewer),
+    `private` for what this server sends under one user's grant; None for a kind not in the table."""
+    suffix = PurePosixPath(name).suffix
+    if suffix not in MAX_AGE_S:
+        return None
+    scope = "public" if shared else "private"
+    return f"{scope}, max-age={MAX_AGE_S[suffix]}" + (", immutable" if suffix in IMMUTABLE else "")
 
 
 class StorageUnavailable(Unavailable):
@@ -74,6 +83,7 @@ def fresh_prefix(folder: str, stem: str = "hls") -> str:
 
 
 def content_type(name: str) -> str:
+    """The media type of a file by its name (the table above, then the platform's guess)."""
     suffix = PurePosixPath(name).suffix
     return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
@@ -89,8 +99,8 @@ def files_below(folder: Path) -> list[tuple[Path, str]]:
     return sorted(found, key=lambda item: item[1])
 
 
-class MediaStorage(abc.ABC):
-    """What the upload, transcode, delete and stream paths ask of a store."""
+class StorageBackend(abc.ABC):
+    """What the media module (services/media) asks of a store: one subclass per backend module."""
 
     kind = "abstract"
 
@@ -148,21 +158,21 @@ class MediaStorage(abc.ABC):
     # Every part but the last is exactly this long (S3 refuses parts below 5 MiB).
     part_size = DEFAULT_PART_SIZE
 
+    @abc.abstractmethod
     async def begin_parts(self, key: str) -> str:
         """Start an object made of parts; return the store's id for it."""
-        raise NotImplementedError(f"a {self.kind} store keeps no parts")
 
+    @abc.abstractmethod
     async def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
         """Store part `number` (from 1; storing a number again replaces it); return what completes it."""
-        raise NotImplementedError(f"a {self.kind} store keeps no parts")
 
+    @abc.abstractmethod
     async def complete_parts(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
         """Join the parts, in order, into the object `key`."""
-        raise NotImplementedError(f"a {self.kind} store keeps no parts")
 
+    @abc.abstractmethod
     async def abort_parts(self, key: str, upload_id: str) -> None:
         """Forget the parts (best effort: a store that is down clears them by its own lifecycle rule)."""
-        raise NotImplementedError(f"a {self.kind} store keeps no parts")
 
 
 async def file_chunks(path: Path, size: int) -> AsyncIterator[bytes]:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from core.storage.base import (
-    MediaStorage,
     ObjectMissing,
+    StorageBackend,
     StorageUnavailable,
     check_key,
     check_prefix,
@@ -23,7 +23,7 @@ from core.storage.base import (
 LOCAL_CHUNK = 1024 * 1024  # bytes read at a time when a local file is copied into the store
 
 
-class LocalStorage(MediaStorage):
+class LocalStorage(StorageBackend):
     """Objects are files below `root`; writes go to a hidden temporary name and are renamed in place."""
 
     kind = "local"
@@ -119,6 +119,36 @@ class LocalStorage(MediaStorage):
             raise ObjectMissing() from err
         except OSError as err:
             raise StorageUnavailable(f"Could not read {key} from the media folder: {err.strerror}.") from err
+
+    # --- parts: numbered files in a hidden folder beside the object, joined in order at the end ----
+
+    def _parts_dir(self, key: str, upload_id: str) -> Path:
+        path = self.local_path(key)
+        return path.with_name(f".{path.name}.parts-{check_key(upload_id)}")
+
+    async def begin_parts(self, key: str) -> str:
+        upload_id = secrets.token_hex(8)
+        await self._write(key, lambda: self._parts_dir(key, upload_id).mkdir(parents=True))
+        return upload_id
+
+    async def put_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
+        part = self._parts_dir(key, upload_id) / f"{number:05d}"
+        await self._write(key, part.write_bytes, data)
+        return {"PartNumber": number, "Size": len(data)}
+
+    async def complete_parts(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        folder = self._parts_dir(key, upload_id)
+
+        async def joined() -> AsyncIterator[bytes]:
+            for part in sorted(parts, key=lambda p: p["PartNumber"]):
+                yield await self._run((folder / f"{part['PartNumber']:05d}").read_bytes)
+
+        await self.put_stream(key, joined())
+        await self._run(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+    async def abort_parts(self, key: str, upload_id: str) -> None:
+        folder = self._parts_dir(key, upload_id)
+        await self._run(lambda: shutil.rmtree(folder, ignore_errors=True))
 
     async def list_keys(self, prefix: str) -> list[str]:
         base = check_prefix(prefix)

@@ -9,7 +9,7 @@ import os
 import random
 from collections.abc import AsyncIterable, Collection
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -28,12 +28,12 @@ from botocore.exceptions import (
 )
 
 from core.storage.base import (
-    CACHE_CONTROL,
     DEFAULT_PART_SIZE,
-    MediaStorage,
     MiB,
     ObjectMissing,
+    StorageBackend,
     StorageUnavailable,
+    cache_control,
     check_key,
     check_prefix,
     content_type,
@@ -64,7 +64,7 @@ def redact(url: str | None) -> str:
     )
 
 
-class S3Storage(MediaStorage):
+class S3Storage(StorageBackend):
     """One bucket of an S3-compatible store (AWS S3, MinIO, R2, Ceph RGW, GCS interop)."""
 
     kind = "s3"
@@ -360,8 +360,8 @@ class S3Storage(MediaStorage):
         await self._with_retries(f"store {key}", self._put_bytes, check_key(key), data)
 
     async def _put_bytes(self, key: str, data: bytes) -> None:
-        suffix = PurePosixPath(key).suffix
-        extra = {"CacheControl": CACHE_CONTROL[suffix]} if suffix in CACHE_CONTROL else {}
+        control = cache_control(key)
+        extra = {"CacheControl": control} if control else {}
         await self.client.put_object(
             Bucket=self.bucket, Key=key, Body=data, ContentType=content_type(key), **extra
         )

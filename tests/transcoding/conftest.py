@@ -44,7 +44,7 @@ def settings_overrides():
 @pytest.fixture
 def run_types() -> tuple[str, ...]:
     """These tests transcode for real: the queue runs every job type."""
-    return ("mail", "transcode")
+    return ("mail", "transcode", "publish")
 
 
 @pytest.fixture(autouse=True)

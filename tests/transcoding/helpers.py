@@ -47,11 +47,13 @@ async def wait_for_status(db, video_id: str, status: str, timeout: float = 60.0)
     return await wait_for(db, video_id, lambda doc: doc.get("status") == status, timeout)
 
 
-async def wait_for_job(db, video_id: str, check, timeout: float = 20.0) -> dict[str, Any]:
-    """Poll the video's job until check(job) holds."""
+async def wait_for_job(
+    db, video_id: str, check, timeout: float = 20.0, kind: str = "transcode"
+) -> dict[str, Any]:
+    """Poll the video's job of that kind (transcode, publish) until check(job) holds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        job = await db.jobs.find_one({"key": f"transcode:{video_id}"})
+        job = await db.jobs.find_one({"key": f"{kind}:{video_id}"})
         if job is not None and check(job):
             return job
         if asyncio.get_running_loop().time() > deadline:

@@ -54,7 +54,7 @@ async def forget_dead_pool(services: Services) -> None:
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
     await services.pool.stop()
-    await services.storage.close()
+    await services.media.close()
     services.hasher.close()
 
 
@@ -109,7 +109,7 @@ async def test_a_node_killed_mid_transcode_and_mid_mail_resumes_both_at_once_on_
 
 async def test_another_nodes_stale_lease_still_waits_for_its_expiry(db, settings, clock, clips, fake_ffmpeg):
     runs = fake_ffmpeg("hang")
-    first = build_services(settings, db, clock=clock, node=NODE, run_types=("transcode",))
+    first = build_services(settings, db, clock=clock, node=NODE, run_types=("transcode", "publish"))
     await first.start()
     source = Path(settings.media.root) / "imports" / "film.mp4"
     source.parent.mkdir(parents=True)
@@ -132,7 +132,8 @@ async def test_another_nodes_stale_lease_still_waits_for_its_expiry(db, settings
     await forget_dead_pool(first)
 
     fake_ffmpeg("slow")
-    other = build_services(settings, db, clock=clock, node="other-node:8000", run_types=("transcode",))
+    types = ("transcode", "publish")
+    other = build_services(settings, db, clock=clock, node="other-node:8000", run_types=types)
     await other.start()
     try:
         await asyncio.sleep(0.5)

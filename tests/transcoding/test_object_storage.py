@@ -116,7 +116,7 @@ async def test_a_ladder_left_half_uploaded_by_a_dead_runner_is_removed_when_the_
     video_id = await upload(api, staff_token, clips["small"])
     # A runner that died mid-upload left part of a ladder under a prefix no video names.
     client.put_object(Bucket=name, Key=f"videos/{video_id}/hls-1-dead00/360p/seg_00000.ts", Body=b"x")
-    await wait_for_job(db, video_id, lambda j: j["state"] == "done")  # the clean-up follows the publish
+    await wait_for_job(db, video_id, lambda j: j["state"] == "done", kind="publish")  # clean-up follows it
     doc = await db.videos.find_one({"_id": ObjectId(video_id)})
     assert doc["status"] == "ready" and not doc["hls_path"].startswith(f"videos/{video_id}/hls-1-dead00/")
     assert [k for k in keys(bucket) if "dead00" in k] == []

@@ -1,10 +1,11 @@
-"""A growing ladder in object storage: what FFmpeg has finished reaches the store while it still encodes.
+"""Live mirroring: a growing ladder is served while FFmpeg still writes it (services/media owns this).
 
-On local storage the ladder grows below MEDIA_ROOT and is served from there. With an object store the
-runner's scratch folder is on one machine only, so while FFmpeg writes, `LiveLadderUpload` copies its
-whole segments and then its playlists to the ladder's final prefix, every half second. Any API node then
-serves the growing ladder from the store (through the edge), and the publish at the end sends only what
-is left: the final VOD playlists, the master with measured sizes, the thumbnail and the storyboard.
+On local storage the ladder grows below MEDIA_ROOT and is served from there (`LiveLadderInPlace`). With
+an object store the runner's scratch folder is on one machine only, so while FFmpeg writes,
+`LiveLadderUpload` copies its whole segments and then its playlists to the ladder's final prefix, every
+half second. Any API node then serves the growing ladder from the store (through the edge), and the
+publish job at the end sends only what is left: the final VOD playlists, the master with measured
+sizes, the thumbnail and the storyboard.
 
 Order is what keeps a player from asking for a segment that is not there yet:
 - the playlists are read BEFORE the folder is listed, so every segment a playlist read lists is whole
@@ -13,7 +14,7 @@ Order is what keeps a player from asking for a segment that is not there yet:
 - the master is stored only once every rung playlist it names is stored; only then is the video
   announced playable.
 A failed store call is logged and tried again on the next round; it never fails the transcode (the
-publish at the end is the one that must succeed).
+publish job is the one that must succeed).
 """
 
 from __future__ import annotations
@@ -21,17 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from core.storage import MediaStorage, StorageUnavailable, files_below
+from core.storage import StorageBackend, StorageUnavailable, files_below
+from services.media.keys import MASTER, SEGMENT
 
 log = logging.getLogger("videoflix.transcode")
 
-SEGMENT = re.compile(r"^\d{2,4}p/seg_\d+\.ts$")  # a whole segment (FFmpeg's unfinished ones end in .tmp)
-MASTER = "master.m3u8"
+Announce = Callable[[str, Any], Awaitable[None]]
 
 
 def playlist_uris(text: str) -> list[str]:
@@ -39,15 +39,41 @@ def playlist_uris(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
+class LiveLadderInPlace:
+    """Local storage: the ladder grows below MEDIA_ROOT, where it is served from; announcing it is all."""
+
+    def __init__(self, master_key: str, announce: Announce) -> None:
+        self.master_key = master_key
+        self.announce = announce
+        self.tasks: set[asyncio.Task] = set()
+
+    def start(self) -> None:
+        """Nothing to copy."""
+
+    def want_playable(self, value: Any) -> None:
+        """The worker wrote the provisional master: the video plays from the scratch folder now."""
+        task = asyncio.get_running_loop().create_task(self.announce(self.master_key, value))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def stop(self) -> None:
+        """Let the announcement land before the outcome's writes."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks))
+
+    async def catch_up(self) -> None:
+        """Nothing to copy: the whole ladder is where it is served."""
+
+
 class LiveLadderUpload:
     """Copies a growing ladder folder to `prefix` in the store until stopped; announces it playable."""
 
     def __init__(
         self,
-        storage: MediaStorage,
+        storage: StorageBackend,
         folder: Path,
         prefix: str,
-        announce: Callable[[str, Any], Awaitable[None]],
+        announce: Announce,
         *,
         interval_s: float = 0.5,
         concurrency: int = 8,
@@ -67,6 +93,7 @@ class LiveLadderUpload:
         self.task: asyncio.Task | None = None
 
     def start(self) -> None:
+        """Copy every half second from now on."""
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     def want_playable(self, value: Any) -> None:
@@ -80,6 +107,14 @@ class LiveLadderUpload:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+
+    async def catch_up(self) -> None:
+        """Once the encode is whole: one last round, so that the video plays until it is published (a
+        store that fails now leaves that to the publish job)."""
+        try:
+            await self.sync()
+        except StorageUnavailable as err:
+            log.warning("the whole ladder did not reach the store before its publish: %s", err)
 
     async def _run(self) -> None:
         while True:
@@ -138,3 +173,6 @@ class LiveLadderUpload:
         if self.playable is not None and MASTER in self.playlists and not self.announced:
             self.announced = True
             await self.announce(self.prefix + MASTER, self.playable)
+
+
+LiveLadder = LiveLadderInPlace | LiveLadderUpload

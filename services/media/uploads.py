@@ -17,13 +17,16 @@ import abc
 import asyncio
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bson import ObjectId
 
 from core.errors import Conflict
-from core.media import MediaStore, source_key
-from core.storage import MediaStorage
+from core.storage import StorageBackend
+from services.media.keys import source_key
+
+if TYPE_CHECKING:  # the media module builds these stores and hands itself in
+    from services.media.media import Media
 
 # A local writer without a checksum commits its offset at least this often (a process that dies keeps
 # what it had committed; the rest is cut off by the next writer).
@@ -88,7 +91,7 @@ async def run(func: Any, *args: Any) -> Any:
 class FileBytes(UploadBytes):
     """`.part` files on the shared media root."""
 
-    def __init__(self, media: MediaStore) -> None:
+    def __init__(self, media: Media) -> None:
         self.media = media
         self.folder = media.root / "uploads"
 
@@ -176,7 +179,7 @@ class ObjectBytes(UploadBytes):
 
     stored = True
 
-    def __init__(self, storage: MediaStorage, media: MediaStore) -> None:
+    def __init__(self, storage: StorageBackend, media: Media) -> None:
         self.storage = storage
         self.media = media
 
@@ -271,11 +274,3 @@ class ObjectWriter(Writer):
 
     def close(self) -> None:
         self.buffer = bytearray()
-
-
-def upload_bytes_for(storage: MediaStorage, media: MediaStore) -> UploadBytes:
-    """The local store keeps uploads on the shared media root; any other, in its own parts.
-    (The one place that chooses by backend here: it moves into the media module.)"""
-    if storage.local_path("uploads") is not None:
-        return FileBytes(media)
-    return ObjectBytes(storage, media)

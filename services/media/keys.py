@@ -1,0 +1,93 @@
+"""The key layout of a video's media: every name a video's bytes have, in one place.
+
+Keys are '/'-paths relative to the store's root, the same on every backend (core/storage/base.py), and
+the same below MEDIA_ROOT for the scratch folders of a transcode:
+
+    videos/<id>/source                      the upload, as it came
+    videos/<id>/.hls-tmp-<run>/             scratch: the ladder a transcode run is writing (local disk)
+    videos/<id>/hls-<run>/                  a published ladder (the live prefix while it grows)
+        master.m3u8                         the master playlist
+        <height>p/index.m3u8, seg_NNNNN.ts  one rung
+        thumbnail.jpg, storyboard.vtt       pictures
+        subs/<language>/index.m3u8          subtitles (segmented WebVTT; next round)
+        audio/<language>/index.m3u8         an audio track (next round)
+
+A new kind of rendition adds its key function here and its name pattern to `LADDER_FILE`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bson import ObjectId
+
+VIDEOS = "videos"
+SOURCE = "source"
+LADDER_STEM = "hls"
+SCRATCH_STEM = ".hls-tmp-"
+MASTER = "master.m3u8"
+THUMBNAIL = "thumbnail.jpg"
+STORYBOARD = "storyboard.vtt"
+
+# The only names a ladder's files have: anything else (traversal, encodings, NUL) is simply not found.
+LADDER_FILE = re.compile(
+    r"^(master\.m3u8|thumbnail\.jpg|storyboard\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
+    r"|(\d{2,4})p/(index\.m3u8|seg_\d{5}\.ts))$"
+)
+# A whole segment of a rung (FFmpeg's unfinished ones end in .tmp).
+SEGMENT = re.compile(r"^\d{2,4}p/seg_\d+\.ts$")
+
+
+def video_id_text(video_id: ObjectId | str) -> str:
+    """A video id as it appears in keys (hex only: no path tricks possible)."""
+    return str(ObjectId(str(video_id)))
+
+
+def video_prefix(video_id: ObjectId | str) -> str:
+    """Everything of one video: ``videos/<id>/``."""
+    return f"{VIDEOS}/{video_id_text(video_id)}/"
+
+
+def source_key(video_id: ObjectId | str) -> str:
+    """The upload of a video."""
+    return video_prefix(video_id) + SOURCE
+
+
+def ladder_name(run: str) -> str:
+    """The folder of one run's published ladder."""
+    return f"{LADDER_STEM}-{run}"
+
+
+def ladder_prefix(video_id: ObjectId | str, run: str) -> str:
+    """Where one run's ladder is published, and where it grows while it is made (the live prefix)."""
+    return f"{video_prefix(video_id)}{ladder_name(run)}/"
+
+
+def scratch_name(run: str) -> str:
+    """The scratch folder of one transcode run, beside the video's other files."""
+    return f"{SCRATCH_STEM}{run}"
+
+
+def is_scratch(name: str) -> bool:
+    """A folder a transcode run writes (swept once untouched for a grace period)."""
+    return name.startswith(SCRATCH_STEM)
+
+
+def is_ladder(name: str) -> bool:
+    """A published ladder folder (``hls-<run>``)."""
+    return name.startswith(LADDER_STEM + "-")
+
+
+def rendition_playlist(height: int) -> str:
+    """A rung's playlist below the ladder folder."""
+    return f"{height}p/index.m3u8"
+
+
+def subtitles_playlist(language: str) -> str:
+    """A subtitle rendition's playlist below the ladder folder (room for the next round)."""
+    return f"subs/{language}/index.m3u8"
+
+
+def audio_playlist(language: str) -> str:
+    """An audio track's playlist below the ladder folder (room for the next round)."""
+    return f"audio/{language}/index.m3u8"

@@ -1,0 +1,351 @@
+"""The media module: where a video's bytes live, who checks their URLs, and every move between them.
+
+One object, built from the settings by the composition root (`build_media`), holds the store (a
+backend of core/storage: MEDIA_ROOT on disk, or an S3 bucket) and the edge (none, nginx secure_link,
+presigned S3). Nothing else holds them or asks which kind they are: catalogue, transcoding, publishing,
+uploads, the sweeper, the grants and the stream handlers ask this module.
+
+Scratch is the local working folder of a transcode, below MEDIA_ROOT (`videos/<id>/.hls-tmp-<run>/`).
+On local storage it lies in the store's own folder, so publishing is one rename; with an object store
+it is this machine's, so the publish job runs on this node (`publish_node`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cachetools import LRUCache
+
+from core.config import MediaSettings, Settings
+from core.edge import NginxEdge, S3Edge
+from core.errors import Forbidden, NotFound
+from core.storage import (
+    CONTENT_TYPES,
+    LocalStorage,
+    ObjectMissing,
+    S3Storage,
+    StorageBackend,
+    StorageUnavailable,
+    file_chunks,
+    files_below,
+)
+from models.videos import is_finished_ladder, ladder_folder, playable_path
+from services.media import keys
+from services.media.live import Announce, LiveLadder, LiveLadderInPlace, LiveLadderUpload
+from services.media.serving import (
+    AUTHORISING,
+    GROWING_PLAYLIST,
+    Body,
+    Located,
+    Redirect,
+    ladder_file,
+    local_answer,
+)
+from services.media.uploads import FileBytes, ObjectBytes, UploadBytes
+
+Edge = NginxEdge | S3Edge
+DEFAULT_ROOT = "media"
+FOLDER_CACHE = 4096
+STORE_CHUNK = 8 * 1024 * 1024  # bytes read at a time when an upload moves into an object store
+PUBLISH_CONCURRENCY = 8  # files stored at once while a ladder is published
+INVALID_LINK = "The stream link is invalid or has expired."
+
+
+class ScratchMissing(Exception):
+    """The scratch ladder of a run is not on this machine (swept, or its disk wiped)."""
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A published ladder: its prefix (``videos/<id>/hls-<run>/``) and whether it has a storyboard."""
+
+    prefix: str
+    storyboard: bool
+
+
+def media_root(configured: str | None) -> Path:
+    """MEDIA_ROOT as an absolute path: a relative one is taken beside server.py; none is `media`."""
+    root = Path(configured or DEFAULT_ROOT)
+    return root if root.is_absolute() else Path(__file__).resolve().parents[2] / root
+
+
+def build_storage(settings: Settings, root: Path) -> StorageBackend:
+    """The store the settings choose: `media.storage` local (MEDIA_ROOT, `root`) or s3 (the s3 section)."""
+    if settings.media.storage == "s3":
+        return S3Storage.from_settings(settings.s3)
+    return LocalStorage(root)
+
+
+def build_edge(settings: Settings, storage: StorageBackend) -> Edge | None:
+    """Who checks the URLs below a master playlist: nginx's secure_link, presigned S3 URLs, or this
+    process (none)."""
+    media = settings.media
+    if media.edge == "nginx":
+        return NginxEdge(media.edge_base_url, media.edge_secret or "", media.edge_window_s)
+    if media.edge == "s3":
+        return S3Edge(storage, settings.server.secret_key or "", media.edge_window_s)
+    return None
+
+
+def build_media(settings: Settings) -> Media:
+    """The media module the settings describe: MEDIA_ROOT, the store and the edge."""
+    root = media_root(settings.media.root)
+    storage = build_storage(settings, root)
+    return Media(storage, build_edge(settings, storage), root, settings.media)
+
+
+async def remove_tree(folder: Path) -> None:
+    """rmtree off the IOLoop: a ladder holds hundreds of segment files."""
+    await asyncio.get_running_loop().run_in_executor(None, lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+class Media:
+    """Every byte of every video: scratch, sources, live mirroring, publish, delete and `locate`."""
+
+    def __init__(
+        self, storage: StorageBackend, edge: Edge | None, root: Path, settings: MediaSettings | None = None
+    ) -> None:
+        self.storage = storage
+        self.edge = edge
+        self.root = root.resolve()
+        self.settings = settings or MediaSettings()  # read live: accel_redirect may change (bench)
+        # Local storage keeps the store's files below MEDIA_ROOT: scratch and store share a file system.
+        self.in_place = storage.local_path(keys.VIDEOS) is not None
+        self._folders: LRUCache[str, Path | None] = LRUCache(FOLDER_CACHE)
+
+    async def start(self) -> None:
+        """Open the store (and check that it answers)."""
+        await self.storage.start()
+
+    async def close(self) -> None:
+        """Release the store's connections."""
+        await self.storage.close()
+
+    # --- scratch: this machine's folders below MEDIA_ROOT -------------------------------------
+
+    def video_dir(self, video_id: Any) -> Path:
+        """A video's folder below MEDIA_ROOT (its files on local storage, its scratch with a store)."""
+        return self.root / keys.video_prefix(video_id).rstrip("/")
+
+    def upload_path(self, video_id: Any) -> Path:
+        """Where an upload is streamed to."""
+        return self.root / keys.source_key(video_id)
+
+    def scratch_ladder(self, video_id: Any, run: str) -> Path:
+        """The folder a transcode run writes its ladder to."""
+        return self.video_dir(video_id) / keys.scratch_name(run)
+
+    def relative(self, path: Path) -> str:
+        """A path below MEDIA_ROOT as stored in MongoDB."""
+        return str(path.resolve().relative_to(self.root))
+
+    def resolve(self, stored: str) -> Path:
+        """A stored path (relative to MEDIA_ROOT, or absolute as an admin may insert it)."""
+        path = Path(stored)
+        return path if path.is_absolute() else self.root / path
+
+    def free_bytes(self) -> int:
+        """Free space on MEDIA_ROOT's file system."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return shutil.disk_usage(self.root).free
+
+    async def remove_video(self, video_id: Any) -> None:
+        """Delete a video's folder below MEDIA_ROOT (an upload that did not become a video; scratch)."""
+        await remove_tree(self.video_dir(video_id))
+
+    def upload_bytes(self) -> UploadBytes:
+        """Where the bytes of resumable uploads wait: the shared media root with local storage, the
+        store's own multipart parts otherwise, so any API process continues any upload."""
+        return FileBytes(self) if self.in_place else ObjectBytes(self.storage, self)
+
+    def publish_node(self, node: str) -> str | None:
+        """The node a run's publish must run on: any (None) when scratch lies in the shared store's
+        folder, else this one, which holds the scratch."""
+        return None if self.in_place else node
+
+    # --- sources ------------------------------------------------------------------------------
+
+    async def keep_source(self, video_id: Any, path: Path, *, stored: bool = False) -> str:
+        """Put a finished upload (a file below MEDIA_ROOT) where sources live; what the video stores.
+        `stored`: the store holds it already (a resumable upload's parts), `path` is a copy to probe."""
+        if self.in_place:
+            return self.relative(path)
+        if stored:
+            return keys.source_key(video_id)
+        key = keys.source_key(video_id)
+        await self.storage.put_stream(key, file_chunks(path, STORE_CHUNK))
+        await remove_tree(path.parent)
+        return key
+
+    async def fetch_source(self, video_id: Any, stored: str) -> Path:
+        """The source as a local file: where it lies on disk, else fetched into scratch. ObjectMissing
+        when it is gone; StorageUnavailable when the store fails."""
+        if stored and not stored.startswith("/") and not self.in_place:
+            if not await self.storage.exists(stored):
+                raise ObjectMissing("The source file is missing.")
+            return await self.storage.download(stored, self.video_dir(video_id) / keys.SOURCE)
+        source = self.resolve(stored)
+        if not stored or not source.is_file():
+            raise ObjectMissing("The source file is missing.")
+        return source
+
+    # --- live mirroring, publish, delete ------------------------------------------------------
+
+    def live_ladder(self, video_id: Any, run: str, announce: Announce) -> LiveLadder:
+        """What serves a run's ladder while it grows; `announce(master, value)` makes the video playable."""
+        scratch = self.scratch_ladder(video_id, run)
+        if self.in_place:
+            return LiveLadderInPlace(self.relative(scratch / keys.MASTER), announce)
+        return LiveLadderUpload(self.storage, scratch, keys.ladder_prefix(video_id, run), announce)
+
+    async def publish(self, video_id: Any, run: str) -> Ladder:
+        """Put a run's whole ladder where players get it; safe to call again after a failure.
+
+        Local storage: one rename of the scratch folder into place (atomic on one file system). An
+        object store: every file under the run's prefix (segments the live mirror stored are skipped),
+        the rung playlists after their segments, the master last. Nothing names the prefix as a
+        finished ladder until the caller points the video at it."""
+        scratch = self.scratch_ladder(video_id, run)
+        prefix = keys.ladder_prefix(video_id, run)
+        if self.in_place:
+            final = self.video_dir(video_id) / keys.ladder_name(run)
+            await asyncio.get_running_loop().run_in_executor(None, move_into_place, scratch, final)
+            return Ladder(prefix, (final / keys.STORYBOARD).is_file())
+        if not scratch.is_dir():
+            raise ScratchMissing(str(scratch))
+        await self._store_ladder(scratch, prefix)
+        return Ladder(prefix, (scratch / keys.STORYBOARD).is_file())
+
+    async def _store_ladder(self, scratch: Path, prefix: str) -> None:
+        stored = set(await self.storage.list_keys(prefix))
+        files = await asyncio.get_running_loop().run_in_executor(None, files_below, scratch)
+        first = [
+            (path, rel)
+            for path, rel in files
+            if not rel.endswith(".m3u8") and not (keys.SEGMENT.match(rel) and prefix + rel in stored)
+        ]
+        gate = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+        async def put(path: Path, rel: str) -> None:
+            async with gate:
+                await self.storage.put_file(path, prefix + rel)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for path, rel in first:
+                    group.create_task(put(path, rel))
+        except BaseExceptionGroup as failed:
+            error = failed.exceptions[0]
+            raise error from error.__cause__
+        playlists = [(path, rel) for path, rel in files if rel.endswith(".m3u8") and rel != keys.MASTER]
+        for path, rel in [*playlists, (scratch / keys.MASTER, keys.MASTER)]:
+            await self.storage.put_file(path, prefix + rel)
+
+    async def retire(self, video_id: Any, run: str) -> None:
+        """Once the video names run's ladder: drop its other ladders (older ones, leftovers of a runner
+        that died mid-upload) and the run's scratch. A store that fails leaves them for the next time."""
+        video = keys.video_prefix(video_id)
+        with contextlib.suppress(StorageUnavailable):
+            found = await self.storage.list_keys(video)
+            folders = {key[len(video) :].split("/")[0] for key in found}
+            for folder in folders - {keys.ladder_name(run)}:
+                if keys.is_ladder(folder):
+                    await self.storage.delete_prefix(f"{video}{folder}/")
+        await remove_tree(self.scratch_ladder(video_id, run))
+        folder = self.video_dir(video_id)
+        if not self.in_place and not any(keys.is_scratch(p.name) for p in folder.glob(".*")):
+            await remove_tree(folder)  # the scratch copy of the source, once no run needs it
+
+    async def discard(self, video_id: Any, run: str) -> None:
+        """A run that will not be published: its scratch and whatever of it reached the store."""
+        await remove_tree(self.scratch_ladder(video_id, run))
+        with contextlib.suppress(StorageUnavailable):  # else the next publish's `retire` removes it
+            await self.storage.delete_prefix(keys.ladder_prefix(video_id, run))
+
+    async def delete_video(self, video_id: Any) -> None:
+        """Every file and object of a video, and its scratch on this machine."""
+        await self.storage.delete_prefix(keys.video_prefix(video_id))
+        await self.remove_video(video_id)
+
+    # --- serving ------------------------------------------------------------------------------
+
+    async def locate(self, video: dict[str, Any], name: str, *, course_spec: bool = False) -> Located:
+        """How to answer for one file of the ladder a video is played from: a local file, a redirect to
+        the edge, or the master playlist rewritten for it. `course_spec`: asked with the token header
+        (an edge that checks its own URLs still gets the request when the bytes are in a store)."""
+        if not keys.LADDER_FILE.match(name):
+            raise NotFound()
+        edge = self.edge
+        to_edge = edge is not None and (
+            edge.ladders_in_store or (is_finished_ladder(video) and not course_spec)
+        )
+        if edge is not None and to_edge:
+            folder = ladder_folder(video)
+            if name != keys.MASTER or course_spec:
+                return Redirect(edge.url(folder, name))
+            text = (await self.storage.read_bytes(f"{folder}/{keys.MASTER}")).decode()
+            return Body(edge.master(text, folder), CONTENT_TYPES[".m3u8"], AUTHORISING)
+        path = playable_path(video)
+        folder_path = self._ladder_dir(path) if path else None
+        if folder_path is None or ladder_file(folder_path, name) is None:
+            raise NotFound()
+        growing = not is_finished_ladder(video)
+        return local_answer(folder_path, name, growing, self.settings.accel_redirect, self.root)
+
+    def _ladder_dir(self, stored: str) -> Path | None:
+        """The folder of a stored playlist path, resolved once (segment requests ask for it again and
+        again); None when it leads outside MEDIA_ROOT."""
+        if stored not in self._folders:
+            base = self.root
+            candidate = (base / os.path.dirname(stored)).resolve() if "\x00" not in stored else base
+            inside = candidate != base and base in candidate.parents
+            self._folders[stored] = candidate if inside else None
+        return self._folders[stored]
+
+    async def edge_playlist(self, token: str, expires: int, video_id: str, ladder: str, height: int) -> Body:
+        """A variant playlist from the object store, its segments presigned for the window the URL
+        names: the token (not a user) authorises it, so one cached copy serves every viewer."""
+        edge = self.edge
+        if not isinstance(edge, S3Edge):
+            raise NotFound()
+        folder = f"{keys.VIDEOS}/{video_id}/{ladder}"
+        if not edge.check(token, expires, folder):
+            raise Forbidden(INVALID_LINK)
+        name = keys.rendition_playlist(height)
+        text = (await self.storage.read_bytes(f"{folder}/{name}")).decode()
+        if "#EXT-X-ENDLIST" in text:
+            control = f"public, max-age={max(0, expires - int(time.time()))}"
+        else:  # a ladder still being made: players reload it for the next segments
+            control = GROWING_PLAYLIST
+        return Body(edge.variant(text, folder, name, expires), CONTENT_TYPES[".m3u8"], control)
+
+    def edge_url(self, video: dict[str, Any], name: str) -> str | None:
+        """The URL the edge serves a file of a finished ladder at; None when this server serves it."""
+        if self.edge is None or not is_finished_ladder(video):
+            return None
+        return self.edge.url(ladder_folder(video), name)
+
+    def edge_tokens(self) -> NginxEdge | None:
+        """The token maker behind the edge's playlist URLs (for tools and tests)."""
+        edge = self.edge
+        return edge.tokens if isinstance(edge, S3Edge) else edge
+
+
+def move_into_place(scratch: Path, final: Path) -> None:
+    """Blocking: rename a scratch ladder into place; done already when only the final folder is there."""
+    if scratch.is_dir():
+        try:
+            os.replace(scratch, final)
+        except OSError as err:
+            raise StorageUnavailable(
+                f"Could not publish a ladder in the media folder: {err.strerror}."
+            ) from err
+    elif not final.is_dir():
+        raise ScratchMissing(str(scratch))
