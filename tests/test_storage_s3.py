@@ -1,4 +1,5 @@
-"""core/storage (the S3 and local backends) against moto's S3 server on loopback: aiobotocore speaking real HTTP."""
+"""core/storage (the S3 and local backends) against moto's S3 server on loopback: aiobotocore speaking
+real HTTP."""
 
 from __future__ import annotations
 
