@@ -9,8 +9,8 @@ from core.validation import Body, Query, one_of
 from handlers.base import BaseHandler, staff_only
 from handlers.openapi import api
 from handlers.replies import AdminUser, AdminUserPage, Job, JobPage, Mail, MailPage
-from models.jobs import STATES
 from services.admin import AdminService
+from services.vocabulary import STATES
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_SEARCH_WORDS = 10

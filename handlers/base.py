@@ -24,8 +24,8 @@ from core.errors import (
     status_of,
 )
 from core.validation import field_errors
-from models.users import User
 from services.container import Services
+from services.vocabulary import User
 
 log = logging.getLogger("videoflix.api")
 access_log = logging.getLogger("videoflix.access")

@@ -15,8 +15,8 @@ from core.errors import DomainError
 from handlers.base import HTTP_METHODS, APIError, BaseHandler, public, staff_only
 from handlers.openapi import Header, Reply, api
 from handlers.streaming import StreamedBodyHandler
-from models.videos import VideoFields
 from services.uploads import CHECKSUM_ALGORITHMS, Checksum, Chunk, UploadService
+from services.vocabulary import VideoFields
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,expiration,checksum"

@@ -16,7 +16,7 @@ from handlers.openapi import api
 from handlers.replies import Detail, Progress, Video, VideoPage
 from handlers.streaming import StreamedBodyHandler
 from handlers.upload import UploadReceiver
-from models.videos import STATUSES, VideoFields, VideoPatch
+from services.vocabulary import STATUSES, VideoFields, VideoPatch
 
 MIB = 1024 * 1024
 # Room for the multipart framing and the text fields around the file.
