@@ -61,8 +61,8 @@ class JobListHandler(AdminHandler):
         query = self.query(JobsQuery)
         offset, limit = self.paging(query)
         type_name = query.type
-        if type_name is not None and type_name not in self.services.queue.types:
-            self.refuse_choice("type", tuple(self.services.queue.types))
+        if type_name is not None and type_name not in self.admin.job_types():
+            self.refuse_choice("type", self.admin.job_types())
         jobs, count = await self.admin.jobs(
             state=query.state, type_name=type_name, offset=offset, limit=limit
         )

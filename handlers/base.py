@@ -24,7 +24,7 @@ from core.errors import (
     status_of,
 )
 from core.validation import field_errors
-from services.container import Services
+from services.facade import HandlerServices
 from services.vocabulary import User
 
 log = logging.getLogger("videoflix.api")
@@ -144,8 +144,8 @@ class BaseHandler(tornado.web.RequestHandler):
     counted_in_flight = False
 
     @property
-    def services(self) -> Services:
-        """The app's services, built by the composition root."""
+    def services(self) -> HandlerServices:
+        """The services as handlers see them (services/facade.py), cut from the composition root's."""
         return self.application.settings["services"]
 
     @property

@@ -19,6 +19,10 @@ class AdminService:
         self.queue = queue
         self.accounts = accounts
 
+    def job_types(self) -> tuple[str, ...]:
+        """The job types this server's queue knows (each may run in another process)."""
+        return tuple(self.queue.types)
+
     async def jobs(
         self, *, state: str | None, type_name: str | None, offset: int, limit: int
     ) -> tuple[list[dict[str, Any]], int]:
