@@ -66,21 +66,21 @@ class JobListHandler(AdminHandler):
         jobs, count = await self.admin.jobs(
             state=query.state, type_name=type_name, offset=offset, limit=limit
         )
-        self.send_page(jobs, count, offset, limit)
+        self.send_page([Job.of(job) for job in jobs], count, offset, limit)
 
 
 class JobRetryHandler(AdminHandler):
     @api("Run a failed or cancelled job again", responses={200: Job}, errors=[409])
     @staff_only
     async def post(self, job_id: str) -> None:
-        self.send_json(await self.admin.retry_job(job_id))
+        self.send_json(Job.of(await self.admin.retry_job(job_id)))
 
 
 class JobCancelHandler(AdminHandler):
     @api("Cancel a queued or running job", responses={200: Job}, errors=[409])
     @staff_only
     async def post(self, job_id: str) -> None:
-        self.send_json(await self.admin.cancel_job(job_id))
+        self.send_json(Job.of(await self.admin.cancel_job(job_id)))
 
 
 class MailListHandler(AdminHandler):
@@ -90,14 +90,14 @@ class MailListHandler(AdminHandler):
         query = self.query(MailQuery)
         offset, limit = self.paging(query)
         mails, count = await self.admin.mail(state=query.state, offset=offset, limit=limit)
-        self.send_page(mails, count, offset, limit)
+        self.send_page([Mail.of(mail) for mail in mails], count, offset, limit)
 
 
 class MailRetryHandler(AdminHandler):
     @api("Send a failed mail again", responses={200: Mail}, errors=[409])
     @staff_only
     async def post(self, mail_id: str) -> None:
-        self.send_json(await self.admin.retry_mail(mail_id))
+        self.send_json(Mail.of(await self.admin.retry_mail(mail_id)))
 
 
 class UserListHandler(AdminHandler):

@@ -75,13 +75,22 @@ class APIError(tornado.web.HTTPError):
 DUMPS_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
 
 
+def encode(value: Any) -> Any:
+    """What the JSON writer cannot write itself: a reply model (handlers/replies.py) as its JSON, anything
+    else (ids, dates) as a string."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
+
+
 def dumps(data: Any) -> bytes:
-    """The one JSON encoding of every answer, success or error: compact UTF-8, dates and ids as strings."""
+    """The one JSON encoding of every answer, success or error: compact UTF-8, reply models as their JSON,
+    dates and ids as strings."""
     try:
-        return orjson.dumps(data, default=str, option=DUMPS_OPTIONS)
+        return orjson.dumps(data, default=encode, option=DUMPS_OPTIONS)
     except orjson.JSONEncodeError:
         # what orjson refuses to write (an int past 64 bits, a lone surrogate) is still an answer
-        return json.dumps(data, separators=(",", ":"), default=str).encode()
+        return json.dumps(data, separators=(",", ":"), default=encode).encode()
 
 
 def loads(body: bytes) -> Any:

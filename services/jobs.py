@@ -27,8 +27,7 @@ from core.clock import Clock, utcnow
 from core.config import JobSettings
 from core.errors import Conflict, NotFound
 from core.metrics import Metrics
-from models import jobs as job_docs
-from models.jobs import Jobs
+from models.jobs import Job, Jobs
 
 log = logging.getLogger("videoflix.jobs")
 
@@ -180,7 +179,7 @@ class JobQueue:
         """Look for work now."""
         self._wake.set()
 
-    async def retry(self, job_id: str) -> dict[str, Any]:
+    async def retry(self, job_id: str) -> Job:
         """Queue a failed, cancelled or done job again, its attempts counted afresh."""
         job = await self._get(job_id)
         again = await self.jobs.requeue(job["_id"], self.clock())
@@ -190,9 +189,9 @@ class JobQueue:
         if job_type is not None:
             await job_type.on_requeued(again)
         self.wake()
-        return again
+        return Job.from_doc(again)
 
-    async def cancel(self, job_id: str) -> dict[str, Any]:
+    async def cancel(self, job_id: str) -> Job:
         """Stop a queued or running job; its holder, here or elsewhere, stops it at the next renewal."""
         job = await self._get(job_id)
         cancelled = await self.jobs.cancel(job["_id"], self.clock())
@@ -202,7 +201,7 @@ class JobQueue:
         job_type = self.types.get(cancelled.get("type", ""))
         if job_type is not None:
             await job_type.on_cancelled(cancelled)
-        return cancelled
+        return Job.from_doc(cancelled)
 
     async def forget(self, key: str) -> None:
         """Remove the job of a key (its subject is gone), stopping it first if it runs here."""
@@ -387,10 +386,13 @@ class JobQueue:
     # --- for staff ----------------------------------------------------------------------------
 
     async def page(
-        self, *, state: str | None, type_name: str | None, offset: int, limit: int
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Jobs newest first, as staff see them."""
-        docs, count = await self.jobs.page(
-            state=state, types=[type_name] if type_name else None, offset=offset, limit=limit
-        )
-        return [job_docs.to_api(doc) for doc in docs], count
+        self, *, state: str | None, types: Sequence[str] | None, offset: int, limit: int
+    ) -> tuple[list[Job], int]:
+        """Jobs newest first, filtered by state and by type (None: every type)."""
+        docs, count = await self.jobs.page(state=state, types=types, offset=offset, limit=limit)
+        return [Job.from_doc(doc) for doc in docs], count
+
+    async def get(self, job_id: str) -> Job | None:
+        """One job; None for an unknown or malformed id."""
+        doc = await self.jobs.get(job_id)
+        return Job.from_doc(doc) if doc is not None else None
