@@ -13,6 +13,7 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 # pydantic error types, and the sentence a DRF front-end shows for each.
 MESSAGES = {
@@ -76,7 +77,7 @@ def min_length_from(setting: str) -> Any:
     return Annotated[str, AfterValidator(check), Field(json_schema_extra={MIN_LENGTH_SETTING: setting})]
 
 
-def message_for(error: dict) -> str:
+def message_for(error: ErrorDetails) -> str:
     """The sentence for one pydantic error."""
     kind = error["type"]
     context = error.get("ctx") or {}

@@ -117,7 +117,7 @@ class UserHandler(AdminHandler):
     async def patch(self, user_id: str) -> None:
         body = self.parse(UserFlags)
         fields = body.model_dump(exclude_unset=True)
-        self.send_json(await self.admin.update_user(self.current_user, user_id, fields))
+        self.send_json(await self.admin.update_user(self.user, user_id, fields))
 
 
 routes = [

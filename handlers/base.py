@@ -158,6 +158,13 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.application.settings["services"]
 
     @property
+    def user(self) -> User:
+        """The caller of a @user_only or @staff_only method (`prepare` lets no one else in)."""
+        if self.current_user is None:
+            raise Unauthenticated()
+        return self.current_user
+
+    @property
     def config(self) -> Any:
         """The server's settings (Tornado's own `settings` are the application's)."""
         return self.services.settings

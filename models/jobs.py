@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from models.db import Database, aggregate, object_id
+from models.db import Database, aggregate, object_id, upserted
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
@@ -106,7 +106,8 @@ class Jobs:
             "last_error": None,
         }
         if key is None:
-            return (await self.collection.insert_one(fields)).inserted_id
+            inserted: ObjectId = (await self.collection.insert_one(fields)).inserted_id
+            return inserted
         for _ in range(2):  # a concurrent upsert of the same key makes the first try a duplicate
             try:
                 doc = await self.collection.find_one_and_update(
@@ -115,7 +116,8 @@ class Jobs:
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
-                return doc["_id"]
+                job_id: ObjectId = upserted(doc)["_id"]
+                return job_id
             except DuplicateKeyError:
                 continue
         raise RuntimeError(f"could not queue job {key}")

@@ -57,7 +57,8 @@ class JobContext:
 
     @property
     def id(self) -> ObjectId:
-        return self.job["_id"]
+        job_id: ObjectId = self.job["_id"]
+        return job_id
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -94,11 +95,11 @@ class JobType(abc.ABC):
 
     @property
     def max_attempts(self) -> int:
-        return self.settings.max_attempts
+        return int(self.settings.max_attempts)
 
     @property
     def retry_base_s(self) -> float:
-        return self.settings.retry_base_s
+        return float(self.settings.retry_base_s)
 
     @abc.abstractmethod
     async def run(self, ctx: JobContext) -> None:
@@ -127,7 +128,7 @@ class JobType(abc.ABC):
 class Running:
     ctx: JobContext
     type: JobType
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
 
 
 def node_name(settings: JobSettings, port: int) -> str:
@@ -161,7 +162,7 @@ class JobQueue:
         self.running: dict[ObjectId, Running] = {}
         self._wake = asyncio.Event()
         self._stopping = False
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
 
     # --- queueing -----------------------------------------------------------------------------
@@ -333,7 +334,8 @@ class JobQueue:
     def backoff(self, job_type: JobType, attempts: int) -> float:
         """Seconds before the next attempt: doubling from the type's base, capped, with jitter."""
         delay = min(self.settings.backoff_cap_s, job_type.retry_base_s * 2 ** max(0, attempts - 1))
-        return delay * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
+        jitter: float = self.settings.jitter
+        return float(delay * (1 + random.uniform(-jitter, jitter)))
 
     async def _settle_done(self, running: Running) -> None:
         job = running.ctx.job
