@@ -150,7 +150,7 @@ class S3Edge:
     def presigned(self, key: str, expires: int) -> str:
         """A GET URL for one object, the same string for every call with the same `expires`."""
         signed_at = datetime.fromtimestamp(expires - 2 * self.window_s, UTC)
-        return self.storage.presign(key, expires_s=2 * self.window_s, signed_at=signed_at)
+        return str(self.storage.presign(key, expires_s=2 * self.window_s, signed_at=signed_at))
 
     def url(self, folder: str, name: str, now: float | None = None) -> str:
         """A file of the ladder as the master playlist lists it: playlists through the API (they need

@@ -151,7 +151,7 @@ class Sampler:
         self.ping = ping
         self.interval_s = interval_s
         self.lag_interval_s = lag_interval_s
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         if not self._tasks:

@@ -15,6 +15,7 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 # pydantic error types, and the sentence a DRF front-end shows for each.
 MESSAGES = {
@@ -128,7 +129,7 @@ def bound(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def message_for(error: dict) -> str:
+def message_for(error: ErrorDetails) -> str:
     """The sentence for one pydantic error."""
     kind = error["type"]
     context = error.get("ctx") or {}

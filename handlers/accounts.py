@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field
 
+from core.errors import Unauthenticated
 from core.validation import Body, Query, min_length_from
 from handlers.base import APIError, BaseHandler, public, user_only
 from handlers.openapi import api
@@ -122,7 +123,7 @@ class LogoutHandler(AccountHandler):
     @api("Log out: every token of the user revoked", responses={200: Success})
     @user_only
     async def get(self) -> None:
-        await self.accounts.logout(self.current_user)
+        await self.accounts.logout(self.user)
         self.send_json({"success": "User logged out."})
 
     post = get
@@ -165,7 +166,9 @@ class PasswordChangeHandler(AccountHandler):
     @user_only
     async def post(self) -> None:
         body = self.parse(PasswordBody)
-        await self.accounts.change_password(self.current_user, body.password, self.token)
+        if self.token is None:  # prepare found the user by it
+            raise Unauthenticated()
+        await self.accounts.change_password(self.user, body.password, self.token)
         self.send_json({"success": "Password changed."})
 
 
@@ -174,7 +177,7 @@ class EmailChangeHandler(AccountHandler):
     @user_only
     async def post(self) -> None:
         body = self.parse(EmailBody)
-        await self.accounts.request_email_change(self.current_user, body.email)
+        await self.accounts.request_email_change(self.user, body.email)
         self.send_json({"email": body.email}, status=201)
 
 
@@ -190,7 +193,7 @@ class MeHandler(AccountHandler):
     @api("The caller's account", responses={200: User})
     @user_only
     def get(self) -> None:
-        self.send_json(self.current_user.to_api())
+        self.send_json(self.user.to_api())
 
 
 routes = [

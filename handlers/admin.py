@@ -8,8 +8,8 @@ from core.validation import Body, Query, one_of, one_of_setting
 from handlers.base import BaseHandler, staff_only
 from handlers.openapi import api
 from handlers.replies import AdminUser, AdminUserPage, Job, JobPage, Mail, MailPage
-from models.jobs import STATES
 from services.admin import AdminService
+from services.vocabulary import STATES
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_SEARCH_WORDS = 10
@@ -59,21 +59,21 @@ class JobListHandler(AdminHandler):
         jobs, count = await self.admin.jobs(
             state=query.state, type_name=query.type, offset=offset, limit=limit
         )
-        self.send_page(jobs, count, offset, limit)
+        self.send_page([Job.of(job) for job in jobs], count, offset, limit)
 
 
 class JobRetryHandler(AdminHandler):
     @api("Run a failed or cancelled job again", responses={200: Job}, errors=[409])
     @staff_only
     async def post(self, job_id: str) -> None:
-        self.send_json(await self.admin.retry_job(job_id))
+        self.send_json(Job.of(await self.admin.retry_job(job_id)))
 
 
 class JobCancelHandler(AdminHandler):
     @api("Cancel a queued or running job", responses={200: Job}, errors=[409])
     @staff_only
     async def post(self, job_id: str) -> None:
-        self.send_json(await self.admin.cancel_job(job_id))
+        self.send_json(Job.of(await self.admin.cancel_job(job_id)))
 
 
 class MailListHandler(AdminHandler):
@@ -83,14 +83,14 @@ class MailListHandler(AdminHandler):
         query = self.query(MailQuery)
         offset, limit = self.paging(query)
         mails, count = await self.admin.mail(state=query.state, offset=offset, limit=limit)
-        self.send_page(mails, count, offset, limit)
+        self.send_page([Mail.of(mail) for mail in mails], count, offset, limit)
 
 
 class MailRetryHandler(AdminHandler):
     @api("Send a failed mail again", responses={200: Mail}, errors=[409])
     @staff_only
     async def post(self, mail_id: str) -> None:
-        self.send_json(await self.admin.retry_mail(mail_id))
+        self.send_json(Mail.of(await self.admin.retry_mail(mail_id)))
 
 
 class UserListHandler(AdminHandler):
@@ -110,7 +110,7 @@ class UserHandler(AdminHandler):
     async def patch(self, user_id: str) -> None:
         body = self.parse(UserFlags)
         fields = body.model_dump(exclude_unset=True)
-        self.send_json(await self.admin.update_user(self.current_user, user_id, fields))
+        self.send_json(await self.admin.update_user(self.user, user_id, fields))
 
 
 routes = [

@@ -15,6 +15,7 @@ from handlers import accounts, admin, categories, health, metrics, schema, strea
 from handlers.base import HTTP_METHODS, NotFoundHandler, access_log, check_access_declared, loggable_path
 from handlers.route_templates import routes_of
 from services.container import Services
+from services.facade import for_handlers
 
 # webapp last: its verify-page route must not shadow an API route.
 HANDLER_MODULES: list[ModuleType] = [
@@ -70,7 +71,8 @@ def count_request(handler: tornado.web.RequestHandler, status: int) -> None:
 def make_app(
     services: Services, *, handler_modules: Sequence[ModuleType] = HANDLER_MODULES
 ) -> tornado.web.Application:
-    """Build the Tornado application over the services; refuses a handler that declares no access."""
+    """Build the Tornado application over the services (handlers see `for_handlers` of them); refuses a
+    handler that declares no access."""
     config = services.settings
     routes: list[Any] = [route for module in handler_modules for route in module.routes]
     routes.append((r".*", NotFoundHandler))
@@ -79,7 +81,7 @@ def make_app(
     cors = {origin_of(frontend) if frontend else DEV_FRONTEND_ORIGIN, *config.server.cors_origins}
     return tornado.web.Application(
         routes,
-        services=services,
+        services=for_handlers(services),
         handler_modules=list(handler_modules),  # the OpenAPI document (handlers/schema.py) reads them
         cors_origins=cors,
         log_function=log_request,

@@ -24,8 +24,8 @@ from core.errors import (
     status_of,
 )
 from core.validation import field_errors
-from models.users import User
-from services.container import Services
+from services.facade import HandlerServices
+from services.vocabulary import User
 
 log = logging.getLogger("videoflix.api")
 access_log = logging.getLogger("videoflix.access")
@@ -75,13 +75,22 @@ class APIError(tornado.web.HTTPError):
 DUMPS_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
 
 
+def encode(value: Any) -> Any:
+    """What the JSON writer cannot write itself: a reply model (handlers/replies.py) as its JSON, anything
+    else (ids, dates) as a string."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
+
+
 def dumps(data: Any) -> bytes:
-    """The one JSON encoding of every answer, success or error: compact UTF-8, dates and ids as strings."""
+    """The one JSON encoding of every answer, success or error: compact UTF-8, reply models as their JSON,
+    dates and ids as strings."""
     try:
-        return orjson.dumps(data, default=str, option=DUMPS_OPTIONS)
+        return orjson.dumps(data, default=encode, option=DUMPS_OPTIONS)
     except orjson.JSONEncodeError:
         # what orjson refuses to write (an int past 64 bits, a lone surrogate) is still an answer
-        return json.dumps(data, separators=(",", ":"), default=str).encode()
+        return json.dumps(data, separators=(",", ":"), default=encode).encode()
 
 
 def loads(body: bytes) -> Any:
@@ -89,12 +98,12 @@ def loads(body: bytes) -> Any:
     return orjson.loads(body)
 
 
-def validation_context(services: Services) -> dict[str, Any]:
+def validation_context(services: HandlerServices) -> dict[str, Any]:
     """The settings request fields and headers are validated against, by name: from the
     configuration, and the job types the app's queue was built with."""
     return {
         "password_min_length": services.settings.accounts.password_min_length,
-        "job_types": tuple(services.queue.types),
+        "job_types": tuple(services.admin.job_types()),
         "max_upload_bytes": services.uploads.max_bytes,
     }
 
@@ -149,9 +158,16 @@ class BaseHandler(tornado.web.RequestHandler):
     counted_in_flight = False
 
     @property
-    def services(self) -> Services:
-        """The app's services, built by the composition root."""
+    def services(self) -> HandlerServices:
+        """The services as handlers see them (services/facade.py), cut from the composition root's."""
         return self.application.settings["services"]
+
+    @property
+    def user(self) -> User:
+        """The caller of a @user_only or @staff_only method (`prepare` lets no one else in)."""
+        if self.current_user is None:
+            raise Unauthenticated()
+        return self.current_user
 
     @property
     def config(self) -> Any:

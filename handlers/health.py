@@ -24,7 +24,7 @@ class ReadyHandler(BaseHandler):
     @api("Readiness: the database answers", responses={200: Status}, errors=[503])
     @public
     async def get(self) -> None:
-        if not await self.services.db.ping():
+        if not await self.services.health.ready():
             raise APIError(503, "The database does not answer.")
         self.send_json({"status": "ok"})
 

@@ -13,6 +13,8 @@ import tornado.web
 
 from handlers.base import APIError, BaseHandler, NotFoundHandler, public
 from handlers.openapi import Reply, api
+from services.container import Services
+from services.facade import for_handlers
 
 METRICS_REPLY = Reply("Every metric in Prometheus' text format (version 0.0.4).", media_types=("text/plain",))
 
@@ -59,11 +61,11 @@ def count_out(handler: tornado.web.RequestHandler) -> None:
         handler.application.settings["services"].metrics.in_flight.dec()
 
 
-def metrics_app(services: object) -> tornado.web.Application:
+def metrics_app(services: Services) -> tornado.web.Application:
     """The app of the metrics port: /metrics and nothing else (JSON 404 for the rest)."""
     return tornado.web.Application(
         [(r"/metrics/?", MetricsHandler, {"own_port": True}), (r".*", NotFoundHandler)],
-        services=services,
+        services=for_handlers(services),
         handler_modules=[],
         cors_origins=set(),
         log_function=count_out,  # scrapes are not worth a log line each

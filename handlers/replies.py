@@ -1,18 +1,25 @@
 """What the API answers, as pydantic models: the document's response schemas (handlers/openapi.py).
 
-They describe the dicts the services return (models/*.to_api); tests/test_openapi.py checks every JSON
-answer the suite receives against them, so a field that changes shape fails a test.
+Where a service hands out a typed document (a job), the reply model shapes its JSON itself (`of`);
+elsewhere they describe the dicts the services return (models/*.to_api). tests/test_openapi.py checks
+every JSON answer the suite receives against them, so a field that changes shape fails a test.
 """
 
 from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
+from bson import ObjectId
 from pydantic import BaseModel, Field, RootModel
+
+from core.clock import isoformat
+from services import vocabulary
 
 T = TypeVar("T")
 
 VideoStatus = Literal["pending", "processing", "ready", "failed"]
+# A mail job's payload fields that carry codes: no reply shows them.
+MAIL_BODIES = ("text", "html")
 
 
 class Detail(BaseModel):
@@ -133,6 +140,27 @@ class Job(BaseModel):
     started_at: str | None
     finished_at: str | None
 
+    @classmethod
+    def of(cls, job: vocabulary.Job) -> Job:
+        """A job as staff see it; never a mail's bodies (they carry codes)."""
+        payload = {k: v for k, v in job.payload.items() if k not in MAIL_BODIES}
+        return cls(
+            id=job.id,
+            type=job.type,
+            state=job.state,
+            payload={k: str(v) if isinstance(v, ObjectId) else v for k, v in payload.items()},
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            progress=job.progress,
+            last_error=job.last_error,
+            owner=job.owner,
+            lease_until=isoformat(job.lease_until),
+            queued_at=isoformat(job.queued_at),
+            run_after=isoformat(job.run_after),
+            started_at=isoformat(job.started_at),
+            finished_at=isoformat(job.finished_at),
+        )
+
 
 class Mail(BaseModel):
     id: str
@@ -145,6 +173,23 @@ class Mail(BaseModel):
     queued_at: str | None
     finished_at: str | None
     has_body: bool
+
+    @classmethod
+    def of(cls, job: vocabulary.Job) -> Mail:
+        """A mail job as staff see it: to whom, which template, where it stands; never its bodies."""
+        payload = job.payload
+        return cls(
+            id=job.id,
+            to=payload.get("to"),
+            template=payload.get("template"),
+            subject=payload.get("subject"),
+            state=job.state,
+            attempts=job.attempts,
+            last_error=job.last_error,
+            queued_at=isoformat(job.queued_at),
+            finished_at=isoformat(job.finished_at),
+            has_body="text" in payload,
+        )
 
 
 # Named pages: a document's schema names are plain words.

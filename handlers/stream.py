@@ -45,6 +45,8 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
     sendfile), hands it to nginx, redirects to the edge, or writes the text it made."""
 
     located: LocalFile | None = None
+    # (path, offset, count) of the bytes send_body sends, once StaticFileHandler has set the headers
+    _body: tuple[str, int, int] | None = None
 
     def initialize(self, **kwargs: Any) -> None:
         super().initialize(path="/")
@@ -95,8 +97,9 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
         Tornado's HTTP/1 connection counts body bytes written through it; these go around it, so it is
         told they were all sent (one private attribute of the pinned Tornado; tests cover every path).
         """
+        assert self._body is not None
         path, offset, count = self._body
-        connection = self.request.connection
+        connection: Any = self.request.connection  # tornado's HTTP1Connection, its stream within
         try:
             await self.flush()
             with open(path, "rb") as file:
@@ -115,10 +118,10 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
     def compute_etag(self) -> str | None:
         if not hasattr(self, "absolute_path"):
             return None  # an error answer: no ETag
-        return f'"{self.get_content_version(self.absolute_path)}"'
+        return f'"{self.get_content_version(str(self.absolute_path))}"'
 
 
-GRANT_FILE = {
+GRANT_FILE: dict[str, Any] = {
     "summary": "A file of a video's HLS ladder, under a stream grant (no header needed)",
     "description": "The grant in the path is a signed, expiring key for one video and one user, taken "
     "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
@@ -154,7 +157,7 @@ class GrantStreamHandler(MediaFileHandler):
         await self.get(grant, name, include_body=False)
 
 
-COURSE_SPEC_FILE = {
+COURSE_SPEC_FILE: dict[str, Any] = {
     "summary": "A rendition's playlist or segment with the token (the course spec)",
     "responses": {
         **FILE_REPLIES,
@@ -177,7 +180,7 @@ class CourseSpecHandler(MediaFileHandler):
     @user_only
     async def get(self, video_id: str, height: str, file: str, include_body: bool = True) -> None:
         video = await self.services.grants.streamable(video_id)
-        if not self.services.catalogue.may_see(self.current_user, video):
+        if not self.services.catalogue.may_see(self.user, video):
             raise NotFound()
         name = f"{nearest_rung(video, int(height))}p/{file}"
         answer = await self.services.media.locate(video, name, course_spec=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tornado.http1connection import HTTP1Connection
 from tornado.ioloop import IOLoop
 
 from handlers.base import BaseHandler, loggable_path
@@ -33,6 +34,12 @@ class StreamedBodyHandler(BaseHandler):
             set_body_timeout(None)  # the connection's total body timeout is for small bodies
         self._last_arrival = IOLoop.current().time()
         self._arm_stall_timer(self.config.server.idle_timeout_s)
+
+    def allow_body(self, size: int) -> None:
+        """Let this request's body be up to `size` bytes (the server's default limit is for JSON)."""
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.set_max_body_size(size)
 
     def body_arrived(self, size: int) -> None:
         """Call from `data_received`: the body is moving."""

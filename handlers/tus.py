@@ -16,9 +16,9 @@ from core.validation import MAXIMUM_SETTING
 from handlers.base import HTTP_METHODS, APIError, BaseHandler, public, staff_only
 from handlers.openapi import Header, Reply, api
 from handlers.streaming import StreamedBodyHandler
-from models.videos import VideoFields
 from services.upload_chunks import CHECKSUM_ALGORITHMS, Checksum, Chunk
 from services.uploads import UploadService
+from services.vocabulary import VideoFields
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,expiration,checksum"
@@ -212,7 +212,7 @@ class UploadCreateHandler(TusHandler):
         metadata = parse_metadata(headers.get("Upload-Metadata", ""))
         sent = {name: metadata[name] for name in METADATA_FIELDS if name in metadata}
         fields = self.validate(VideoFields, sent).model_dump()
-        doc = await self.uploads.create(self.current_user, length, fields, metadata.get("filename"))
+        doc = await self.uploads.create(self.user, length, fields, metadata.get("filename"))
         self.set_header("Location", self.location(doc["_id"]))
         self.set_header("Upload-Expires", http_date(doc["expires_at"]))
         self.answer_empty(201)
@@ -242,9 +242,9 @@ class UploadHandler(StreamedBodyHandler, TusHandler):
             raise APIError(400, fields={"Upload-Offset": ["This header is required."]})
         checksum = Checksum.parse(headers.get("Upload-Checksum"))
         declared = whole_number("Content-Length", headers.get("Content-Length"))
-        chunk = await self.uploads.begin_patch(self.current_user, upload_id, offset, declared, checksum)
+        chunk = await self.uploads.begin_patch(self.user, upload_id, offset, declared, checksum)
         # The chunk counts against Upload-Length itself; Tornado's limit is the backstop.
-        self.request.connection.set_max_body_size(chunk.room + MIB)
+        self.allow_body(chunk.room + MIB)
         return chunk
 
     async def data_received(self, data: bytes) -> None:
@@ -290,7 +290,7 @@ class UploadHandler(StreamedBodyHandler, TusHandler):
     )
     @staff_only
     async def head(self, upload_id: str) -> None:
-        doc, offset = await self.uploads.status(self.current_user, upload_id)
+        doc, offset = await self.uploads.status(self.user, upload_id)
         self.progress_headers(doc, offset)
         self.answer_empty(200)
 
@@ -349,7 +349,7 @@ class UploadHandler(StreamedBodyHandler, TusHandler):
     )
     @staff_only
     async def delete(self, upload_id: str) -> None:
-        await self.uploads.terminate(self.current_user, upload_id)
+        await self.uploads.terminate(self.user, upload_id)
         self.answer_empty(204)
 
 

@@ -19,7 +19,7 @@ FIELDS = ("title", "description", "category")
 FIELD_MAX_BYTES = 64 * 1024
 
 
-class DiskTarget(BaseTarget):
+class DiskTarget(BaseTarget):  # type: ignore[misc]  # streaming_form_data ships no types
     """Writes the file part to disk through a thread, so a slow disk never stalls the IOLoop."""
 
     def __init__(self, path: Path) -> None:

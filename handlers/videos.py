@@ -15,8 +15,8 @@ from handlers.openapi import api
 from handlers.replies import Detail, Progress, Video, VideoPage
 from handlers.streaming import StreamedBodyHandler
 from handlers.upload import UploadReceiver
-from models.videos import STATUSES, VideoFields, VideoPatch
 from services.uploads import FORM_OVERHEAD, Ingest
+from services.vocabulary import STATUSES, VideoFields, VideoPatch
 
 MIB = 1024 * 1024
 MAX_SEARCH_WORDS = 10
@@ -60,7 +60,7 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
             length = self.request.headers.get("Content-Length", "")
             declared = int(length) if length.isdigit() else 0
             limit = self.config.media.max_upload_mb * MIB + FORM_OVERHEAD
-            self.request.connection.set_max_body_size(max(declared, limit + MIB))
+            self.allow_body(max(declared, limit + MIB))
         await super().prepare()  # authenticates before a single byte of the body is read
         if self.request.method == "POST":
             self.upload = await self.begin_upload()
@@ -77,7 +77,7 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
         declared = int(length) if length and length.isdigit() else 0
         self.ingest = await self.services.uploads.open_ingest(declared)
         # Our own count answers a JSON 413 first; Tornado's limit is the backstop.
-        self.request.connection.set_max_body_size(max(declared, self.ingest.limit_bytes + MIB))
+        self.allow_body(max(declared, self.ingest.limit_bytes + MIB))
         return UploadReceiver(dict(self.request.headers), self.ingest.path, self.ingest.limit_bytes)
 
     async def data_received(self, chunk: bytes) -> None:
@@ -121,7 +121,7 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
         if limit is not None:
             limit = min(limit, self.config.catalogue.max_page_size)
         videos, count = await self.catalogue.list_videos(
-            self.current_user, status=status, category=category, search=search, offset=offset, limit=limit
+            self.user, status=status, category=category, search=search, offset=offset, limit=limit
         )
         if limit is None and self.get_query_argument("offset", None) is None:
             self.send_json(videos)
@@ -150,7 +150,7 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
             raise
         self.upload = self.ingest = None
         upload.close()
-        video = await self.services.uploads.add_ingest(self.current_user, ingest, fields)
+        video = await self.services.uploads.add_ingest(self.user, ingest, fields)
         self.send_json(video, status=201)
 
 
@@ -159,21 +159,21 @@ class ContinueWatchingHandler(CatalogueHandler):
     @user_only
     async def get(self) -> None:
         limit = min(self.query(LimitQuery).limit or 20, self.config.catalogue.max_page_size)
-        self.send_json(await self.catalogue.continue_watching(self.current_user, limit))
+        self.send_json(await self.catalogue.continue_watching(self.user, limit))
 
 
 class VideoHandler(CatalogueHandler):
     @api("One video", responses={200: Video})
     @user_only
     async def get(self, video_id: str) -> None:
-        self.send_json(await self.catalogue.video_for(self.current_user, video_id))
+        self.send_json(await self.catalogue.video_for(self.user, video_id))
 
     @api("Change a video's title, description or category", body=VideoPatch, responses={200: Video})
     @staff_only
     async def patch(self, video_id: str) -> None:
         body = self.parse(VideoPatch)
         fields = body.model_dump(exclude_unset=True)
-        self.send_json(await self.catalogue.update_video(self.current_user, video_id, fields))
+        self.send_json(await self.catalogue.update_video(self.user, video_id, fields))
 
     @api("Delete a video, its files and its job", responses={204: None})
     @staff_only
@@ -195,13 +195,13 @@ class ProgressHandler(CatalogueHandler):
     @api("The caller's saved position in a video", responses={200: Progress})
     @user_only
     async def get(self, video_id: str) -> None:
-        self.send_json(await self.catalogue.get_progress(self.current_user, video_id))
+        self.send_json(await self.catalogue.get_progress(self.user, video_id))
 
     @api("Save the caller's position in a video", body=ProgressBody, responses={200: Progress})
     @user_only
     async def put(self, video_id: str) -> None:
         body = self.parse(ProgressBody)
-        self.send_json(await self.catalogue.save_progress(self.current_user, video_id, body.position))
+        self.send_json(await self.catalogue.save_progress(self.user, video_id, body.position))
 
 
 routes = [

@@ -11,12 +11,16 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 log = logging.getLogger("videoflix.db")
 
 MEMORY_URI = "memory://"
+
+# A collection as the models use it: PyMongo's async API (mongomock-motor's in-memory one speaks it too).
+Collection = AsyncCollection[dict[str, Any]]
 
 
 class DatabaseUnavailable(Exception):
@@ -31,9 +35,10 @@ class Database:
     db: Any
     in_memory: bool
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Collection:
         # Collections read as attributes: database.users, database.videos, ...
-        return getattr(self.db, name)
+        collection: Collection = getattr(self.db, name)
+        return collection
 
     async def ping(self) -> bool:
         """True when the server answers."""
@@ -63,7 +68,7 @@ def open_memory_database(name: str) -> Database:
     """An in-process MongoDB (mongomock-motor): forgotten on exit."""
     from mongomock_motor import AsyncMongoMockClient
 
-    client = AsyncMongoMockClient(tz_aware=True)
+    client: Any = AsyncMongoMockClient(tz_aware=True)
     return Database(client=client, db=client[name], in_memory=True)
 
 
@@ -73,7 +78,7 @@ async def open_database(uri: str, name: str, timeout_s: float) -> Database:
         return open_memory_database(name)
     where = hosts_of(uri)
     try:
-        client = AsyncMongoClient(
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri,
             serverSelectionTimeoutMS=int(timeout_s * 1000),
             connectTimeoutMS=int(timeout_s * 1000),
@@ -98,7 +103,15 @@ async def aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> list[dic
     cursor = collection.aggregate(pipeline)
     if inspect.isawaitable(cursor):
         cursor = await cursor
-    return await cursor.to_list(None)
+    docs: list[dict[str, Any]] = await cursor.to_list(None)
+    return docs
+
+
+def upserted(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The document an upsert answered with ReturnDocument.AFTER: there always is one."""
+    if doc is None:
+        raise RuntimeError("an upsert answered no document")
+    return doc
 
 
 def object_id(value: str) -> ObjectId | None:

@@ -8,6 +8,7 @@ Two processes never hold one job at once: every settling write matches the holde
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,8 +16,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from core.clock import isoformat
-from models.db import Database, aggregate, object_id
+from models.db import Database, aggregate, object_id, upserted
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
@@ -33,25 +33,45 @@ INDEXES = [
 LEGACY_INDEXES = ("video_id_unique", "status_run_after", "status_lease")
 
 
-def to_api(doc: dict[str, Any]) -> dict[str, Any]:
-    """A job as staff see it: what, where it stands, who holds it, and when things happened."""
-    payload = {k: v for k, v in (doc.get("payload") or {}).items() if k not in ("text", "html")}
-    return {
-        "id": str(doc["_id"]),
-        "type": doc.get("type"),
-        "state": doc.get("state"),
-        "payload": {k: str(v) if isinstance(v, ObjectId) else v for k, v in payload.items()},
-        "attempts": doc.get("attempts", 0),
-        "max_attempts": doc.get("max_attempts"),
-        "progress": doc.get("progress", 0),
-        "last_error": doc.get("last_error"),
-        "owner": doc.get("owner"),
-        "lease_until": isoformat(doc.get("lease_until")),
-        "queued_at": isoformat(doc.get("queued_at")),
-        "run_after": isoformat(doc.get("run_after")),
-        "started_at": isoformat(doc.get("started_at")),
-        "finished_at": isoformat(doc.get("finished_at")),
-    }
+@dataclass(frozen=True)
+class Job:
+    """A job as the services hand it out: what, where it stands, who holds it, and when things happened.
+    Its payload is the document's, whole (a mail's carries its bodies): the reply decides what is shown."""
+
+    id: str
+    type: str | None
+    state: str | None
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int | None
+    progress: float
+    last_error: str | None
+    owner: str | None
+    lease_until: datetime | None
+    queued_at: datetime | None
+    run_after: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Job:
+        """Map a `jobs` document to a Job (documents of every version: fields may be missing)."""
+        return cls(
+            id=str(doc["_id"]),
+            type=doc.get("type"),
+            state=doc.get("state"),
+            payload=dict(doc.get("payload") or {}),
+            attempts=doc.get("attempts", 0),
+            max_attempts=doc.get("max_attempts"),
+            progress=doc.get("progress", 0),
+            last_error=doc.get("last_error"),
+            owner=doc.get("owner"),
+            lease_until=doc.get("lease_until"),
+            queued_at=doc.get("queued_at"),
+            run_after=doc.get("run_after"),
+            started_at=doc.get("started_at"),
+            finished_at=doc.get("finished_at"),
+        )
 
 
 class Jobs:
@@ -89,7 +109,8 @@ class Jobs:
             "last_error": None,
         }
         if key is None:
-            return (await self.collection.insert_one(fields)).inserted_id
+            inserted: ObjectId = (await self.collection.insert_one(fields)).inserted_id
+            return inserted
         for _ in range(2):  # a concurrent upsert of the same key makes the first try a duplicate
             try:
                 doc = await self.collection.find_one_and_update(
@@ -98,7 +119,8 @@ class Jobs:
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
-                return doc["_id"]
+                job_id: ObjectId = upserted(doc)["_id"]
+                return job_id
             except DuplicateKeyError:
                 continue
         raise RuntimeError(f"could not queue job {key}")

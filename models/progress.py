@@ -9,7 +9,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
-from models.db import Database
+from models.db import Database, upserted
 
 INDEXES = [
     IndexModel([("user_id", ASCENDING), ("video_id", ASCENDING)], unique=True, name="user_video_unique"),
@@ -25,7 +25,7 @@ FINISHED_SHARE = 0.95
 
 def is_finished(position: float, duration: float | None) -> bool:
     """True once the position is close enough to the end."""
-    return bool(duration) and position >= FINISHED_SHARE * duration
+    return duration is not None and duration > 0 and position >= FINISHED_SHARE * duration
 
 
 class Progress:
@@ -38,7 +38,7 @@ class Progress:
         self, user_id: str, video_id: ObjectId, position: float, duration: float | None, now: datetime
     ) -> dict[str, Any]:
         """Upsert the position (already clamped by the caller)."""
-        return await self.collection.find_one_and_update(
+        doc = await self.collection.find_one_and_update(
             {"user_id": user_id, "video_id": video_id},
             {
                 "$set": {
@@ -51,6 +51,7 @@ class Progress:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        return upserted(doc)
 
     async def get(self, user_id: str, video_id: ObjectId) -> dict[str, Any] | None:
         """The user's row for one video."""

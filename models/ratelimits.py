@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 
-from models.db import Database
+from models.db import Database, upserted
 
 INDEXES = [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_at_ttl")]
 
@@ -49,6 +49,6 @@ class RateLimiter:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
-        if doc["count"] <= limit.count:
+        if upserted(doc)["count"] <= limit.count:
             return None
         return max(1.0, math.ceil(ends.timestamp() - epoch))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
@@ -65,7 +66,7 @@ class Tokens:
 
     async def revoke_all(self, user_id: str, keep: str | None = None) -> int:
         """Revoke every token of a user, except `keep` (the caller's own) when given."""
-        query: dict = {"user_id": user_id}
+        query: dict[str, Any] = {"user_id": user_id}
         if keep is not None:
             query["_id"] = {"$ne": digest(keep)}
         result = await self.collection.delete_many(query)

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from bson import ObjectId
-from cachetools import LRUCache, TTLCache
+from cachetools import Cache, LRUCache, TTLCache
 from pydantic import AfterValidator, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
@@ -78,9 +78,9 @@ class VideoPatch(Body):
 def playable_path(doc: dict[str, Any]) -> str | None:
     """The master playlist a player is given: the finished ladder, else the one still growing."""
     if doc.get("status") == READY and doc.get("hls_path"):
-        return doc["hls_path"]
+        return str(doc["hls_path"])
     if doc.get("status") == PROCESSING and doc.get("playable") and doc.get("live_path"):
-        return doc["live_path"]
+        return str(doc["live_path"])
     return None
 
 
@@ -188,7 +188,7 @@ def to_api(
     }
 
 
-def new_cache(ttl_s: float) -> LRUCache:
+def new_cache(ttl_s: float) -> Cache[Any, Any]:
     """An LRU cache whose entries also expire after ttl_s (never, when ttl_s is infinite)."""
     if math.isinf(ttl_s):
         return LRUCache(CACHE_ENTRIES)
@@ -201,8 +201,8 @@ class Videos:
     def __init__(self, db: Database, cache_ttl_s: float = 2.0) -> None:
         self.collection = db.videos
         self.cache_ttl_s = cache_ttl_s
-        self._lists: LRUCache[VideoQuery, list[dict[str, Any]]] = new_cache(cache_ttl_s)
-        self._streamed: LRUCache[ObjectId, dict[str, Any] | None] = new_cache(cache_ttl_s)
+        self._lists: Cache[VideoQuery, list[dict[str, Any]]] = new_cache(cache_ttl_s)
+        self._streamed: Cache[ObjectId, dict[str, Any] | None] = new_cache(cache_ttl_s)
 
     def invalidate(self) -> None:
         """Forget every cached list and document (after any write)."""
@@ -242,11 +242,11 @@ class Videos:
             cursor = self.collection.find(query.filter()).sort(NEWEST_FIRST).skip(offset)
             docs = await (cursor.limit(limit) if limit is not None else cursor).to_list(None)
             return docs, count
-        docs = self._lists.get(query)
-        if docs is None:
-            docs = self._lists[query] = await self._matching(query)
+        cached = self._lists.get(query)
+        if cached is None:
+            cached = self._lists[query] = await self._matching(query)
         end = None if limit is None else offset + limit
-        return docs[offset:end], len(docs)
+        return cached[offset:end], len(cached)
 
     async def insert(self, doc: dict[str, Any]) -> None:
         await self.collection.insert_one(doc)

@@ -126,7 +126,7 @@ class AccountService:
     async def signup(self, email: str, password: str, first_name: str, last_name: str) -> tuple[User, str]:
         """Create an unverified user (or refresh an unverified one) and mail the verify link."""
         password_hash = await self.hasher.hash(password)
-        names = {"first_name": first_name, "last_name": last_name}
+        names: dict[str, Any] = {"first_name": first_name, "last_name": last_name}
         user = await self.users.create(email, password_hash, self.clock(), **names)
         again = user is None
         if user is None:
@@ -293,7 +293,7 @@ class AccountService:
         credentials epoch, so its stream grants die for good (reactivation brings none back)."""
         if await self.users.get(user_id) is None:
             raise NotFound()
-        fields = {
+        fields: dict[str, Any] = {
             name: value
             for name, value in (("is_staff", is_staff), ("is_active", is_active))
             if value is not None

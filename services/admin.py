@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import Conflict, InvalidInput, NotFound
-from models.jobs import to_api as job_to_api
+from models.jobs import Job
 from models.users import User
 from services.accounts import AccountService
 from services.jobs import JobQueue
-from services.mail import MAIL, mail_to_api
+from services.mail import MAIL
 
 
 class AdminService:
@@ -19,31 +19,35 @@ class AdminService:
         self.queue = queue
         self.accounts = accounts
 
+    def job_types(self) -> tuple[str, ...]:
+        """The job types this server's queue knows (each may run in another process)."""
+        return tuple(self.queue.types)
+
     async def jobs(
         self, *, state: str | None, type_name: str | None, offset: int, limit: int
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[Job], int]:
         """Jobs newest first, with attempts, last error, lease holder and timings."""
-        return await self.queue.page(state=state, type_name=type_name, offset=offset, limit=limit)
+        types = [type_name] if type_name else None
+        return await self.queue.page(state=state, types=types, offset=offset, limit=limit)
 
-    async def retry_job(self, job_id: str) -> dict[str, Any]:
-        return job_to_api(await self.queue.retry(job_id))
+    async def retry_job(self, job_id: str) -> Job:
+        return await self.queue.retry(job_id)
 
-    async def cancel_job(self, job_id: str) -> dict[str, Any]:
-        return job_to_api(await self.queue.cancel(job_id))
+    async def cancel_job(self, job_id: str) -> Job:
+        return await self.queue.cancel(job_id)
 
-    async def mail(self, *, state: str | None, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """Queued, sent and failed mails newest first, without their bodies."""
-        docs, count = await self.queue.jobs.page(state=state, types=[MAIL], offset=offset, limit=limit)
-        return [mail_to_api(doc) for doc in docs], count
+    async def mail(self, *, state: str | None, offset: int, limit: int) -> tuple[list[Job], int]:
+        """Queued, sent and failed mails (jobs of the mail type) newest first."""
+        return await self.queue.page(state=state, types=[MAIL], offset=offset, limit=limit)
 
-    async def retry_mail(self, mail_id: str) -> dict[str, Any]:
+    async def retry_mail(self, mail_id: str) -> Job:
         """Send a failed mail again (it kept its body)."""
-        job = await self.queue.jobs.get(mail_id)
-        if job is None or job.get("type") != MAIL:
+        job = await self.queue.get(mail_id)
+        if job is None or job.type != MAIL:
             raise NotFound()
-        if "text" not in (job.get("payload") or {}):
+        if "text" not in job.payload:
             raise Conflict("The mail was sent and its text dropped: it cannot be sent again.")
-        return mail_to_api(await self.queue.retry(mail_id))
+        return await self.queue.retry(mail_id)
 
     async def users(
         self, search: tuple[str, ...], offset: int, limit: int

@@ -99,7 +99,7 @@ class CatalogueService:
         doc = await self.categories.find(value)
         if doc is None:
             raise InvalidField(field, NO_SUCH_CATEGORY)
-        return doc["_id"]
+        return ObjectId(doc["_id"])
 
     # --- videos -------------------------------------------------------------------------------
 

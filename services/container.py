@@ -28,6 +28,7 @@ from services.accounts import AccountService
 from services.admin import AdminService
 from services.catalogue import CatalogueService
 from services.grants import Grants
+from services.health import Health
 from services.jobs import JobQueue, node_name
 from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
 from services.media import Media, build_media
@@ -81,6 +82,7 @@ class Services:
     admin: AdminService
     metrics: Metrics
     sampler: Sampler
+    health: Health
     uploads: UploadService
     # Removes stale resumable uploads; None in a process that serves no uploads (the transcode role).
     upload_expiry: UploadExpiry | None
@@ -204,6 +206,7 @@ def build_services(
         sampler=Sampler(
             metrics, jobs.counts, list(queue.types), db.ping, interval_s=settings.metrics.interval_s
         ),
+        health=Health(db.ping),
         uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
         upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,
     )

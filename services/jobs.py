@@ -27,8 +27,7 @@ from core.clock import Clock, utcnow
 from core.config import JobSettings
 from core.errors import Conflict, NotFound
 from core.metrics import Metrics
-from models import jobs as job_docs
-from models.jobs import Jobs
+from models.jobs import Job, Jobs
 
 log = logging.getLogger("videoflix.jobs")
 
@@ -58,7 +57,8 @@ class JobContext:
 
     @property
     def id(self) -> ObjectId:
-        return self.job["_id"]
+        job_id: ObjectId = self.job["_id"]
+        return job_id
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -95,11 +95,11 @@ class JobType(abc.ABC):
 
     @property
     def max_attempts(self) -> int:
-        return self.settings.max_attempts
+        return int(self.settings.max_attempts)
 
     @property
     def retry_base_s(self) -> float:
-        return self.settings.retry_base_s
+        return float(self.settings.retry_base_s)
 
     @abc.abstractmethod
     async def run(self, ctx: JobContext) -> None:
@@ -128,7 +128,7 @@ class JobType(abc.ABC):
 class Running:
     ctx: JobContext
     type: JobType
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
 
 
 def node_name(settings: JobSettings, port: int) -> str:
@@ -162,7 +162,7 @@ class JobQueue:
         self.running: dict[ObjectId, Running] = {}
         self._wake = asyncio.Event()
         self._stopping = False
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
 
     # --- queueing -----------------------------------------------------------------------------
@@ -182,7 +182,7 @@ class JobQueue:
         """Look for work now."""
         self._wake.set()
 
-    async def retry(self, job_id: str) -> dict[str, Any]:
+    async def retry(self, job_id: str) -> Job:
         """Queue a failed, cancelled or done job again, its attempts counted afresh."""
         job = await self._get(job_id)
         again = await self.jobs.requeue(job["_id"], self.clock())
@@ -192,9 +192,9 @@ class JobQueue:
         if job_type is not None:
             await job_type.on_requeued(again)
         self.wake()
-        return again
+        return Job.from_doc(again)
 
-    async def cancel(self, job_id: str) -> dict[str, Any]:
+    async def cancel(self, job_id: str) -> Job:
         """Stop a queued or running job; its holder, here or elsewhere, stops it at the next renewal."""
         job = await self._get(job_id)
         cancelled = await self.jobs.cancel(job["_id"], self.clock())
@@ -204,7 +204,7 @@ class JobQueue:
         job_type = self.types.get(cancelled.get("type", ""))
         if job_type is not None:
             await job_type.on_cancelled(cancelled)
-        return cancelled
+        return Job.from_doc(cancelled)
 
     async def forget(self, key: str) -> None:
         """Remove the job of a key (its subject is gone), stopping it first if it runs here."""
@@ -336,7 +336,8 @@ class JobQueue:
     def backoff(self, job_type: JobType, attempts: int) -> float:
         """Seconds before the next attempt: doubling from the type's base, capped, with jitter."""
         delay = min(self.settings.backoff_cap_s, job_type.retry_base_s * 2 ** max(0, attempts - 1))
-        return delay * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
+        jitter: float = self.settings.jitter
+        return float(delay * (1 + random.uniform(-jitter, jitter)))
 
     async def _settle_done(self, running: Running) -> None:
         job = running.ctx.job
@@ -389,10 +390,13 @@ class JobQueue:
     # --- for staff ----------------------------------------------------------------------------
 
     async def page(
-        self, *, state: str | None, type_name: str | None, offset: int, limit: int
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Jobs newest first, as staff see them."""
-        docs, count = await self.jobs.page(
-            state=state, types=[type_name] if type_name else None, offset=offset, limit=limit
-        )
-        return [job_docs.to_api(doc) for doc in docs], count
+        self, *, state: str | None, types: Sequence[str] | None, offset: int, limit: int
+    ) -> tuple[list[Job], int]:
+        """Jobs newest first, filtered by state and by type (None: every type)."""
+        docs, count = await self.jobs.page(state=state, types=types, offset=offset, limit=limit)
+        return [Job.from_doc(doc) for doc in docs], count
+
+    async def get(self, job_id: str) -> Job | None:
+        """One job; None for an unknown or malformed id."""
+        doc = await self.jobs.get(job_id)
+        return Job.from_doc(doc) if doc is not None else None

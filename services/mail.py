@@ -16,7 +16,6 @@ from typing import Any, Protocol
 import aiosmtplib
 import tornado.template
 
-from core.clock import isoformat
 from core.config import EmailSettings
 from services.jobs import JobContext, JobQueue, JobType, PermanentError, RetryableError
 
@@ -134,20 +133,3 @@ class Mailer:
         """Render a mail and queue it; returns once it is safely stored."""
         mail = {"to": to, "template": template, **self.renderer.render(template, context)}
         await self.queue.enqueue(MAIL, mail)
-
-
-def mail_to_api(job: dict[str, Any]) -> dict[str, Any]:
-    """A queued mail as staff see it: never its bodies (they carry codes)."""
-    payload = job.get("payload") or {}
-    return {
-        "id": str(job["_id"]),
-        "to": payload.get("to"),
-        "template": payload.get("template"),
-        "subject": payload.get("subject"),
-        "state": job.get("state"),
-        "attempts": job.get("attempts", 0),
-        "last_error": job.get("last_error"),
-        "queued_at": isoformat(job.get("queued_at")),
-        "finished_at": isoformat(job.get("finished_at")),
-        "has_body": "text" in payload,
-    }

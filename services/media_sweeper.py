@@ -119,7 +119,7 @@ class MediaSweeper:
         self.root = root
         self.grace_s = grace_s
         self.interval_s = interval_s
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def sweep(self) -> Swept:
         """One sweep; logs what it removed."""

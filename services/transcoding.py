@@ -308,7 +308,7 @@ class WorkerEvents:
         self.video_id = video_id
         self.last_percent = -1
         self.last_write = 0.0
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self, kind: str, value: Any) -> None:
         loop = asyncio.get_running_loop()

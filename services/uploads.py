@@ -322,7 +322,7 @@ class UploadExpiry:
     def __init__(self, files: UploadFiles, every_s: float = SWEEP_EVERY_S) -> None:
         self.files = files
         self.every_s = every_s
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self._task is None:

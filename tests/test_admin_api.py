@@ -102,6 +102,20 @@ async def test_staff_list_jobs_by_type_and_state_and_a_bad_filter_is_a_field_err
     assert (await api.get(f"{ADMIN}/jobs/?limit=0", token=staff_token)).code == 400
 
 
+async def test_the_job_list_hides_a_mails_bodies_and_shows_ids_and_times_as_strings(
+    api, staff_token, services
+):
+    """The admin service hands out typed jobs (datetimes, ObjectIds); the reply model writes the JSON."""
+    await services.queue.stop()
+    await services.mailer.send("welcome", "ann@example.com", {"name": "Ann", "link": "http://x/"})
+    [typed], _ = await services.admin.jobs(state=None, type_name=None, offset=0, limit=10)
+    assert typed.type == "mail" and "text" in typed.payload and typed.queued_at is not None
+    [job] = (await api.get(f"{ADMIN}/jobs/", token=staff_token)).data["results"]
+    assert job["id"] == typed.id
+    assert {"to", "template", "subject"} <= set(job["payload"]) and not {"text", "html"} & set(job["payload"])
+    assert job["queued_at"].endswith("Z") and job["started_at"] is None
+
+
 async def test_cancelling_a_queued_job_keeps_it_from_running(api, staff_token, services, mailbox):
     await services.queue.stop()
     await services.mailer.send("welcome", "ann@example.com", {"name": "Ann", "link": "http://x/"})

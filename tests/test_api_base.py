@@ -120,6 +120,15 @@ async def test_ready_answers_503_with_json_when_the_database_is_unreachable(http
     assert b'"detail"' in response.body
 
 
+def test_handlers_see_services_only_not_the_database_queue_or_pool(app, services):
+    """`self.services` in a handler is the facade: the rules, no way past them."""
+    seen = app.settings["services"]
+    for hidden in ("db", "queue", "pool", "hasher", "mailer", "sampler", "clock", "upload_expiry"):
+        assert not hasattr(seen, hidden), hidden
+    assert seen.accounts is services.accounts
+    assert seen.admin.job_types() == tuple(services.queue.types)
+
+
 async def test_unknown_path_is_a_json_404(api):
     reply = await api.get("/no/such/thing")
     assert reply.code == 404

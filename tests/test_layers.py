@@ -1,4 +1,5 @@
-"""The layers hold: handlers -> services -> models | transcode -> core, and nothing imports upward."""
+"""The layers hold: handlers -> services -> models | transcode -> core, nothing imports upward, and no
+handler skips the services to import a model."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def lint(folder: Path) -> subprocess.CompletedProcess:
 def test_the_project_keeps_its_layer_contracts():
     result = lint(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert "2 kept, 0 broken" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -52,3 +53,20 @@ def test_an_upward_import_breaks_the_contracts(tmp_path, lower, upper):
     assert result.returncode != 0
     assert "BROKEN" in result.stdout
     assert f"{lower}.sneaky -> {upper}.thing" in result.stdout
+
+
+def test_a_handler_importing_a_model_breaks_the_contracts(tmp_path):
+    """handlers -> models is forbidden even though the layers allow skipping; through services it is fine."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    for package in ("handlers", "services", "models", "transcode", "core"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+        (tmp_path / package / "thing.py").write_text("")
+    (tmp_path / "services" / "vocabulary.py").write_text("import models.thing\n")
+    (tmp_path / "handlers" / "polite.py").write_text("import services.vocabulary\n")
+    assert lint(tmp_path).returncode == 0
+    (tmp_path / "handlers" / "sneaky.py").write_text("import models.thing\n")
+    result = lint(tmp_path)
+    assert result.returncode != 0
+    assert "handlers is not allowed to import models" in result.stdout
+    assert "handlers.sneaky -> models.thing" in result.stdout

@@ -195,13 +195,19 @@ def from_ffmpeg(stderr: str) -> MediaInfo:
     """MediaInfo from what `ffmpeg -i FILE` prints (for when only ffmpeg is installed)."""
     lines = stderr.splitlines()
     container = INPUT_FORMAT.search(stderr)
-    video_at = next(
-        (i for i, line in enumerate(lines) if VIDEO_LINE.search(line) and "attached pic" not in line), None
+    found = next(
+        (
+            (i, video)
+            for i, line in enumerate(lines)
+            if (video := VIDEO_LINE.search(line)) and "attached pic" not in line
+        ),
+        None,
     )
-    if video_at is None:
+    if found is None:
         raise NotAVideo("The file has no video stream.")
+    video_at, video = found
     line = lines[video_at]
-    codec = VIDEO_LINE.search(line).group(1)
+    codec = video.group(1)
     size = SIZE.search(line.split("Video:", 1)[1])
     fps = FPS.search(line)
     pix = PIX_FMT.search(line)
@@ -229,7 +235,7 @@ def from_ffmpeg(stderr: str) -> MediaInfo:
         has_audio=re.search(r"Stream #\d+:\d+.*?: Audio:", stderr) is not None,
         video_codec=codec,
         still=is_still_image(container.group(1) if container else "", codec, seconds),
-        video_kbps=int(KBPS.search(line).group(1)) if KBPS.search(line) else 0,
+        video_kbps=int(kbps.group(1)) if (kbps := KBPS.search(line)) else 0,
         pix_fmt=pix.group(2) if pix else "",
         profile=(pix.group(1) or "") if pix else "",
         container=demuxer_name(container.group(1)) if container else "",

@@ -64,9 +64,7 @@ class LocalStorage(StorageBackend):
         if source.resolve() == dest.resolve():
             return dest
         try:
-            await self._run(
-                lambda: (dest.parent.mkdir(parents=True, exist_ok=True), shutil.copyfile(source, dest))
-            )
+            await self._run(copy_into, source, dest)
         except OSError as err:
             raise StorageUnavailable(f"Could not read {key} from the media folder: {err.strerror}.") from err
         return dest
@@ -114,7 +112,8 @@ class LocalStorage(StorageBackend):
 
     async def read_bytes(self, key: str) -> bytes:
         try:
-            return await self._run(self.local_path(key).read_bytes)
+            data: bytes = await self._run(self.local_path(key).read_bytes)
+            return data
         except FileNotFoundError as err:
             raise ObjectMissing() from err
         except OSError as err:
@@ -154,3 +153,9 @@ class LocalStorage(StorageBackend):
         base = check_prefix(prefix)
         target = self.local_path(base.rstrip("/"))
         return [base + rel for _, rel in files_below(target)] if target.is_dir() else []
+
+
+def copy_into(source: Path, dest: Path) -> None:
+    """Blocking: copy a file, making the folder it goes in."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest)

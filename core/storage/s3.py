@@ -44,6 +44,8 @@ from core.storage.base import (
 log = logging.getLogger("videoflix.storage")
 
 STORE_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError, OSError, asyncio.TimeoutError)
+# What a retried store call may raise: the store's own errors, or one already made a domain error.
+RETRIED: tuple[type[BaseException], ...] = (*STORE_ERRORS, StorageUnavailable)
 
 # What S3-compatible stores answer for a key that is not there.
 MISSING_CODES = ("404", "NoSuchKey", "NotFound")
@@ -59,9 +61,8 @@ def redact(url: str | None) -> str:
     if not url:
         return "the S3 store"
     parts = urlsplit(url)
-    return urlunsplit(
-        (parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""), parts.path, "", "")
-    )
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class S3Storage(StorageBackend):
@@ -234,7 +235,7 @@ class S3Storage(StorageBackend):
             Key=key,
             ContentType=content_type(key),
         )
-        return answer["UploadId"]
+        return str(answer["UploadId"])
 
     async def _part(self, key: str, upload_id: str, parts: list[dict[str, Any]], body: bytes) -> None:
         number = len(parts) + 1
@@ -310,7 +311,7 @@ class S3Storage(StorageBackend):
             raise self.failure("read " + key, err) from err
         try:
             async with answer["Body"] as body:
-                return await body.read()
+                return bytes(await body.read())
         except self.store_errors() as err:
             raise self.failure("read " + key, err) from err
 
@@ -378,7 +379,7 @@ class S3Storage(StorageBackend):
             try:
                 await func(*args)
                 return
-            except (*self.store_errors(), StorageUnavailable) as err:
+            except RETRIED as err:
                 if attempt == self.attempts:
                     if isinstance(err, StorageUnavailable):
                         raise
@@ -455,10 +456,10 @@ class S3Storage(StorageBackend):
         signer = PinnedS3QueryAuth(Credentials(access, secret), "s3", self.region, expires_s, when)
         request = AWSRequest(method="GET", url=self.object_url(key))
         signer.add_auth(request)
-        return request.url
+        return str(request.url)
 
 
-class PinnedS3QueryAuth(S3SigV4QueryAuth):
+class PinnedS3QueryAuth(S3SigV4QueryAuth):  # type: ignore[misc]  # botocore ships no types
     """botocore's presigner with the signing time given instead of read from the clock."""
 
     def __init__(self, credentials: Any, service: str, region: str, expires: int, when: datetime) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from services.media.keys import MASTER, SEGMENT
 
 log = logging.getLogger("videoflix.transcode")
 
-Announce = Callable[[str, Any], Awaitable[None]]
+Announce = Callable[[str, Any], Coroutine[Any, Any, None]]
 
 
 def playlist_uris(text: str) -> list[str]:
@@ -45,7 +45,7 @@ class LiveLadderInPlace:
     def __init__(self, master_key: str, announce: Announce) -> None:
         self.master_key = master_key
         self.announce = announce
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Nothing to copy."""
@@ -90,7 +90,7 @@ class LiveLadderUpload:
         self.announced = False
         self.failing = False
         self.wake = asyncio.Event()
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Copy every half second from now on."""
