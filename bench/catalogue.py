@@ -116,7 +116,7 @@ async def report_progress(services, video_id: ObjectId) -> None:
     percent = 0
     while True:
         percent = (percent + 1) % 100
-        await services.catalogue.videos.update(video_id, {"transcode_progress": percent}, services.clock())
+        await services.catalogue.videos.set_progress(video_id, percent, services.clock())
         await asyncio.sleep(0.25)
 
 

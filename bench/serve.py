@@ -32,6 +32,7 @@ from core.edge import NginxEdge
 from handlers.app import make_app
 from models import ensure_indexes
 from models.db import open_memory_database
+from models.videos import Video
 from server import make_server
 from services.container import build_services
 from tests.nginx import render
@@ -151,8 +152,8 @@ async def run(args: argparse.Namespace) -> None:
         folder_rel = Path(doc["hls_path"]).parent
         segments = sorted((media / folder_rel / "720p").glob("seg_*.ts"))
         sizes = [s.stat().st_size for s in segments]
-        [video] = await services.catalogue.serialize(user, [doc])
-        grant_base = video["hls_url"].rsplit("/", 1)[0]
+        [shown] = await services.catalogue.serialize(user, [Video.from_doc(doc)])
+        grant_base = shown.urls.hls_url.rsplit("/", 1)[0]
 
         app_port, direct_port, proxy_port, edge_port = free_port(), free_port(), free_port(), free_port()
         edge = NginxEdge("/media", "bench-edge-secret", 600)

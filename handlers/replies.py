@@ -1,21 +1,28 @@
 """What the API answers, as pydantic models: the document's response schemas (handlers/openapi.py).
 
-Where a service hands out a typed document (a job), the reply model shapes its JSON itself (`of`);
-elsewhere they describe the dicts the services return (models/*.to_api). tests/test_openapi.py checks
-every JSON answer the suite receives against them, so a field that changes shape fails a test.
+Where a service hands out a typed document (a video, a job), the reply model shapes its JSON itself, in
+this one place (`of`); elsewhere they describe the dicts the services return (models/*.to_api).
+tests/test_openapi.py checks every JSON answer the suite receives against them, so a field that changes
+shape fails a test.
 """
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from bson import ObjectId
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, Field, RootModel, WithJsonSchema
 
 from core.clock import isoformat
 from services import vocabulary
 
 T = TypeVar("T")
+
+# A JSON number written as it is stored: 0 stays 0 (pydantic's float would write 0.0).
+Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
+Percent = Annotated[
+    int | float, Field(ge=0, le=100), WithJsonSchema({"type": "number", "minimum": 0, "maximum": 100})
+]
 
 VideoStatus = Literal["pending", "processing", "ready", "failed"]
 # A mail job's payload fields that carry codes: no reply shows them.
@@ -96,9 +103,9 @@ class Video(BaseModel):
     category: str | None = Field(description="The category's id.")
     created_at: str | None
     status: VideoStatus
-    transcode_progress: float = Field(ge=0, le=100)
+    transcode_progress: Percent
     error: str | None
-    duration: float | None
+    duration: Number | None
     width: int | None
     height: int | None
     playable: bool = Field(description="It can be watched (maybe while still being transcoded).")
@@ -106,7 +113,34 @@ class Video(BaseModel):
     hls_url: str | None = Field(description="The master playlist under a stream grant; null until ready.")
     storyboard_url: str | None = Field(description="WebVTT of preview sprites, under a stream grant.")
     renditions: list[Rendition]
-    watch_position: float = Field(description="The caller's saved position in seconds (0 when none).")
+    watch_position: Number = Field(description="The caller's saved position in seconds (0 when none).")
+
+    @classmethod
+    def of(cls, shown: vocabulary.VideoView) -> Video:
+        """A video as one user sees it: stream URLs under their grant, and their saved position."""
+        video, urls = shown.video, shown.urls
+        return cls(
+            id=str(video.id),
+            title=video.title,
+            description=video.description,
+            category=str(video.category_id) if video.category_id else None,
+            created_at=isoformat(video.created_at),
+            status=video.status,
+            transcode_progress=video.transcode_progress,
+            error=video.error,
+            duration=video.duration,
+            width=video.width,
+            height=video.height,
+            playable=urls.hls_url is not None,
+            thumbnail_url=urls.thumbnail_url,
+            hls_url=urls.hls_url,
+            storyboard_url=urls.storyboard_url,
+            renditions=[
+                Rendition(height=r.height, width=r.width, bandwidth=r.bandwidth, url=url)
+                for r, url in urls.renditions
+            ],
+            watch_position=shown.watch_position,
+        )
 
 
 class Progress(BaseModel):

@@ -182,7 +182,10 @@ class CourseSpecHandler(MediaFileHandler):
         video = await self.services.grants.streamable(video_id)
         if not self.services.catalogue.may_see(self.user, video):
             raise NotFound()
-        name = f"{nearest_rung(video, int(height))}p/{file}"
+        rung = video.nearest_rung(int(height))
+        if rung is None:
+            raise NotFound()
+        name = f"{rung}p/{file}"
         answer = await self.services.media.locate(video, name, course_spec=True)
         await self.answer(answer, include_body)
 
@@ -190,15 +193,6 @@ class CourseSpecHandler(MediaFileHandler):
     @user_only
     async def head(self, video_id: str, height: str, file: str) -> None:
         await self.get(video_id, height, file, include_body=False)
-
-
-def nearest_rung(video: dict[str, Any], height: int) -> int:
-    """The rung asked for, or the largest below it (a course-spec front-end may ask for 480p)."""
-    heights = sorted(r["height"] for r in video.get("renditions", []))
-    if not heights:
-        raise NotFound()
-    below = [h for h in heights if h <= height]
-    return below[-1] if below else heights[0]
 
 
 class EdgePlaylistHandler(BaseHandler):

@@ -335,7 +335,7 @@ class UploadHandler(StreamedBodyHandler, TusHandler):
         offset, expires_at, video = await chunk.finish()
         self.set_header("Upload-Offset", str(offset))
         if video is not None:
-            self.set_header("Video-Id", video["id"])
+            self.set_header("Video-Id", str(video.id))
         else:
             self.set_header("Upload-Expires", http_date(expires_at))
         self.answer_empty(204)

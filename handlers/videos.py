@@ -123,10 +123,11 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
         videos, count = await self.catalogue.list_videos(
             self.user, status=status, category=category, search=search, offset=offset, limit=limit
         )
+        shown = [Video.of(video) for video in videos]
         if limit is None and self.get_query_argument("offset", None) is None:
-            self.send_json(videos)
+            self.send_json(shown)
             return
-        self.send_page(videos, count, offset, limit or count or 1)
+        self.send_page(shown, count, offset, limit or count or 1)
 
     @api(
         "Upload a video (streamed to disk); it is probed, then transcoded",
@@ -151,7 +152,7 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
         self.upload = self.ingest = None
         upload.close()
         video = await self.services.uploads.add_ingest(self.user, ingest, fields)
-        self.send_json(video, status=201)
+        self.send_json(Video.of(video), status=201)
 
 
 class ContinueWatchingHandler(CatalogueHandler):
@@ -159,21 +160,22 @@ class ContinueWatchingHandler(CatalogueHandler):
     @user_only
     async def get(self) -> None:
         limit = min(self.query(LimitQuery).limit or 20, self.config.catalogue.max_page_size)
-        self.send_json(await self.catalogue.continue_watching(self.user, limit))
+        videos = await self.catalogue.continue_watching(self.user, limit)
+        self.send_json([Video.of(video) for video in videos])
 
 
 class VideoHandler(CatalogueHandler):
     @api("One video", responses={200: Video})
     @user_only
     async def get(self, video_id: str) -> None:
-        self.send_json(await self.catalogue.video_for(self.user, video_id))
+        self.send_json(Video.of(await self.catalogue.video_for(self.user, video_id)))
 
     @api("Change a video's title, description or category", body=VideoPatch, responses={200: Video})
     @staff_only
     async def patch(self, video_id: str) -> None:
         body = self.parse(VideoPatch)
         fields = body.model_dump(exclude_unset=True)
-        self.send_json(await self.catalogue.update_video(self.user, video_id, fields))
+        self.send_json(Video.of(await self.catalogue.update_video(self.user, video_id, fields)))
 
     @api("Delete a video, its files and its job", responses={204: None})
     @staff_only

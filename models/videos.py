@@ -12,21 +12,22 @@ from __future__ import annotations
 import math
 import posixpath
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from bson import ObjectId
 from cachetools import Cache, LRUCache, TTLCache
 from pydantic import AfterValidator, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
-from core.clock import isoformat
 from core.validation import Body, Declares, optional_not_null
 from models.db import Database, object_id
 
 PENDING, PROCESSING, READY, FAILED = "pending", "processing", "ready", "failed"
 STATUSES = (PENDING, PROCESSING, READY, FAILED)
+VideoStatus = Literal["pending", "processing", "ready", "failed"]
 
 NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 
@@ -75,23 +76,103 @@ class VideoPatch(Body):
     category: CategoryRef = None
 
 
-def playable_path(doc: dict[str, Any]) -> str | None:
-    """The master playlist a player is given: the finished ladder, else the one still growing."""
-    if doc.get("status") == READY and doc.get("hls_path"):
-        return str(doc["hls_path"])
-    if doc.get("status") == PROCESSING and doc.get("playable") and doc.get("live_path"):
-        return str(doc["live_path"])
-    return None
+@dataclass(frozen=True)
+class Rendition:
+    """One rung of a ladder, as its master playlist lists it."""
+
+    height: int
+    width: int
+    bandwidth: int
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Rendition:
+        """A rendition as the transcoder reports it ({height, width, bandwidth})."""
+        return cls(height=doc["height"], width=doc.get("width", 0), bandwidth=doc.get("bandwidth", 0))
+
+    def to_doc(self) -> dict[str, int]:
+        return {"height": self.height, "width": self.width, "bandwidth": self.bandwidth}
 
 
-def ladder_folder(doc: dict[str, Any]) -> str:
-    """The folder (key prefix) of the ladder a player is given: videos/<id>/hls-<run>."""
-    return posixpath.dirname(playable_path(doc) or "")
+@dataclass(frozen=True)
+class Video:
+    """A video as the services hand it out: what staff set, where its transcode stands, and where its
+    ladder lies. `playable` is the document's flag (a ladder, growing or whole, was announced); what a
+    player is given is `playable_path`."""
 
+    id: ObjectId
+    title: str
+    description: str
+    category_id: ObjectId | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    status: VideoStatus
+    transcode_progress: float
+    error: str | None
+    duration: float | None
+    width: int | None
+    height: int | None
+    source: str | None
+    renditions: tuple[Rendition, ...]
+    playable: bool
+    hls_path: str | None
+    live_path: str | None
+    thumbnail_path: str | None
+    storyboard_path: str | None
+    uploaded_by: str | None
 
-def is_finished_ladder(doc: dict[str, Any]) -> bool:
-    """True when what is served is the final (VOD) ladder, not a growing one."""
-    return doc.get("status") == READY
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Video:
+        """Map a `videos` document to a Video (admins insert them too: fields may be missing)."""
+        return cls(
+            id=doc["_id"],
+            title=doc.get("title", ""),
+            description=doc.get("description", ""),
+            category_id=doc.get("category_id"),
+            created_at=doc.get("created_at"),
+            updated_at=doc.get("updated_at"),
+            status=doc.get("status", PENDING),
+            transcode_progress=doc.get("transcode_progress", 0),
+            error=doc.get("error"),
+            duration=doc.get("duration"),
+            width=doc.get("width"),
+            height=doc.get("height"),
+            source=doc.get("source"),
+            renditions=tuple(Rendition.from_doc(r) for r in doc.get("renditions") or ()),
+            playable=bool(doc.get("playable")),
+            hls_path=doc.get("hls_path"),
+            live_path=doc.get("live_path"),
+            thumbnail_path=doc.get("thumbnail_path"),
+            storyboard_path=doc.get("storyboard_path"),
+            uploaded_by=doc.get("uploaded_by"),
+        )
+
+    @property
+    def playable_path(self) -> str | None:
+        """The master playlist a player is given: the finished ladder, else the one still growing."""
+        if self.status == READY and self.hls_path:
+            return str(self.hls_path)
+        if self.status == PROCESSING and self.playable and self.live_path:
+            return str(self.live_path)
+        return None
+
+    @property
+    def ladder_folder(self) -> str:
+        """The folder (key prefix) of the ladder a player is given: videos/<id>/hls-<run>."""
+        return posixpath.dirname(self.playable_path or "")
+
+    @property
+    def is_finished(self) -> bool:
+        """True when what is served is the final (VOD) ladder, not a growing one."""
+        return self.status == READY
+
+    def nearest_rung(self, height: int) -> int | None:
+        """The rung asked for, or the largest below it (a course-spec front-end may ask for 480p); None
+        without renditions."""
+        heights = sorted(r.height for r in self.renditions)
+        if not heights:
+            return None
+        below = [h for h in heights if h <= height]
+        return below[-1] if below else heights[0]
 
 
 # What users may see while a video is still being transcoded: ready ones, and those playable already.
@@ -135,8 +216,12 @@ def new_video(
     source: str,
     uploaded_by: str | None,
     now: datetime,
+    *,
+    duration: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
 ) -> dict[str, Any]:
-    """A video document for a new upload, waiting for its transcode."""
+    """A video document for a new upload (what probing it found), waiting for its transcode."""
     return {
         "_id": video_id,
         "title": title,
@@ -147,9 +232,9 @@ def new_video(
         "status": PENDING,
         "transcode_progress": 0,
         "error": None,
-        "duration": None,
-        "width": None,
-        "height": None,
+        "duration": duration,
+        "width": width,
+        "height": height,
         "source": source,
         "renditions": [],
         "playable": False,
@@ -161,33 +246,6 @@ def new_video(
     }
 
 
-def to_api(
-    doc: dict[str, Any], watch_position: float = 0.0, urls: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """A video as the API shows it; stream URLs come from the caller (they carry grants)."""
-    urls = urls or {}
-    category = doc.get("category_id")
-    return {
-        "id": str(doc["_id"]),
-        "title": doc.get("title", ""),
-        "description": doc.get("description", ""),
-        "category": str(category) if category else None,
-        "created_at": isoformat(doc.get("created_at")),
-        "status": doc.get("status", PENDING),
-        "transcode_progress": doc.get("transcode_progress", 0),
-        "error": doc.get("error"),
-        "duration": doc.get("duration"),
-        "width": doc.get("width"),
-        "height": doc.get("height"),
-        "playable": bool(urls.get("hls_url")),
-        "thumbnail_url": urls.get("thumbnail_url"),
-        "hls_url": urls.get("hls_url"),
-        "storyboard_url": urls.get("storyboard_url"),
-        "renditions": urls.get("renditions", []),
-        "watch_position": watch_position,
-    }
-
-
 def new_cache(ttl_s: float) -> Cache[Any, Any]:
     """An LRU cache whose entries also expire after ttl_s (never, when ttl_s is infinite)."""
     if math.isinf(ttl_s):
@@ -196,65 +254,67 @@ def new_cache(ttl_s: float) -> Cache[Any, Any]:
 
 
 class Videos:
-    """Queries on the `videos` collection."""
+    """Queries on the `videos` collection; what they find comes back as `Video`s."""
 
     def __init__(self, db: Database, cache_ttl_s: float = 2.0) -> None:
         self.collection = db.videos
         self.cache_ttl_s = cache_ttl_s
-        self._lists: Cache[VideoQuery, list[dict[str, Any]]] = new_cache(cache_ttl_s)
-        self._streamed: Cache[ObjectId, dict[str, Any] | None] = new_cache(cache_ttl_s)
+        self._lists: Cache[VideoQuery, list[Video]] = new_cache(cache_ttl_s)
+        self._streamed: Cache[ObjectId, Video | None] = new_cache(cache_ttl_s)
 
     def invalidate(self) -> None:
         """Forget every cached list and document (after any write)."""
         self._lists.clear()
         self._streamed.clear()
 
-    async def for_streaming(self, video_id: str) -> dict[str, Any] | None:
+    async def for_streaming(self, video_id: str) -> Video | None:
         """One video for the stream handlers, which ask for it on every segment: cached like the lists."""
         oid = object_id(video_id)
         if oid is None:
             return None
         if oid in self._streamed:
             return self._streamed[oid]
-        doc = self._streamed[oid] = await self.collection.find_one({"_id": oid})
-        return doc
+        video = self._streamed[oid] = await self.get(oid)
+        return video
 
-    async def get(self, video_id: str | ObjectId) -> dict[str, Any] | None:
+    async def get(self, video_id: str | ObjectId) -> Video | None:
         """One video by id; None for an unknown or malformed id."""
         oid = video_id if isinstance(video_id, ObjectId) else object_id(video_id)
-        return await self.collection.find_one({"_id": oid}) if oid else None
+        doc = await self.collection.find_one({"_id": oid}) if oid else None
+        return Video.from_doc(doc) if doc else None
 
-    async def by_ids(self, ids: list[ObjectId]) -> dict[ObjectId, dict[str, Any]]:
+    async def by_ids(self, ids: list[ObjectId]) -> dict[ObjectId, Video]:
         """Several videos by id, in one query."""
         docs = await self.collection.find({"_id": {"$in": ids}}).to_list(None) if ids else []
-        return {doc["_id"]: doc for doc in docs}
+        return {doc["_id"]: Video.from_doc(doc) for doc in docs}
 
-    async def _matching(self, query: VideoQuery) -> list[dict[str, Any]]:
-        return await self.collection.find(query.filter()).sort(NEWEST_FIRST).to_list(None)
+    async def _matching(self, query: VideoQuery) -> list[Video]:
+        docs = await self.collection.find(query.filter()).sort(NEWEST_FIRST).to_list(None)
+        return [Video.from_doc(doc) for doc in docs]
 
-    async def page(
-        self, query: VideoQuery, offset: int, limit: int | None
-    ) -> tuple[list[dict[str, Any]], int]:
+    async def page(self, query: VideoQuery, offset: int, limit: int | None) -> tuple[list[Video], int]:
         """One page of a list, newest first, and how many match in all."""
         cacheable = query.statuses == (READY,) and self.cache_ttl_s > 0
         if not cacheable:
             count = await self.collection.count_documents(query.filter())
             cursor = self.collection.find(query.filter()).sort(NEWEST_FIRST).skip(offset)
             docs = await (cursor.limit(limit) if limit is not None else cursor).to_list(None)
-            return docs, count
+            return [Video.from_doc(doc) for doc in docs], count
         cached = self._lists.get(query)
         if cached is None:
             cached = self._lists[query] = await self._matching(query)
         end = None if limit is None else offset + limit
         return cached[offset:end], len(cached)
 
-    async def insert(self, doc: dict[str, Any]) -> None:
+    async def insert(self, doc: dict[str, Any]) -> Video:
+        """Store a new video document (`new_video`); the video it is."""
         await self.collection.insert_one(doc)
         self.invalidate()
+        return Video.from_doc(doc)
 
-    async def update(
+    async def _set(
         self, video_id: ObjectId, fields: dict[str, Any], now: datetime, match: dict[str, Any] | None = None
-    ) -> dict[str, Any] | None:
+    ) -> Video | None:
         """Set fields (if the video still matches `match`); the updated video or None."""
         doc = await self.collection.find_one_and_update(
             {"_id": video_id, **(match or {})},
@@ -263,7 +323,80 @@ class Videos:
         )
         if not set(fields) <= LIST_NEUTRAL:
             self.invalidate()
-        return doc
+        return Video.from_doc(doc) if doc else None
+
+    async def edit(self, video_id: ObjectId, changes: Mapping[str, Any], now: datetime) -> Video | None:
+        """What staff changed: VideoPatch's fields, its `category` resolved to an id (or None)."""
+        fields = {("category_id" if name == "category" else name): value for name, value in changes.items()}
+        return await self._set(video_id, fields, now) if fields else await self.get(video_id)
+
+    async def mark_pending(self, video_id: ObjectId, now: datetime, *, if_status: str | None = None) -> None:
+        """Waiting for a transcode again, with no error (only from `if_status`, when given)."""
+        fields = {"status": PENDING, "error": None, "transcode_progress": 0}
+        await self._set(video_id, fields, now, {"status": if_status} if if_status else None)
+
+    async def mark_processing(
+        self, video_id: ObjectId, percent: int, now: datetime, *, if_status: str | None = None
+    ) -> None:
+        """Being made (transcoded or published), at `percent`, with no error (only from `if_status`)."""
+        fields = {"status": PROCESSING, "error": None, "transcode_progress": percent}
+        await self._set(video_id, fields, now, {"status": if_status} if if_status else None)
+
+    async def set_size(
+        self, video_id: ObjectId, duration: float, width: int, height: int, now: datetime
+    ) -> None:
+        """What probing the source found."""
+        await self._set(video_id, {"duration": duration, "width": width, "height": height}, now)
+
+    async def set_progress(self, video_id: ObjectId, percent: int, now: datetime) -> None:
+        """How far its transcode is (no list changes: the cached lists stay)."""
+        await self._set(video_id, {"transcode_progress": percent}, now)
+
+    async def show_growing(
+        self, video_id: ObjectId, live_path: str, renditions: Sequence[Rendition], now: datetime
+    ) -> None:
+        """A video being transcoded plays on its growing ladder (master at `live_path`) from now on."""
+        fields: dict[str, Any] = {"playable": True, "live_path": live_path}
+        if renditions:
+            fields["renditions"] = [r.to_doc() for r in renditions]
+        await self._set(video_id, fields, now, {"status": PROCESSING})
+
+    async def drop_growing(self, video_id: ObjectId, now: datetime) -> None:
+        """Its growing ladder went with a transcode that ended without one (a ready video keeps its own)."""
+        await self._set(video_id, {"playable": False, "live_path": None}, now, {"status": {"$ne": READY}})
+
+    async def fail(
+        self, video_id: ObjectId, error: str, now: datetime, *, if_status_in: Sequence[str] = ()
+    ) -> None:
+        """Failed, with a readable reason (only from one of `if_status_in`, when given)."""
+        fields = {"status": FAILED, "error": error, "transcode_progress": 0}
+        await self._set(
+            video_id, fields, now, {"status": {"$in": list(if_status_in)}} if if_status_in else None
+        )
+
+    async def mark_ready(
+        self,
+        video_id: ObjectId,
+        now: datetime,
+        *,
+        hls_path: str,
+        thumbnail_path: str,
+        storyboard_path: str | None,
+        renditions: Sequence[Rendition],
+    ) -> Video | None:
+        """Its ladder is whole and published: players get it from now on. None when the video is gone."""
+        fields = {
+            "status": READY,
+            "transcode_progress": 100,
+            "error": None,
+            "playable": True,
+            "live_path": None,
+            "renditions": [r.to_doc() for r in renditions],
+            "hls_path": hls_path,
+            "thumbnail_path": thumbnail_path,
+            "storyboard_path": storyboard_path,
+        }
+        return await self._set(video_id, fields, now)
 
     async def delete(self, video_id: ObjectId) -> bool:
         result = await self.collection.delete_one({"_id": video_id})

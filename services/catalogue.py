@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,12 @@ from core.clock import Clock, isoformat
 from core.config import MediaSettings
 from core.errors import Conflict, InvalidField, NotFound
 from models import categories as category_docs
-from models import videos as video_docs
 from models.categories import Categories, SlugTaken, slugify
 from models.db import object_id
 from models.progress import Progress
 from models.users import User
-from models.videos import READY, VideoQuery, Videos, new_video, playable_path
-from services.grants import Grants
+from models.videos import READY, Video, VideoQuery, Videos, new_video
+from services.grants import Grants, StreamUrls
 from services.jobs import JobQueue
 from services.media import Media
 from services.publishing import publish_key
@@ -29,6 +29,16 @@ log = logging.getLogger("videoflix.catalogue")
 
 SLUG_TAKEN = "category with this slug already exists."
 NO_SUCH_CATEGORY = "Select a valid choice. That choice is not one of the available choices."
+
+
+@dataclass(frozen=True)
+class VideoView:
+    """A video as one user is shown it: the video, the user's saved position in it, and its stream URLs
+    under the user's grant (the reply model, handlers/replies.py `Video.of`, shapes its JSON)."""
+
+    video: Video
+    watch_position: float
+    urls: StreamUrls
 
 
 class CatalogueService:
@@ -103,11 +113,11 @@ class CatalogueService:
 
     # --- videos -------------------------------------------------------------------------------
 
-    async def serialize(self, user: User, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Videos as the API shows them to this user: one query for every watch position."""
-        positions = await self.progress.positions(user.id, (doc["_id"] for doc in docs))
+    async def serialize(self, user: User, videos: list[Video]) -> list[VideoView]:
+        """Videos as this user is shown them: one query for every watch position."""
+        positions = await self.progress.positions(user.id, (video.id for video in videos))
         return [
-            video_docs.to_api(doc, positions.get(doc["_id"], 0), self.grants.urls(doc, user)) for doc in docs
+            VideoView(video, positions.get(video.id, 0), self.grants.urls(video, user)) for video in videos
         ]
 
     async def list_videos(
@@ -119,7 +129,7 @@ class CatalogueService:
         search: tuple[str, ...],
         offset: int,
         limit: int | None,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[VideoView], int]:
         """A page of videos, newest first: only ready ones for users (and playable ones, if configured),
         any (or `status`) for staff."""
         statuses: tuple[str, ...] | None = (READY,)
@@ -128,23 +138,23 @@ class CatalogueService:
         category_id = await self.category_by_id_or_slug(category, "category") if category else None
         playable_too = statuses == (READY,) and self.playable_for_everyone
         query = VideoQuery(statuses, category_id, search, playable_too)
-        docs, count = await self.videos.page(query, offset, limit)
-        return await self.serialize(user, docs), count
+        videos, count = await self.videos.page(query, offset, limit)
+        return await self.serialize(user, videos), count
 
-    def may_see(self, user: User, doc: dict[str, Any]) -> bool:
+    def may_see(self, user: User, video: Video) -> bool:
         """Staff see every video; users ready ones, and playable ones if so configured."""
-        if user.is_staff or doc.get("status") == READY:
+        if user.is_staff or video.status == READY:
             return True
-        return self.playable_for_everyone and playable_path(doc) is not None
+        return self.playable_for_everyone and video.playable_path is not None
 
-    async def visible_video(self, user: User, video_id: str) -> dict[str, Any]:
+    async def visible_video(self, user: User, video_id: str) -> Video:
         """A video this user may see, else 404."""
-        doc = await self.videos.get(video_id)
-        if doc is None or not self.may_see(user, doc):
+        video = await self.videos.get(video_id)
+        if video is None or not self.may_see(user, video):
             raise NotFound()
-        return doc
+        return video
 
-    async def video_for(self, user: User, video_id: str) -> dict[str, Any]:
+    async def video_for(self, user: User, video_id: str) -> VideoView:
         [shown] = await self.serialize(user, [await self.visible_video(user, video_id)])
         return shown
 
@@ -158,7 +168,7 @@ class CatalogueService:
         category: str | None,
         *,
         stored: bool = False,
-    ) -> dict[str, Any]:
+    ) -> VideoView:
         """Register a streamed upload: probe it, then create the video (pending) and its job. `stored`: the
         source is in the store already (a resumable upload to S3); `path` is only a copy to probe."""
         category_id = await self.category_by_id_or_slug(category, "category") if category else None
@@ -171,9 +181,19 @@ class CatalogueService:
         if info.still:
             raise InvalidField("file", "The file is a still image, not a video. Upload a video file.")
         source = await self.media.keep_source(video_id, path, stored=stored)
-        doc = new_video(video_id, title, description, category_id, source, user.id, self.clock())
-        doc.update(duration=round(info.duration, 3), width=info.width, height=info.height)
-        await self.videos.insert(doc)
+        doc = new_video(
+            video_id,
+            title,
+            description,
+            category_id,
+            source,
+            user.id,
+            self.clock(),
+            duration=round(info.duration, 3),
+            width=info.width,
+            height=info.height,
+        )
+        video = await self.videos.insert(doc)
         await self.queue.enqueue(TRANSCODE, {"video_id": video_id}, key=transcode_key(video_id))
         log.info(
             "video %s uploaded by %s (%dx%d, %.1fs)",
@@ -183,77 +203,74 @@ class CatalogueService:
             info.height,
             info.duration,
         )
-        [shown] = await self.serialize(user, [doc])
+        [shown] = await self.serialize(user, [video])
         return shown
 
-    async def update_video(self, user: User, video_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        doc = await self.videos.get(video_id)
-        if doc is None:
+    async def update_video(self, user: User, video_id: str, fields: dict[str, Any]) -> VideoView:
+        """Change what staff set: title, description, category (an id or slug; empty: none)."""
+        video = await self.videos.get(video_id)
+        if video is None:
             raise NotFound()
-        if "category" in fields:
-            category = fields.pop("category")
-            fields["category_id"] = (
+        changes = dict(fields)
+        if "category" in changes:
+            category = changes["category"]
+            changes["category"] = (
                 await self.category_by_id_or_slug(category, "category") if category else None
             )
-        if fields:
-            doc = await self.videos.update(doc["_id"], fields, self.clock())
-            if doc is None:
-                raise NotFound()
-        [shown] = await self.serialize(user, [doc])
+        edited = await self.videos.edit(video.id, changes, self.clock())
+        if edited is None:
+            raise NotFound()
+        [shown] = await self.serialize(user, [edited])
         return shown
 
     async def delete_video(self, video_id: str) -> None:
         """Remove the video, its job (stopping its FFmpeg), its progress rows and every file."""
-        doc = await self.videos.get(video_id)
-        if doc is None:
+        video = await self.videos.get(video_id)
+        if video is None:
             raise NotFound()
-        await self.queue.forget(transcode_key(doc["_id"]))  # its FFmpeg stops before its files go
-        await self.queue.forget(publish_key(doc["_id"]))
-        await self.videos.delete(doc["_id"])
-        await self.progress.delete_for_video(doc["_id"])
-        await self.media.delete_video(doc["_id"])
-        log.info("video %s deleted", doc["_id"])
+        await self.queue.forget(transcode_key(video.id))  # its FFmpeg stops before its files go
+        await self.queue.forget(publish_key(video.id))
+        await self.videos.delete(video.id)
+        await self.progress.delete_for_video(video.id)
+        await self.media.delete_video(video.id)
+        log.info("video %s deleted", video.id)
 
     async def retranscode(self, video_id: str) -> None:
         """Queue a new transcode; a ready video stays playable until the new ladder is whole."""
-        doc = await self.videos.get(video_id)
-        if doc is None:
+        video = await self.videos.get(video_id)
+        if video is None:
             raise NotFound()
-        if not doc.get("source"):
+        if not video.source:
             raise Conflict("The video has no source file to transcode.")
-        if doc.get("status") != READY:
-            await self.videos.update(
-                doc["_id"],
-                {"status": video_docs.PENDING, "error": None, "transcode_progress": 0},
-                self.clock(),
-            )
-        await self.queue.enqueue(TRANSCODE, {"video_id": doc["_id"]}, key=transcode_key(doc["_id"]))
+        if video.status != READY:
+            await self.videos.mark_pending(video.id, self.clock())
+        await self.queue.enqueue(TRANSCODE, {"video_id": video.id}, key=transcode_key(video.id))
 
     # --- watch progress -----------------------------------------------------------------------
 
     async def save_progress(self, user: User, video_id: str, position: float) -> dict[str, Any]:
-        doc = await self.visible_video(user, video_id)
-        duration = doc.get("duration")
+        video = await self.visible_video(user, video_id)
+        duration = video.duration
         clamped = min(position, duration) if duration else position
-        row = await self.progress.save(user.id, doc["_id"], clamped, duration, self.clock())
+        row = await self.progress.save(user.id, video.id, clamped, duration, self.clock())
         return progress_to_api(row, duration)
 
     async def get_progress(self, user: User, video_id: str) -> dict[str, Any]:
-        doc = await self.visible_video(user, video_id)
-        return progress_to_api(await self.progress.get(user.id, doc["_id"]), doc.get("duration"))
+        video = await self.visible_video(user, video_id)
+        return progress_to_api(await self.progress.get(user.id, video.id), video.duration)
 
-    async def continue_watching(self, user: User, limit: int) -> list[dict[str, Any]]:
+    async def continue_watching(self, user: User, limit: int) -> list[VideoView]:
         """Videos begun and not finished, most recently watched first (those the user can watch)."""
         rows = await self.progress.started(user.id, limit)
         found = await self.videos.by_ids([row["video_id"] for row in rows])
-        docs = [found[row["video_id"]] for row in rows if row["video_id"] in found]
-        return await self.serialize(user, [doc for doc in docs if self.watchable(user, doc)])
+        videos = [found[row["video_id"]] for row in rows if row["video_id"] in found]
+        return await self.serialize(user, [video for video in videos if self.watchable(user, video)])
 
-    def watchable(self, user: User, doc: dict[str, Any]) -> bool:
+    def watchable(self, user: User, video: Video) -> bool:
         """Ready, or playable while it is transcoded and visible to this user."""
-        if doc.get("status") == READY:
+        if video.status == READY:
             return True
-        return playable_path(doc) is not None and (user.is_staff or self.playable_for_everyone)
+        return video.playable_path is not None and (user.is_staff or self.playable_for_everyone)
 
 
 def progress_to_api(row: dict[str, Any] | None, duration: float | None) -> dict[str, Any]:

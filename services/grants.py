@@ -8,7 +8,7 @@ before the user logged out, changed or reset the password or was deactivated.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from cachetools import TTLCache
 
@@ -16,12 +16,22 @@ from core.clock import Clock
 from core.errors import Forbidden, NotFound
 from core.signing import Signer
 from models.users import User, Users
-from models.videos import Videos, is_finished_ladder, playable_path
+from models.videos import Rendition, Video, Videos
 from services.media import Media
 
 GRANT = "stream-grant"
 INVALID = "The stream link is invalid or has expired."
 REVOKED = "The stream link is no longer valid."
+
+
+@dataclass(frozen=True)
+class StreamUrls:
+    """A video's URLs for one user, under its grant: none while it cannot be played."""
+
+    hls_url: str | None = None
+    thumbnail_url: str | None = None
+    storyboard_url: str | None = None
+    renditions: tuple[tuple[Rendition, str], ...] = ()  # each rendition and its playlist's URL
 
 
 class Grants:
@@ -61,30 +71,28 @@ class Grants:
             grant = self._made[key] = self.signer.dumps(GRANT, payload)
         return grant
 
-    def urls(self, doc: dict[str, Any], user: User) -> dict[str, Any]:
+    def urls(self, video: Video, user: User) -> StreamUrls:
         """The URLs of a playable video for one user, under its grant; nothing while it cannot be played."""
-        if playable_path(doc) is None:
-            return {}
-        base = f"{self.prefix}/api/stream/{self.grant(str(doc['_id']), user)}"
-        finished = is_finished_ladder(doc)
+        if video.playable_path is None:
+            return StreamUrls()
+        base = f"{self.prefix}/api/stream/{self.grant(str(video.id), user)}"
+        finished = video.is_finished
 
         def below(name: str) -> str:
             """A file below the master playlist: checked by the edge on its own when there is one."""
-            url = self.media.edge_url(doc, name) if self.media is not None else None
+            url = self.media.edge_url(video, name) if self.media is not None else None
             if url is not None:
                 return url if "://" in url else f"{self.prefix}{url}"  # nginx: a path on this site
             return f"{base}/{name}"
 
-        return {
-            "hls_url": f"{base}/master.m3u8",  # the authorisation point: always this server
-            "thumbnail_url": below("thumbnail.jpg") if finished and doc.get("thumbnail_path") else None,
-            "storyboard_url": below("storyboard.vtt") if finished and doc.get("storyboard_path") else None,
-            "renditions": [
-                {**r, "url": below(f"{r['height']}p/index.m3u8")} for r in doc.get("renditions", [])
-            ],
-        }
+        return StreamUrls(
+            hls_url=f"{base}/master.m3u8",  # the authorisation point: always this server
+            thumbnail_url=below("thumbnail.jpg") if finished and video.thumbnail_path else None,
+            storyboard_url=below("storyboard.vtt") if finished and video.storyboard_path else None,
+            renditions=tuple((r, below(f"{r.height}p/index.m3u8")) for r in video.renditions),
+        )
 
-    async def open(self, grant: str) -> dict[str, Any]:
+    async def open(self, grant: str) -> Video:
         """The video a good grant opens, for a user who may still watch; Forbidden or NotFound otherwise."""
         payload = self.signer.loads(GRANT, grant, self.max_age_s)
         if not isinstance(payload, dict) or not isinstance(payload.get("v"), str):
@@ -94,9 +102,9 @@ class Grants:
             raise Forbidden(REVOKED)
         return await self.streamable(payload["v"])
 
-    async def streamable(self, video_id: str) -> dict[str, Any]:
+    async def streamable(self, video_id: str) -> Video:
         """A video whose ladder (finished or growing) can be served, else NotFound."""
         video = await self.videos.for_streaming(video_id)
-        if video is None or playable_path(video) is None:
+        if video is None or video.playable_path is None:
             raise NotFound()
         return video

@@ -25,17 +25,16 @@ from bson import ObjectId
 from core.clock import Clock, utcnow
 from core.config import PublishSettings
 from core.storage import StorageUnavailable
-from models.videos import FAILED, PROCESSING, READY, Videos
+from models.videos import FAILED, Rendition, Videos
 from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
 from services.media import Media, ScratchMissing
-from services.media.keys import MASTER, THUMBNAIL
+from services.media.keys import MASTER, STORYBOARD, THUMBNAIL
 
 log = logging.getLogger("videoflix.transcode")
 
 PUBLISH = "publish"
 # What a video shows while its encoded ladder waits to be published.
 PUBLISHING_PERCENT = 99
-NOT_PLAYABLE = {"playable": False, "live_path": None}
 GONE = "The encoded ladder is no longer on the machine that made it; retranscode the video."
 
 
@@ -47,21 +46,6 @@ def publish_key(video_id: ObjectId | str) -> str:
 def publish_payload(video_id: ObjectId, run: str, renditions: list[dict[str, Any]]) -> dict[str, Any]:
     """What the publish job needs: the run whose scratch holds the ladder, and its renditions."""
     return {"video_id": video_id, "run": run, "renditions": renditions}
-
-
-def ready_fields(prefix: str, renditions: list[dict[str, Any]], storyboard: bool) -> dict[str, Any]:
-    """What a video becomes once its ladder under `prefix` is whole and published."""
-    return {
-        "status": READY,
-        "transcode_progress": 100,
-        "error": None,
-        "playable": True,
-        "live_path": None,
-        "renditions": renditions,
-        "hls_path": prefix + MASTER,
-        "thumbnail_path": prefix + THUMBNAIL,
-        "storyboard_path": prefix + "storyboard.vtt" if storyboard else None,
-    }
 
 
 class PublishJobs(JobType):
@@ -90,8 +74,15 @@ class PublishJobs(JobType):
             raise RetryableError(str(err)) from err
         except ScratchMissing as err:
             raise PermanentError(GONE) from err
-        fields = ready_fields(ladder.prefix, ctx.payload.get("renditions") or [], ladder.storyboard)
-        if await self.videos.update(video_id, fields, self.clock()) is None:
+        ready = await self.videos.mark_ready(
+            video_id,
+            self.clock(),
+            hls_path=ladder.prefix + MASTER,
+            thumbnail_path=ladder.prefix + THUMBNAIL,
+            storyboard_path=ladder.prefix + STORYBOARD if ladder.storyboard else None,
+            renditions=[Rendition.from_doc(r) for r in ctx.payload.get("renditions") or []],
+        )
+        if ready is None:
             await self.media.discard(video_id, run)  # deleted meanwhile
             raise JobStopped("the video is gone")
         await self.media.retire(video_id, run)
@@ -101,8 +92,8 @@ class PublishJobs(JobType):
         """The ladder is not published: the video says why. Its scratch stays for a retry by staff until
         the sweeper's grace period ends."""
         video_id, now = job["payload"]["video_id"], self.clock()
-        await self.videos.update(video_id, NOT_PLAYABLE, now, match={"status": {"$ne": READY}})
-        await self.videos.update(video_id, {"transcode_progress": 0, "status": FAILED, "error": error}, now)
+        await self.videos.drop_growing(video_id, now)
+        await self.videos.fail(video_id, error, now)
 
     async def on_failed(self, job: dict[str, Any], error: str) -> None:
         await self._stopped(job, error)
@@ -111,11 +102,8 @@ class PublishJobs(JobType):
         await self._stopped(job, "Publishing was cancelled by staff.")
 
     async def on_requeued(self, job: dict[str, Any]) -> None:
-        await self.videos.update(
-            job["payload"]["video_id"],
-            {"status": PROCESSING, "error": None, "transcode_progress": PUBLISHING_PERCENT},
-            self.clock(),
-            match={"status": FAILED},
+        await self.videos.mark_processing(
+            job["payload"]["video_id"], PUBLISHING_PERCENT, self.clock(), if_status=FAILED
         )
 
     async def on_retry(self, job: dict[str, Any], error: str) -> None:

@@ -22,17 +22,11 @@ from core.config import MediaSettings, TranscodeSettings
 from core.metrics import Metrics
 from core.storage import ObjectMissing, StorageUnavailable
 from models.jobs import Jobs
-from models.videos import FAILED, PENDING, PROCESSING, READY, Videos
+from models.videos import FAILED, PENDING, PROCESSING, READY, Rendition, Videos
 from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
 from services.media import Media
 from services.media.live import LiveLadder
-from services.publishing import (
-    NOT_PLAYABLE,
-    PUBLISH,
-    PUBLISHING_PERCENT,
-    publish_key,
-    publish_payload,
-)
+from services.publishing import PUBLISH, PUBLISHING_PERCENT, publish_key, publish_payload
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import EncodeSettings, plan_rungs
 from transcode.pool import TranscodePool
@@ -176,22 +170,20 @@ class TranscodeJobs(JobType):
             await self.jobs.delete(ctx.id)
             raise JobStopped("the video is gone")
         # Staff see it move from the start: probing and the first seconds of encoding count.
-        if video.get("status") != READY:
-            started = {"status": PROCESSING, "transcode_progress": STARTED_PERCENT}
-            await self.videos.update(video_id, started, self.clock())
+        if video.status != READY:
+            await self.videos.mark_processing(video_id, STARTED_PERCENT, self.clock())
             await ctx.progress(STARTED_PERCENT)
-        source = await self._fetch_source(video_id, video.get("source") or "")
+        source = await self._fetch_source(video_id, video.source or "")
         limits = source_limits(self.media_settings)
         try:
             info = await probe(source, limits=limits)
         except SourceRefused as err:
             raise PermanentError(str(err)) from err
-        fields: dict[str, Any] = {"transcode_progress": STARTED_PERCENT, "error": None}
-        if video.get("status") != READY:  # a ready video stays playable while it is re-made
-            fields.update(
-                status=PROCESSING, duration=round(info.duration, 3), width=info.width, height=info.height
-            )
-        await self.videos.update(video_id, fields, self.clock())
+        if video.status == READY:  # a ready video stays ready and playable while it is re-made
+            await self.videos.set_progress(video_id, STARTED_PERCENT, self.clock())
+        else:
+            duration = round(info.duration, 3)
+            await self.videos.set_size(video_id, duration, info.width, info.height, self.clock())
         encode = encode_settings(self.settings)
         spec = JobSpec(
             key=f"{video_id}:{run_id}",
@@ -229,54 +221,45 @@ class TranscodeJobs(JobType):
     async def _make_playable(self, video_id: ObjectId, live_path: str, value: Any) -> None:
         """Serve the growing ladder (its master's path or key): the video plays while it is transcoded
         (a ready video being re-made keeps its old ladder until the new one is whole)."""
-        fields: dict[str, Any] = {"playable": True, "live_path": live_path}
-        renditions = value.get("renditions") if isinstance(value, dict) else None
-        if renditions:
-            fields["renditions"] = renditions
+        reported = value.get("renditions") if isinstance(value, dict) else None
+        renditions = [Rendition.from_doc(r) for r in reported or []]
         with contextlib.suppress(Exception):  # a hint: the job goes on either way
-            await self.videos.update(video_id, fields, self.clock(), match={"status": PROCESSING})
+            await self.videos.show_growing(video_id, live_path, renditions, self.clock())
             log.info("video %s playable while it is transcoded", video_id)
 
     async def _write_progress(self, ctx: JobContext, video_id: ObjectId, percent: int) -> None:
         percent = max(percent, STARTED_PERCENT)  # a started job never shows 0 % again
         with contextlib.suppress(Exception):  # progress is a hint; never fail a job over it
-            await self.videos.update(video_id, {"transcode_progress": percent}, self.clock())
+            await self.videos.set_progress(video_id, percent, self.clock())
         await ctx.progress(percent)
 
     # --- what the queue tells us --------------------------------------------------------------
 
-    async def _stopped(self, job: dict[str, Any], fields: dict[str, Any], **match: Any) -> None:
+    async def _stopped(self, job: dict[str, Any]) -> ObjectId:
         """An attempt ended without a ladder: its growing one went with it (a ready video keeps its own)."""
-        video_id, now = job["payload"]["video_id"], self.clock()
-        await self.videos.update(video_id, NOT_PLAYABLE, now, match={"status": {"$ne": READY}})
-        await self.videos.update(video_id, {"transcode_progress": 0, **fields}, now, match=match or None)
+        video_id: ObjectId = job["payload"]["video_id"]
+        await self.videos.drop_growing(video_id, self.clock())
+        return video_id
 
     async def on_failed(self, job: dict[str, Any], error: str) -> None:
-        await self._stopped(job, {"status": FAILED, "error": error})
+        await self.videos.fail(await self._stopped(job), error, self.clock())
 
     async def on_retry(self, job: dict[str, Any], error: str) -> None:
-        await self._stopped(job, {})
+        await self.videos.set_progress(await self._stopped(job), 0, self.clock())
 
     async def on_handed_back(self, job: dict[str, Any]) -> None:
-        await self._stopped(job, {})
-        await self.videos.update(
-            job["payload"]["video_id"], {"status": PENDING}, self.clock(), match={"status": PROCESSING}
-        )
+        video_id = await self._stopped(job)
+        await self.videos.set_progress(video_id, 0, self.clock())
+        await self.videos.mark_pending(video_id, self.clock(), if_status=PROCESSING)
 
     async def on_cancelled(self, job: dict[str, Any]) -> None:
-        await self._stopped(
-            job,
-            {"status": FAILED, "error": "Transcoding was cancelled by staff."},
-            status={"$in": [PENDING, PROCESSING]},
+        error = "Transcoding was cancelled by staff."
+        await self.videos.fail(
+            await self._stopped(job), error, self.clock(), if_status_in=(PENDING, PROCESSING)
         )
 
     async def on_requeued(self, job: dict[str, Any]) -> None:
-        await self.videos.update(
-            job["payload"]["video_id"],
-            {"status": PENDING, "error": None, "transcode_progress": 0},
-            self.clock(),
-            match={"status": FAILED},
-        )
+        await self.videos.mark_pending(job["payload"]["video_id"], self.clock(), if_status=FAILED)
 
 
 def encode_settings(settings: TranscodeSettings) -> EncodeSettings:

@@ -27,6 +27,7 @@ from core.errors import (
 )
 from models.uploads import Uploads
 from models.users import User
+from models.videos import Video
 from services.media.uploads import Writer
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ class Chunk:
             raise Conflict(LOST_LEASE)
         self.committed = changes["offset"]
 
-    async def finish(self) -> tuple[int, datetime, dict[str, Any] | None]:
+    async def finish(self) -> tuple[int, datetime, Video | None]:
         """The body arrived whole: (new offset, new expiry, the video when the upload is complete)."""
         async with self.io:
             assert self.writer is not None

@@ -32,7 +32,8 @@ from core.errors import (
 )
 from models.uploads import Uploads, new_upload
 from models.users import User
-from services.catalogue import CatalogueService
+from models.videos import Video
+from services.catalogue import CatalogueService, VideoView
 from services.media import Media, remove_tree
 from services.media.uploads import UploadBytes
 from services.upload_chunks import LEASE_S, LOCK_WAIT_S, POLL_S, Checksum, Chunk, Lease, held
@@ -168,7 +169,7 @@ class UploadService:
         path.parent.mkdir(parents=True, exist_ok=True)
         return Ingest(video_id, path, self.max_bytes + FORM_OVERHEAD)
 
-    async def add_ingest(self, user: User, ingest: Ingest, fields: Any) -> dict[str, Any]:
+    async def add_ingest(self, user: User, ingest: Ingest, fields: Any) -> VideoView:
         """Register a multipart upload's file as a video (its fields: title, description, category);
         whatever is refused leaves no file behind."""
         try:
@@ -276,14 +277,14 @@ class UploadService:
             raise
         return Chunk(self, user, doc, lease, writer, current, room, checksum)
 
-    async def complete(self, user: User, doc: dict[str, Any]) -> dict[str, Any]:
+    async def complete(self, user: User, doc: dict[str, Any]) -> Video:
         """Register the whole upload as a new video, as the multipart upload does; a file that is not a
         video (or a category gone since) removes the upload and answers 400."""
         video_id = doc["new_video_id"]
         fields = doc["fields"]
         try:
             source = await self.bytes.place(doc, video_id)
-            video = await self.catalogue.add_upload(
+            shown = await self.catalogue.add_upload(
                 user,
                 video_id,
                 source,
@@ -301,7 +302,7 @@ class UploadService:
                 await remove_tree(self.media.video_dir(video_id))
         await self.uploads.completed(doc["_id"], video_id)
         log.info("upload %s became video %s", doc["_id"], video_id)
-        return video
+        return shown.video
 
     async def terminate(self, user: User, upload_id: str) -> None:
         """DELETE: forget the upload and its bytes (a video it became stays)."""

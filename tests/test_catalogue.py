@@ -278,11 +278,11 @@ async def test_the_list_shows_admin_writes_once_the_cache_ttl_passes(add_video, 
     videos = Videos(db, cache_ttl_s=0.05)  # as with a real MongoDB, which other processes write to
     video_id = await add_video("before")
     ready = VideoQuery((READY,))
-    assert (await videos.page(ready, 0, None))[0][0]["title"] == "before"
+    assert (await videos.page(ready, 0, None))[0][0].title == "before"
     await db.videos.update_one({"_id": ObjectId(video_id)}, {"$set": {"title": "after"}})  # as mongosh would
-    assert (await videos.page(ready, 0, None))[0][0]["title"] == "before"
+    assert (await videos.page(ready, 0, None))[0][0].title == "before"
     await asyncio.sleep(0.1)
-    assert (await videos.page(ready, 0, None))[0][0]["title"] == "after"
+    assert (await videos.page(ready, 0, None))[0][0].title == "after"
 
 
 # --- detail and edits -----------------------------------------------------------------------------

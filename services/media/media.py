@@ -36,7 +36,7 @@ from core.storage import (
     file_chunks,
     files_below,
 )
-from models.videos import is_finished_ladder, ladder_folder, playable_path
+from models.videos import Video
 from services.media import keys
 from services.media.live import Announce, LiveLadder, LiveLadderInPlace, LiveLadderUpload
 from services.media.serving import (
@@ -276,27 +276,25 @@ class Media:
 
     # --- serving ------------------------------------------------------------------------------
 
-    async def locate(self, video: dict[str, Any], name: str, *, course_spec: bool = False) -> Located:
+    async def locate(self, video: Video, name: str, *, course_spec: bool = False) -> Located:
         """How to answer for one file of the ladder a video is played from: a local file, a redirect to
         the edge, or the master playlist rewritten for it. `course_spec`: asked with the token header
         (an edge that checks its own URLs still gets the request when the bytes are in a store)."""
         if not keys.LADDER_FILE.match(name):
             raise NotFound()
         edge = self.edge
-        to_edge = edge is not None and (
-            edge.ladders_in_store or (is_finished_ladder(video) and not course_spec)
-        )
+        to_edge = edge is not None and (edge.ladders_in_store or (video.is_finished and not course_spec))
         if edge is not None and to_edge:
-            folder = ladder_folder(video)
+            folder = video.ladder_folder
             if name != keys.MASTER or course_spec:
                 return Redirect(edge.url(folder, name))
             text = (await self.storage.read_bytes(f"{folder}/{keys.MASTER}")).decode()
             return Body(edge.master(text, folder), CONTENT_TYPES[".m3u8"], AUTHORISING)
-        path = playable_path(video)
+        path = video.playable_path
         folder_path = self._ladder_dir(path) if path else None
         if folder_path is None or ladder_file(folder_path, name) is None:
             raise NotFound()
-        growing = not is_finished_ladder(video)
+        growing = not video.is_finished
         return local_answer(folder_path, name, growing, self.settings.accel_redirect, self.root)
 
     def _ladder_dir(self, stored: str) -> Path | None:
@@ -326,11 +324,11 @@ class Media:
             control = GROWING_PLAYLIST
         return Body(edge.variant(text, folder, name, expires), CONTENT_TYPES[".m3u8"], control)
 
-    def edge_url(self, video: dict[str, Any], name: str) -> str | None:
+    def edge_url(self, video: Video, name: str) -> str | None:
         """The URL the edge serves a file of a finished ladder at; None when this server serves it."""
-        if self.edge is None or not is_finished_ladder(video):
+        if self.edge is None or not video.is_finished:
             return None
-        return self.edge.url(ladder_folder(video), name)
+        return self.edge.url(video.ladder_folder, name)
 
     def edge_tokens(self) -> NginxEdge | None:
         """The token maker behind the edge's playlist URLs (for tools and tests)."""
