@@ -36,9 +36,18 @@ async def test_making_a_user_staff_lets_them_write_the_catalogue(api, services, 
 async def test_deactivating_a_user_ends_every_session(api, services, db):
     token = await make_token(services, "ann@example.com")
     user = await db.users.find_one({"email_lower": "ann@example.com"})
-    await db.users.update_one({"_id": user["_id"]}, {"$set": {"is_active": False}})
+    await db.users.update_one({"_id": user["_id"]}, {"$set": {"is_active": False}, "$inc": {"epoch": 1}})
     await db.tokens.delete_many({"user_id": str(user["_id"])})
     assert (await api.get("/api/accounts/users/me/", token=token)).code == 401
+
+
+async def test_moving_the_epoch_logs_a_user_out_everywhere_and_the_password_still_works(api, services, db):
+    token = await make_token(services, "ann@example.com")
+    await db.users.update_one({"email_lower": "ann@example.com"}, {"$inc": {"epoch": 1}})
+    assert (await api.get("/api/accounts/users/me/", token=token)).code == 401
+    login = await api.post("/api/accounts/login/", {"email": "ann@example.com", "password": "password123"})
+    assert login.code == 200
+    assert (await api.get("/api/accounts/users/me/", token=login.data["token"])).code == 200
 
 
 async def test_a_category_added_in_mongosh_is_listed(api, user_token, db, services):
