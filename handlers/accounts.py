@@ -120,7 +120,7 @@ class LoginHandler(AccountHandler):
 
 
 class LogoutHandler(AccountHandler):
-    @api("Log out: every token of the user revoked", responses={200: Success})
+    @api("Log out: every token and stream grant of the user revoked", responses={200: Success})
     @user_only
     async def get(self) -> None:
         await self.accounts.logout(self.user)
@@ -162,7 +162,11 @@ class PasswordResetVerifiedHandler(AccountHandler):
 
 
 class PasswordChangeHandler(AccountHandler):
-    @api("Change the password; other tokens revoked", body=PasswordBody, responses={200: Success})
+    @api(
+        "Change the password; other tokens and every stream grant revoked",
+        body=PasswordBody,
+        responses={200: Success},
+    )
     @user_only
     async def post(self) -> None:
         body = self.parse(PasswordBody)
