@@ -29,6 +29,7 @@ class StreamUrls:
     """A video's URLs for one user, under its grant: none while it cannot be played."""
 
     hls_url: str | None = None
+    dash_url: str | None = None
     thumbnail_url: str | None = None
     storyboard_url: str | None = None
     renditions: tuple[tuple[Rendition, str], ...] = ()  # each rendition and its playlist's URL
@@ -87,6 +88,8 @@ class Grants:
 
         return StreamUrls(
             hls_url=f"{base}/master.m3u8",  # the authorisation point: always this server
+            # the DASH manifest (a CMAF ladder's), once whole: an authorisation point as the master is
+            dash_url=f"{base}/manifest.mpd" if finished and video.dash_path else None,
             thumbnail_url=below("thumbnail.jpg") if finished and video.thumbnail_path else None,
             storyboard_url=below("storyboard.vtt") if finished and video.storyboard_path else None,
             renditions=tuple((r, below(f"{r.height}p/index.m3u8")) for r in video.renditions),
