@@ -6,7 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# FFmpeg (with ffprobe) from Debian; tini reaps children and forwards SIGTERM.
+# ffprobe from Debian (the probe reads sources with it; the pip FFmpeg encodes); tini reaps children and forwards SIGTERM.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ffmpeg tini \
     && rm -rf /var/lib/apt/lists/*

@@ -1,8 +1,10 @@
 """Transcoding speed: the pipeline against one FFmpeg per rung and against its own command run by hand.
 
 Generates a 1080p, 30 fps, 20 s clip with audio, then times, in one run and interleaved:
-  (a) the pipeline end to end: a job queued → the video `ready` (probe, pool, FFmpeg, master playlist);
-  (b) the naive ladder of the original Django/RQ design: one FFmpeg per rung, one after the other;
+  (a) the pipeline end to end: a job queued → the video `ready` (probe, pool, FFmpeg, master playlist
+      and DASH manifest): the CMAF ladder, audio encoded (or copied) once as its own rendition;
+  (b) the naive ladder of the original Django/RQ design: one FFmpeg per rung, one after the other, each
+      rung with its own audio (fMP4 segments too, so that only the design differs);
   (c) the single FFmpeg command the pipeline runs, launched directly.
 Same codec settings for all three. Then the latency of GET /api/health/ (wrk) while two transcodes run,
 and while 16 clients log in (bcrypt) on top.
@@ -61,6 +63,7 @@ from transcode.ladder import (
     ffmpeg_command,
     gop_args,
     plan_rungs,
+    renditions,
     x264_args,
 )
 from transcode.probe import audio_start_gap, max_keyframe_gap, probe
@@ -89,17 +92,17 @@ def single_pass(
     x264 threads per rung if given."""
     shutil.rmtree(out, ignore_errors=True)
     rungs = plan_rungs(info)
-    for rung in rungs:
-        (out / rung.name).mkdir(parents=True)
+    for name in renditions(rungs, info.has_audio):
+        (out / name).mkdir(parents=True)
     remux = copy_audio = False
     if as_pipeline:
         remux = can_remux(info, rungs, settings, lambda: max_keyframe_gap(source, info.duration))
         copy_audio = can_copy_audio(info, settings, lambda: audio_start_gap(source))
     args = ffmpeg_command(ffmpeg_binary(), source, out, info, rungs, settings, remux, copy_audio)
-    if threads:
-        at = args.index("-f")  # the encoder options end where the HLS muxer's begin
-        per_rung = [opt for i, n in enumerate(threads) if n for opt in (f"-threads:v:{i}", str(n))]
-        args = args[:at] + per_rung + args[at:]
+    if threads:  # each rung is an output of its own: its x264 options end where its HLS muxer's begin
+        outputs = [i for i, arg in enumerate(args) if arg == "-f" and args[i + 1] == "hls"]
+        for at, n in reversed(list(zip(outputs, threads, strict=False))):
+            args = args[:at] + (["-threads:v", str(n)] if n else []) + args[at:]
     return timed(args)
 
 
@@ -123,9 +126,9 @@ def per_rung(source: Path, out: Path, info) -> float:
                 *x264_args(rung, ENCODE),
                 *gop_args(info.fps, ENCODE),
                 *aac_args(ENCODE),
-                *f"-f hls -hls_time {ENCODE.segment_s} -hls_playlist_type vod".split(),
+                *f"-f hls -hls_time {ENCODE.segment_s} -hls_playlist_type vod -hls_segment_type fmp4".split(),
                 "-hls_segment_filename",
-                str(folder / "seg_%05d.ts"),
+                str(folder / "seg_%05d.m4s"),
                 str(folder / "index.m3u8"),
             ]
         )
@@ -212,8 +215,12 @@ class Pipeline:
                 raise RuntimeError(f"the video went {doc['status']} before it was playable")
             await asyncio.sleep(0.02)
         master = Path(self.settings.media.root) / doc["live_path"]
-        first = sorted((master.parent / f"{doc['renditions'][0]['height']}p").glob("seg_*.ts"))[0]
-        subprocess.run([ffmpeg_binary(), "-v", "error", "-i", str(first), "-f", "null", "-"], check=True)
+        rung = master.parent / f"{doc['renditions'][0]['height']}p"
+        first = sorted(rung.glob("seg_*.m4s"))[0]  # a CMAF segment decodes after its init segment
+        fragment = master.parent.parent / "first-fragment.mp4"
+        fragment.write_bytes((rung / "init.mp4").read_bytes() + first.read_bytes())
+        subprocess.run([ffmpeg_binary(), "-v", "error", "-i", str(fragment), "-f", "null", "-"], check=True)
+        fragment.unlink()
         elapsed = time.perf_counter() - started
         job = await self.db.jobs.find_one({"key": transcode_key(video_id)})
         await self.services.queue.cancel(str(job["_id"]))
@@ -423,13 +430,13 @@ async def run(args: argparse.Namespace) -> None:
         med, text = medians_table({names[k]: times[k] for k in "abc"}, args.seconds)
         a, b, c = (med[names[k]] for k in "abc")
         print(
-            f"HLS ladder of a 1080p30 {args.seconds} s clip with {args.audio.upper()} audio "
-            f"({'copied' if copied else 'encoded again'} by the pipeline; (b) encodes it per rung), "
+            f"CMAF ladder of a 1080p30 {args.seconds} s clip with {args.audio.upper()} audio "
+            f"({'copied' if copied else 'encoded'} once by the pipeline; (b) encodes it per rung), "
             f"{len(plan_rungs(info))} rungs, x264 {ENCODE.preset}, CRF {ENCODE.crf}, "
             f"median of {args.repeat}\n"
         )
         print(text)
-        print(f"\n(a)/(c) = {a / c:.3f} (target <= 1.05)   (a)/(b) = {a / b:.3f} (target <= 0.70)")
+        print(f"\n(a)/(c) = {a / c:.3f} (target <= 1.05)   (a)/(b) = {a / b:.3f} (target <= 0.60)")
 
         pipeline = Pipeline()
         await pipeline.start(root / "media2", workers=2)

@@ -290,7 +290,7 @@ class TranscodeSettings(Section):
         None, ge=1, description="Transcoding processes; null: one per two cores, at least one."
     )
     ffmpeg: str | None = Field(
-        None, description="FFmpeg binary; null: ffmpeg on PATH, else imageio-ffmpeg's."
+        None, description="FFmpeg binary; null: the one the pinned imageio-ffmpeg ships."
     )
     preset: str = Field("veryfast", description="x264 preset.")
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor (lower: better, larger).")

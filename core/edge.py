@@ -25,6 +25,11 @@ Two edges:
   ``<api base>/<token>/<expires>/<folder>/<rung>/index.m3u8`` (token as above, checked by the API or by
   nginx before its cache), rewritten by ``S3Edge.variant`` to list presigned segment URLs. Those answers
   depend only on the URL: nginx may cache them until ``expires``.
+
+The DASH manifest (``manifest.mpd``) is, like the master playlist, an authorisation point the API
+serves: for nginx it gains a ``<BaseURL>`` (the folder under this window's token) that its relative
+``SegmentTemplate`` URLs resolve against; for S3 each ``SegmentTemplate`` becomes a ``SegmentList`` of
+presigned URLs (a template cannot carry a signature per object).
 """
 
 from __future__ import annotations
@@ -38,10 +43,16 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 # A ladder folder as stored: videos/<ObjectId>/<one folder name>; nothing else can be signed.
 FOLDER = re.compile(r"^videos/[0-9a-f]{24}/[A-Za-z0-9._-]+$")
 URI_ATTRIBUTE = re.compile(r'URI="([^"]*)"')
+# The MPD's first Period: a BaseURL goes before it. A SegmentTemplate as transcode/cmaf.py writes it.
+PERIOD = re.compile(r"^(\s*)<Period\b", re.MULTILINE)
+TEMPLATE = re.compile(r"<SegmentTemplate ([^>]*)>(<SegmentTimeline>.*?</SegmentTimeline>)</SegmentTemplate>")
+ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
+REPEAT = re.compile(r'<S [^>]*?(?:r="(\d+)")?\s*/>')
 
 
 def window(now: float, window_s: int) -> tuple[int, int]:
@@ -119,6 +130,11 @@ class NginxEdge:
         base = self.folder_url(folder, now)
         return rewrite_playlist(text, lambda uri: base + uri if join_inside("", uri) else uri)
 
+    def manifest(self, text: str, folder: str, now: float | None = None) -> str:
+        """The DASH manifest as the API sends it: its relative URLs resolve under the edge's folder URL."""
+        base = f"<BaseURL>{escape(self.folder_url(folder, now))}</BaseURL>"
+        return PERIOD.sub(lambda m: f"{m.group(1)}{base}\n{m.group(1)}<Period", text, count=1)
+
     def check(self, token: str, expires: int, folder: str, now: float | None = None) -> bool:
         """What nginx decides, in Python (for an API route behind the same tokens, and the tests)."""
         if not FOLDER.match(folder):
@@ -180,6 +196,36 @@ class S3Edge:
             return self.presigned(key, expires) if key and key.startswith(folder + "/") else uri
 
         return rewrite_playlist(text, sign)
+
+    def manifest(self, text: str, folder: str, now: float | None = None) -> str:
+        """The DASH manifest as the API sends it (to an authorised viewer): every SegmentTemplate made a
+        SegmentList of presigned URLs, for this window."""
+        folder = check_folder(folder)
+        _, expires = window(self.clock() if now is None else now, self.window_s)
+
+        def url(name: str) -> str:
+            key = join_inside(folder, name)
+            if not key:
+                raise ValueError(f"not a file of a ladder: {name!r}")
+            return quoteattr(self.presigned(key, expires))
+
+        def segment_list(match: re.Match[str]) -> str:
+            found = dict(ATTRIBUTE.findall(match.group(1)))
+            timeline = match.group(2)
+            first = int(found.get("startNumber", "1"))
+            count = sum(int(r or 0) + 1 for r in REPEAT.findall(timeline))
+            media = found["media"]
+            urls = "".join(
+                f"<SegmentURL media={url(media.replace('$Number%05d$', f'{n:05d}'))}/>"
+                for n in range(first, first + count)
+            )
+            return (
+                f'<SegmentList timescale="{found["timescale"]}" '
+                f'presentationTimeOffset="{found.get("presentationTimeOffset", "0")}">'
+                f"<Initialization sourceURL={url(found['initialization'])}/>{timeline}{urls}</SegmentList>"
+            )
+
+        return TEMPLATE.sub(segment_list, text)
 
     def check(self, token: str, expires: int, folder: str, now: float | None = None) -> bool:
         return self.tokens.check(token, expires, folder, now)

@@ -111,6 +111,10 @@ class Video(BaseModel):
     playable: bool = Field(description="It can be watched (maybe while still being transcoded).")
     thumbnail_url: str | None = Field(description="Under a stream grant; null until ready.")
     hls_url: str | None = Field(description="The master playlist under a stream grant; null until ready.")
+    dash_url: str | None = Field(
+        description="The DASH manifest (the same CMAF segments as `hls_url`) under a stream grant; null "
+        "until ready, and for a ladder made before CMAF (MPEG-TS: HLS only) until it is retranscoded."
+    )
     storyboard_url: str | None = Field(description="WebVTT of preview sprites, under a stream grant.")
     renditions: list[Rendition]
     watch_position: Number = Field(description="The caller's saved position in seconds (0 when none).")
@@ -134,6 +138,7 @@ class Video(BaseModel):
             playable=urls.hls_url is not None,
             thumbnail_url=urls.thumbnail_url,
             hls_url=urls.hls_url,
+            dash_url=urls.dash_url,
             storyboard_url=urls.storyboard_url,
             renditions=[
                 Rendition(height=r.height, width=r.width, bandwidth=r.bandwidth, url=url)

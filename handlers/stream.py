@@ -122,14 +122,15 @@ class MediaFileHandler(BaseHandler, tornado.web.StaticFileHandler):
 
 
 GRANT_FILE: dict[str, Any] = {
-    "summary": "A file of a video's HLS ladder, under a stream grant (no header needed)",
+    "summary": "A file of a video's ladder (HLS or DASH), under a stream grant (no header needed)",
     "description": "The grant in the path is a signed, expiring key for one video and one user, taken "
-    "from a video's `hls_url`; the playlists' relative URIs resolve under it.",
+    "from a video's `hls_url` or `dash_url`; the manifests' relative URIs resolve under it.",
     "responses": GRANT_REPLIES,
     "errors": [403, 404, 416, 503],  # 503: with object storage, the store failed
     "path": {
         "grant": "The stream grant from the video's `hls_url`.",
-        "name": "`master.m3u8`, `thumbnail.jpg`, `<height>p/index.m3u8` or `<height>p/seg_NNNNN.ts`.",
+        "name": "`master.m3u8`, `manifest.mpd`, `thumbnail.jpg`, `<height>p/index.m3u8`, `audio/index.m3u8`, "
+        "or a rendition's `init.mp4` and `seg_NNNNN.m4s` (`seg_NNNNN.ts` in ladders made before CMAF).",
     },
 }
 
@@ -185,6 +186,12 @@ class CourseSpecHandler(MediaFileHandler):
         rung = video.nearest_rung(int(height))
         if rung is None:
             raise NotFound()
+        if file == "index.m3u8":  # a CMAF rung is its picture alone: give the player its sound too
+            base = self.services.grants.stream_base(video, self.user)
+            master = await self.services.media.course_spec_master(video, rung, base)
+            if master is not None:
+                await self.answer(master, include_body)
+                return
         name = f"{rung}p/{file}"
         answer = await self.services.media.locate(video, name, course_spec=True)
         await self.answer(answer, include_body)
@@ -196,8 +203,9 @@ class CourseSpecHandler(MediaFileHandler):
 
 
 class EdgePlaylistHandler(BaseHandler):
-    """/api/edge/<token>/<expires>/videos/<id>/<ladder>/<height>p/index.m3u8: a variant playlist from
-    the object store, its segments presigned for the window the URL names. The token (not a user)
+    """/api/edge/<token>/<expires>/videos/<id>/<ladder>/<rendition>/index.m3u8 (a rung's ``<height>p``
+    or ``audio``): a rendition's playlist from the object store, its init and media segments presigned
+    for the window the URL names. The token (not a user)
     authorises it, so the answer depends on the URL alone and a shared cache keeps one copy per window."""
 
     @api(
@@ -213,12 +221,12 @@ class EdgePlaylistHandler(BaseHandler):
             "expires": "When the token expires (Unix seconds).",
             "video_id": "The video.",
             "ladder": "The ladder's folder.",
-            "height": "The rung.",
+            "rendition": "The rendition: a rung (`720p`) or `audio`.",
         },
     )
     @public
-    async def get(self, token: str, expires: str, video_id: str, ladder: str, height: str) -> None:
-        answer = await self.services.media.edge_playlist(token, int(expires), video_id, ladder, int(height))
+    async def get(self, token: str, expires: str, video_id: str, ladder: str, rendition: str) -> None:
+        answer = await self.services.media.edge_playlist(token, int(expires), video_id, ladder, rendition)
         self.set_header("Content-Type", answer.content_type)
         self.set_header("Cache-Control", answer.cache_control)
         self.finish(answer.text)
@@ -227,7 +235,7 @@ class EdgePlaylistHandler(BaseHandler):
 routes = [
     (r"/api/stream/([^/]+)/(.+)", GrantStreamHandler),
     (
-        r"/api/edge/([A-Za-z0-9_-]+)/(\d{1,12})/videos/([0-9a-f]{24})/(hls-[A-Za-z0-9_-]+)/(\d{2,4})p/index\.m3u8",
+        r"/api/edge/([A-Za-z0-9_-]+)/(\d{1,12})/videos/([0-9a-f]{24})/(hls-[A-Za-z0-9_-]+)/(\d{2,4}p|audio)/index\.m3u8",
         EdgePlaylistHandler,
     ),
     (r"/api/video/([^/]+)/(\d{2,4})p/([^/]+?)/?", CourseSpecHandler),

@@ -115,6 +115,7 @@ class Video:
     renditions: tuple[Rendition, ...]
     playable: bool
     hls_path: str | None
+    dash_path: str | None  # the DASH manifest of a CMAF ladder; none for the MPEG-TS ladders before it
     live_path: str | None
     thumbnail_path: str | None
     storyboard_path: str | None
@@ -140,6 +141,7 @@ class Video:
             renditions=tuple(Rendition.from_doc(r) for r in doc.get("renditions") or ()),
             playable=bool(doc.get("playable")),
             hls_path=doc.get("hls_path"),
+            dash_path=doc.get("dash_path"),
             live_path=doc.get("live_path"),
             thumbnail_path=doc.get("thumbnail_path"),
             storyboard_path=doc.get("storyboard_path"),
@@ -239,6 +241,7 @@ def new_video(
         "renditions": [],
         "playable": False,
         "hls_path": None,
+        "dash_path": None,
         "live_path": None,
         "thumbnail_path": None,
         "storyboard_path": None,
@@ -383,6 +386,7 @@ class Videos:
         thumbnail_path: str,
         storyboard_path: str | None,
         renditions: Sequence[Rendition],
+        dash_path: str | None = None,
     ) -> Video | None:
         """Its ladder is whole and published: players get it from now on. None when the video is gone."""
         fields = {
@@ -393,6 +397,7 @@ class Videos:
             "live_path": None,
             "renditions": [r.to_doc() for r in renditions],
             "hls_path": hls_path,
+            "dash_path": dash_path,
             "thumbnail_path": thumbnail_path,
             "storyboard_path": storyboard_path,
         }

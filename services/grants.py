@@ -29,6 +29,7 @@ class StreamUrls:
     """A video's URLs for one user, under its grant: none while it cannot be played."""
 
     hls_url: str | None = None
+    dash_url: str | None = None
     thumbnail_url: str | None = None
     storyboard_url: str | None = None
     renditions: tuple[tuple[Rendition, str], ...] = ()  # each rendition and its playlist's URL
@@ -71,11 +72,15 @@ class Grants:
             grant = self._made[key] = self.signer.dumps(GRANT, payload)
         return grant
 
+    def stream_base(self, video: Video, user: User) -> str:
+        """The URL every file of the video's ladder lies under for this user: its grant's folder."""
+        return f"{self.prefix}/api/stream/{self.grant(str(video.id), user)}"
+
     def urls(self, video: Video, user: User) -> StreamUrls:
         """The URLs of a playable video for one user, under its grant; nothing while it cannot be played."""
         if video.playable_path is None:
             return StreamUrls()
-        base = f"{self.prefix}/api/stream/{self.grant(str(video.id), user)}"
+        base = self.stream_base(video, user)
         finished = video.is_finished
 
         def below(name: str) -> str:
@@ -87,6 +92,8 @@ class Grants:
 
         return StreamUrls(
             hls_url=f"{base}/master.m3u8",  # the authorisation point: always this server
+            # the DASH manifest (a CMAF ladder's), once whole: an authorisation point as the master is
+            dash_url=f"{base}/manifest.mpd" if finished and video.dash_path else None,
             thumbnail_url=below("thumbnail.jpg") if finished and video.thumbnail_path else None,
             storyboard_url=below("storyboard.vtt") if finished and video.storyboard_path else None,
             renditions=tuple((r, below(f"{r.height}p/index.m3u8")) for r in video.renditions),

@@ -28,7 +28,7 @@ from core.storage import StorageUnavailable
 from models.videos import FAILED, Rendition, Videos
 from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
 from services.media import Media, ScratchMissing
-from services.media.keys import MASTER, STORYBOARD, THUMBNAIL
+from services.media.keys import MANIFEST, MASTER, STORYBOARD, THUMBNAIL
 
 log = logging.getLogger("videoflix.transcode")
 
@@ -78,6 +78,7 @@ class PublishJobs(JobType):
             video_id,
             self.clock(),
             hls_path=ladder.prefix + MASTER,
+            dash_path=ladder.prefix + MANIFEST if ladder.dash else None,
             thumbnail_path=ladder.prefix + THUMBNAIL,
             storyboard_path=ladder.prefix + STORYBOARD if ladder.storyboard else None,
             renditions=[Rendition.from_doc(r) for r in ctx.payload.get("renditions") or []],

@@ -144,6 +144,7 @@ async def test_users_see_only_ready_videos_newest_first_as_a_plain_array(api, us
         "height",
         "thumbnail_url",
         "hls_url",
+        "dash_url",
         "renditions",
         "watch_position",
         "playable",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from xml.etree import ElementTree
+
 import pytest
 
-from core.edge import NginxEdge, join_inside, nginx_token, rewrite_playlist, window
+from core.edge import NginxEdge, S3Edge, join_inside, nginx_token, rewrite_playlist, window
 
 FOLDER = "videos/65a000000000000000000001/hls-2-abc123"
 MASTER = (
@@ -64,3 +66,48 @@ def test_the_python_check_agrees_with_the_token_and_refuses_other_folders_and_th
     assert not edge.check(token, expires, FOLDER.replace("0001", "0002"), now=1_000_000)
     assert not edge.check(token, expires, FOLDER, now=expires + 1)
     assert not edge.check(token, expires + 600, FOLDER, now=1_000_000)
+
+
+MPD = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static">\n'
+    '  <Period id="0" start="PT0S">\n    <AdaptationSet id="0" contentType="video">\n'
+    '      <Representation id="720p" codecs="avc1.64001f" bandwidth="1"><SegmentTemplate timescale="15360" '
+    'presentationTimeOffset="1024" initialization="720p/init.mp4" media="720p/seg_$Number%05d$.m4s" '
+    'startNumber="1"><SegmentTimeline><S t="1024" d="61440" r="1"/><S t="123904" d="30720"/>'
+    "</SegmentTimeline></SegmentTemplate></Representation>\n    </AdaptationSet>\n  </Period>\n</MPD>\n"
+)
+
+
+class PresigningStore:
+    """What S3Edge asks of the store: a presigned GET (its query has an '&', as real ones do)."""
+
+    def presign(self, key: str, expires_s: int, signed_at) -> str:
+        return f"https://bucket.example.com/{key}?X-Amz-Expires={expires_s}&X-Amz-Signature=sig"
+
+
+def test_the_dash_manifest_gets_the_edge_folder_as_its_base_url_for_nginx():
+    edge = NginxEdge("https://cdn.example.com/media/", "s", 600)
+    sent = edge.manifest(MPD, FOLDER, now=1_000_000)
+    base = edge.folder_url(FOLDER, now=1_000_000)
+    assert f"  <BaseURL>{base}</BaseURL>\n  <Period" in sent
+    assert 'initialization="720p/init.mp4"' in sent  # relative: resolved against the BaseURL
+    ElementTree.fromstring(sent.split("\n", 1)[1])
+
+
+def test_the_dash_manifest_lists_every_segment_presigned_for_s3():
+    edge = S3Edge(PresigningStore(), "s", 600)
+    sent = edge.manifest(MPD, FOLDER, now=1_000_000)
+    root = ElementTree.fromstring(sent.split("\n", 1)[1])
+    ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+    segments = root.find(".//d:SegmentList", ns)
+    assert segments is not None and root.find(".//d:SegmentTemplate", ns) is None
+    assert segments.get("presentationTimeOffset") == "1024" and segments.get("timescale") == "15360"
+    init = segments.find("d:Initialization", ns).get("sourceURL")
+    assert init == f"https://bucket.example.com/{FOLDER}/720p/init.mp4?X-Amz-Expires=1200&X-Amz-Signature=sig"
+    urls = [s.get("media") for s in segments.findall("d:SegmentURL", ns)]
+    assert [u.split("?")[0].rsplit("/", 1)[1] for u in urls] == [
+        "seg_00001.m4s",
+        "seg_00002.m4s",
+        "seg_00003.m4s",
+    ]
+    assert len(segments.findall("d:SegmentTimeline/d:S", ns)) == 2

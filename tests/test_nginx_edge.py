@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import time
 from pathlib import Path
 from urllib.parse import urljoin
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (a
 SECRET = "edge-secret-for-tests"
 VIDEO_A = "videos/65a000000000000000000001/hls-1-abc123"
 VIDEO_B = "videos/65b000000000000000000002/hls-1-def456"
+CMAF_PLAYLIST = b'#EXTM3U\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:4.0,\nseg_00001.m4s\n#EXT-X-ENDLIST\n'
 
 
 def make_ladder(media: Path, folder: str) -> dict[str, bytes]:
@@ -26,6 +28,13 @@ def make_ladder(media: Path, folder: str) -> dict[str, bytes]:
         "360p/index.m3u8": b"#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\nseg_00000.ts\n#EXT-X-ENDLIST\n",
         "360p/seg_00000.ts": os.urandom(200_000),
         "thumbnail.jpg": os.urandom(5_000),
+        # a CMAF ladder's renditions: init and media segments, the audio beside the rungs
+        "720p/index.m3u8": CMAF_PLAYLIST,
+        "720p/init.mp4": os.urandom(800),
+        "720p/seg_00001.m4s": os.urandom(100_000),
+        "audio/index.m3u8": CMAF_PLAYLIST,
+        "audio/init.mp4": os.urandom(600),
+        "audio/seg_00001.m4s": os.urandom(60_000),
     }
     for name, body in files.items():
         path = media / folder / name
@@ -127,6 +136,36 @@ def test_a_token_for_video_a_opens_nothing_of_video_b(edge_server):
     for name in ("360p/seg_00000.ts", "360p/index.m3u8", "master.m3u8", "thumbnail.jpg"):
         assert get(port, url_a.replace(VIDEO_A, VIDEO_B).replace("360p/seg_00000.ts", name))[0] == 403
     assert get(port, edge().url(VIDEO_B, "thumbnail.jpg"))[0] == 200
+
+
+def test_cmaf_init_and_media_segments_and_the_audio_resolve_under_the_same_token(edge_server):
+    port, ladders = edge_server
+    for rendition in ("720p", "audio"):
+        variant_url = edge().url(VIDEO_A, f"{rendition}/index.m3u8")
+        status, _, playlist = get(port, variant_url)
+        assert status == 200 and b'#EXT-X-MAP:URI="init.mp4"' in playlist
+        status, headers, init = get(port, urljoin(variant_url, "init.mp4"))
+        assert status == 200 and init == ladders[VIDEO_A][f"{rendition}/init.mp4"]
+        assert headers["content-type"] == "video/mp4" and "immutable" in headers["cache-control"]
+        status, headers, segment = get(port, urljoin(variant_url, "seg_00001.m4s"))
+        assert status == 200 and segment == ladders[VIDEO_A][f"{rendition}/seg_00001.m4s"]
+        assert headers["content-type"] == "video/iso.segment" and "immutable" in headers["cache-control"]
+
+
+def test_the_dash_manifest_the_api_sends_resolves_its_segments_at_nginx(edge_server):
+    port, ladders = edge_server
+    mpd = (
+        '<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static">\n'
+        '  <Period id="0">\n    <AdaptationSet><Representation id="720p"><SegmentTemplate timescale="90000" '
+        'initialization="720p/init.mp4" media="720p/seg_$Number%05d$.m4s" startNumber="1">'
+        "</SegmentTemplate></Representation></AdaptationSet>\n  </Period>\n</MPD>\n"
+    )
+    sent = edge().manifest(mpd, VIDEO_A)
+    base = re.search(r"<BaseURL>([^<]+)</BaseURL>\n  <Period", sent).group(1)
+    assert base == edge().folder_url(VIDEO_A)
+    for name in ("720p/init.mp4", "720p/seg_00001.m4s", "audio/seg_00001.m4s"):
+        status, _, body = get(port, urljoin(base, name))
+        assert status == 200 and body == ladders[VIDEO_A][name]
 
 
 def test_only_the_names_of_a_ladder_can_be_asked_for(edge_server):

@@ -1,4 +1,10 @@
-"""Where FFmpeg is: on PATH when installed, else the binary that the imageio-ffmpeg package ships."""
+"""Which FFmpeg runs: the one the pinned imageio-ffmpeg package ships, on every machine.
+
+One known FFmpeg (9.0.2 in imageio-ffmpeg 0.8.1) behaves the same everywhere: the ladder's options,
+the fMP4 muxer's edit lists and the encoders' defaults are those the tests and benches ran with, not
+whatever the host's package manager installed. `transcode.ffmpeg` still names another binary.
+The pip package ships no ffprobe: probing (transcode/probe.py) uses the host's ffprobe when there.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,7 @@ import shutil
 
 @functools.cache
 def ffmpeg_binary() -> str:
-    """The ffmpeg executable to run."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
+    """The ffmpeg executable to run when `transcode.ffmpeg` names none: the pinned pip one."""
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()

@@ -1,14 +1,14 @@
-"""The HLS ladder: which rungs a source gets, the one FFmpeg command that makes them, the master playlist.
+"""The CMAF ladder: which rungs a source gets, and the one FFmpeg command that makes them.
 
 One FFmpeg process decodes the source once, splits the picture to every rung, and encodes them with
 keyframes forced at the same instants (every segment length), so all rungs cut at the same times and a
-player can switch between them at any segment boundary.
+player can switch between them at any segment boundary. The audio is encoded (or copied) once, as a
+rendition of its own that every rung refers to. transcode/manifests.py writes the manifests over them.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,6 @@ from transcode.storyboard import Storyboard
 DEFAULT_LADDER = ((120, 250, "3.0"), (360, 900, "3.0"), (720, 3000, "3.1"), (1080, 6000, "4.0"))
 # Never inflate: no rung's cap above this many times the source's own video bitrate.
 MAX_INFLATION = 1.3
-AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
 # The AAC encoder puts this many samples of priming before the first real one. MPEG-TS cannot say so (no
 # edit list), so the first audio packet would start that much before the first video frame (the 1.445 s
 # against 1.467 s of issue 12, and hls.js's bufferSeekOverHole). Dropping as many samples from the source
@@ -43,12 +42,6 @@ class Rung:
     @property
     def name(self) -> str:
         return f"{self.height}p"
-
-    @property
-    def codecs(self) -> str:
-        """The RFC 6381 codec string of H.264 High profile at this level."""
-        major, minor = self.level.split(".")
-        return f"avc1.6400{int(major) * 10 + int(minor):02x}"
 
 
 @dataclass(frozen=True)
@@ -199,6 +192,28 @@ def copy_audio_args() -> list[str]:
     return ["-c:a", "copy", "-bsf:a", "noise=drop=lt(pts\\,0)"]
 
 
+AUDIO = "audio"  # the folder of the audio rendition, beside the rungs
+
+
+def hls_args(settings: EncodeSettings, folder: Path) -> list[str]:
+    """One CMAF rendition as an output: `init.mp4` + `seg_NNNNN.m4s` and a growing EVENT playlist
+    (FFmpeg writes it to a temporary file and renames it; a segment is renamed into place when whole,
+    `temp_file`, so a playlist only ever lists whole segments). `finish_playlists` makes it VOD."""
+    return [
+        *f"-f hls -hls_time {settings.segment_s} -hls_playlist_type event".split(),
+        *["-hls_flags", "independent_segments+temp_file", "-hls_segment_type", "fmp4"],
+        *["-hls_fmp4_init_filename", "init.mp4", "-start_number", "1"],
+        *["-hls_segment_filename", str(folder / "seg_%05d.m4s"), str(folder / "index.m3u8")],
+    ]
+
+
+# Each rendition is an output of its own, so FFmpeg would shift each one's timestamps by itself to make
+# them non-negative: a video with B-frames (its first decode time before 0) would start 2 frames after
+# the audio. Left alone, the MP4 muxer writes the delay as an edit list instead (tfdt 0, the edit trims
+# the first 2 frames' worth), and every rendition presents its first frame or sample at 0.
+KEEP_TIMESTAMPS = ["-avoid_negative_ts", "disabled"]
+
+
 def ffmpeg_command(
     ffmpeg: str,
     source: Path,
@@ -210,19 +225,16 @@ def ffmpeg_command(
     copy_audio: bool = False,
     max_pixels: int | None = None,
 ) -> list[str]:
-    """The single FFmpeg command that writes every rung's playlist and segments, and the thumbnail.
+    """The single FFmpeg command that writes every rendition (each rung, the audio once), the thumbnail
+    and the storyboard: one decode of the source, one output per rendition (`hls_args`).
 
     The source is opened as every source is (`input_args`): the file protocol alone, with the format the
     probe found, and decoders that refuse a picture above `max_pixels` (one a later frame may claim).
 
-    Playlists grow as HLS EVENT playlists (a player can watch while the encode runs; FFmpeg writes each
-    one to a temporary file and renames it), and segments are written under a temporary name until they
-    are complete (`temp_file`), so a playlist only ever lists whole segments. `finish_playlists` makes
-    them VOD playlists at the end.
-
     With `remux` (see can_remux) the top rung is the source's video stream copied, and only the rungs
     below it are encoded, with keyframes where the source has them. With `copy_audio` (see
-    can_copy_audio) every rung carries the source's AAC as it is."""
+    can_copy_audio) the audio rendition is the source's AAC as it is; otherwise it is encoded once, for
+    every rung, in its own folder (`audio/`)."""
     count = len(rungs)
     encoded = count - 1 if remux else count  # rungs[:encoded] are encoded, from the picture [c{encoded}]
     storyboard = storyboard_for(info) if settings.storyboard else None
@@ -246,120 +258,26 @@ def ffmpeg_command(
         *input_args(str(source), info.container, max_pixels),
     ]
     args += ["-filter_complex", ";".join(graph)]
-    for i in range(count):
-        video = f"[v{i}]" if i < encoded else "0:v:0"
-        args += ["-map", video, *(["-map", "0:a:0"] if info.has_audio else [])]
     for i, rung in enumerate(rungs):
-        args += x264_args(rung, settings, i) if i < encoded else [f"-c:v:{i}", "copy"]
-    args += gop_args(info.fps, settings, remux)
+        if i < encoded:
+            args += ["-map", f"[v{i}]", *x264_args(rung, settings), *gop_args(info.fps, settings, remux)]
+        else:
+            args += ["-map", "0:v:0", "-c:v", "copy"]
+        args += [*KEEP_TIMESTAMPS, *hls_args(settings, out_dir / rung.name)]
     if info.has_audio:
-        args += copy_audio_args() if copy_audio else aac_args(settings)
-    stream_map = " ".join(
-        f"v:{i},a:{i},name:{rung.name}" if info.has_audio else f"v:{i},name:{rung.name}"
-        for i, rung in enumerate(rungs)
-    )
-    args += f"-f hls -hls_time {settings.segment_s} -hls_playlist_type event".split()
-    args += ["-hls_flags", "independent_segments+temp_file"]
-    args += ["-hls_segment_type", "mpegts", "-hls_segment_filename", str(out_dir / "%v" / "seg_%05d.ts")]
-    args += ["-var_stream_map", stream_map, str(out_dir / "%v" / "index.m3u8")]
+        args += ["-map", "0:a:0", *(copy_audio_args() if copy_audio else aac_args(settings))]
+        args += hls_args(settings, out_dir / AUDIO)
     args += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_dir / "thumbnail.jpg")]
     if storyboard:
         args += storyboard.output_args("board", out_dir)
     return args
 
 
+def renditions(rungs: list[Rung], has_audio: bool) -> list[str]:
+    """The folders of a ladder's renditions: every rung's, then the audio's."""
+    return [*(rung.name for rung in rungs), *([AUDIO] if has_audio else [])]
+
+
 def storyboard_for(info: MediaInfo) -> Storyboard:
     """The trick-play storyboard of a source (its sheets are an output of the ladder's command)."""
     return Storyboard.plan(info.duration, info.width, info.height)
-
-
-SEGMENT = re.compile(r"#EXTINF:([\d.]+),\s*\n(\S+)")
-
-
-def measure(playlist: Path) -> tuple[int, int]:
-    """(peak, average) bits per second of a VOD playlist's segments."""
-    text = playlist.read_text()
-    peak, total_bits, total_s = 0, 0, 0.0
-    for duration, name in SEGMENT.findall(text):
-        seconds = max(float(duration), 0.001)
-        bits = (playlist.parent / name).stat().st_size * 8
-        peak = max(peak, int(bits / seconds))
-        total_bits += bits
-        total_s += seconds
-    return peak, int(total_bits / total_s) if total_s else 0
-
-
-def encoded_seconds(playlist: Path) -> float:
-    """The seconds of whole segments a growing playlist lists (0 before it exists).
-
-    The encode's progress: FFmpeg's own report (-progress) says nothing until every output has its
-    first frame, and the thumbnail and storyboard outputs get theirs only seconds (a sheet: minutes)
-    into the video."""
-    try:
-        return sum(float(duration) for duration, _ in SEGMENT.findall(playlist.read_text()))
-    except (OSError, ValueError):
-        return 0.0
-
-
-def first_segments_ready(out_dir: Path, rungs: list[Rung]) -> bool:
-    """True once every rung's playlist lists at least one (complete) segment."""
-    for rung in rungs:
-        try:
-            if "#EXTINF:" not in (out_dir / rung.name / "index.m3u8").read_text():
-                return False
-        except OSError:
-            return False
-    return True
-
-
-def finish_playlists(out_dir: Path, rungs: list[Rung]) -> None:
-    """Turn the finished EVENT playlists into VOD ones (FFmpeg adds EXT-X-ENDLIST but keeps the type)."""
-    for rung in rungs:
-        playlist = out_dir / rung.name / "index.m3u8"
-        text = playlist.read_text()
-        if "#EXT-X-ENDLIST" not in text:
-            text = text.rstrip("\n") + "\n#EXT-X-ENDLIST\n"
-        replace_file(playlist, text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD"))
-
-
-def replace_file(path: Path, text: str) -> None:
-    """Write a file that is being served: a temporary file renamed over it, so a reader sees old or new."""
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text)
-    temp.replace(path)
-
-
-def rung_cap_bps(rung: Rung, has_audio: bool, settings: EncodeSettings) -> int:
-    """A rung's bandwidth before it is measured: its video cap plus the audio bitrate."""
-    return (rung.max_kbps + (settings.audio_bitrate_k if has_audio else 0)) * 1000
-
-
-def master_playlist(
-    out_dir: Path,
-    rungs: list[Rung],
-    has_audio: bool,
-    fps: float,
-    provisional: EncodeSettings | None = None,
-) -> list[dict[str, int]]:
-    """Write master.m3u8 (BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS) and return the renditions.
-
-    With `provisional` (the encode still runs) BANDWIDTH is each rung's cap; otherwise the peak and
-    average measured over the finished segments."""
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    renditions = []
-    for rung in rungs:
-        if provisional is not None:
-            peak = rung_cap_bps(rung, has_audio, provisional)
-            bandwidth = f"BANDWIDTH={peak}"
-        else:
-            peak, average = measure(out_dir / rung.name / "index.m3u8")
-            bandwidth = f"BANDWIDTH={peak},AVERAGE-BANDWIDTH={average}"
-        codecs = rung.codecs + (f",{AUDIO_CODEC}" if has_audio else "")
-        lines.append(
-            f"#EXT-X-STREAM-INF:{bandwidth},"
-            f'RESOLUTION={rung.width}x{rung.height},FRAME-RATE={min(fps or 30.0, 60.0):.3f},CODECS="{codecs}"'
-        )
-        lines.append(f"{rung.name}/index.m3u8")
-        renditions.append({"height": rung.height, "width": rung.width, "bandwidth": peak})
-    replace_file(out_dir / "master.m3u8", "\n".join(lines) + "\n")
-    return renditions

@@ -97,11 +97,13 @@ IMAGE_CODECS = {"png", "apng", "mjpeg", "gif", "bmp", "webp", "tiff"}
 STILL_UNDER_S = 0.5
 
 
-def is_still_image(format_name: str, codec: str, duration: float) -> bool:
+def is_still_image(format_name: str, codec: str, duration: float, fps: float = 0.0) -> bool:
     """One picture, which FFmpeg reads as a one-frame video stream: an image format (png_pipe,
-    jpeg_pipe, image2...), or a picture codec that lasts (almost) no time."""
+    jpeg_pipe, image2...), or a picture codec that lasts (almost) no time or one frame at its rate (a
+    one-frame GIF lasts its delay: 0.1 s from FFmpeg 5, one frame's time from FFmpeg 9)."""
     image_format = any(name.endswith("_pipe") or name == "image2" for name in format_name.split(","))
-    return image_format or (codec in IMAGE_CODECS and duration < STILL_UNDER_S)
+    one_frame = fps > 0 and duration * fps < 1.5
+    return image_format or (codec in IMAGE_CODECS and (duration < STILL_UNDER_S or one_frame))
 
 
 def from_ffprobe(data: dict) -> MediaInfo:
@@ -133,7 +135,10 @@ def from_ffprobe(data: dict) -> MediaInfo:
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
         video_codec=video.get("codec_name", ""),
         still=is_still_image(
-            (data.get("format") or {}).get("format_name", ""), video.get("codec_name", ""), duration
+            (data.get("format") or {}).get("format_name", ""),
+            video.get("codec_name", ""),
+            duration,
+            parse_rate(video.get("avg_frame_rate")) or parse_rate(video.get("r_frame_rate")),
         ),
         video_kbps=video_kbps(data, video, streams),
         pix_fmt=video.get("pix_fmt", ""),
@@ -234,7 +239,9 @@ def from_ffmpeg(stderr: str) -> MediaInfo:
         fps=float(fps.group(1)) if fps else 0.0,
         has_audio=re.search(r"Stream #\d+:\d+.*?: Audio:", stderr) is not None,
         video_codec=codec,
-        still=is_still_image(container.group(1) if container else "", codec, seconds),
+        still=is_still_image(
+            container.group(1) if container else "", codec, seconds, float(fps.group(1)) if fps else 0.0
+        ),
         video_kbps=int(kbps.group(1)) if (kbps := KBPS.search(line)) else 0,
         pix_fmt=pix.group(2) if pix else "",
         profile=(pix.group(1) or "") if pix else "",
@@ -271,6 +278,8 @@ async def run(args: list[str], limits: SourceLimits) -> tuple[int, str, str]:
 
 
 NOT_ALLOWED = "Format not on whitelist"
+# What playlists and manifests start with (FFmpeg 9 no longer names the format it refused; 5.1 did).
+PLAYLIST_MARKS = (b"#EXTM3U", b"ffconcat", b"<MPD", b"<?xml")
 TOO_MANY_PIXELS = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
 # What FFmpeg says when an allocation fails (within the address space we gave it), or the loader can't map
 # its libraries.
@@ -299,6 +308,16 @@ def refusal(code: int, stderr: str, limits: SourceLimits) -> SourceRefused | Non
     return NotAVideo(NOT_A_VIDEO) if code != 0 else None
 
 
+def names_other_files(path: Path) -> bool:
+    """The file looks like a playlist or a manifest (text naming other files), whatever its name."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return False
+    return head.startswith(PLAYLIST_MARKS)
+
+
 def signal_name(number: int) -> str:
     with contextlib.suppress(ValueError):
         return signal.Signals(number).name
@@ -316,6 +335,14 @@ def clock(seconds: float) -> str:
     """3723.5 → '1:02:03'."""
     whole = round(seconds)
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def named(problem: SourceRefused, path: Path) -> SourceRefused:
+    """A refusal that names why: a playlist or manifest is off the format list, whichever FFmpeg said
+    only that it could not read it."""
+    if str(problem) == NOT_A_VIDEO and names_other_files(path):
+        return NotAVideo(NOT_ALLOWED_FORMAT)
+    return problem
 
 
 def check_limits(info: MediaInfo, limits: SourceLimits) -> None:
@@ -352,16 +379,16 @@ async def probe(path: Path, *, use_ffprobe: bool = True, limits: SourceLimits | 
         )
         problem = refusal(code, err, limits)
         if problem is not None:
-            raise problem
+            raise named(problem, path)
         info = from_ffprobe(json.loads(out or "{}"))
     else:
         code, _, err = await run([ffmpeg_binary(), "-hide_banner", "-nostdin", *source], limits)
         # Without an output ffmpeg always exits 1 ("At least one output file must be specified").
         problem = refusal(code if code < 0 else 0, err, limits)
         if problem is not None:
-            raise problem
+            raise named(problem, path)
         if "Invalid data found" in err or "Input #0" not in err:
-            raise NotAVideo(NOT_A_VIDEO)
+            raise named(NotAVideo(NOT_A_VIDEO), path)
         info = from_ffmpeg(err)
     if info.width <= 0 or info.height <= 0:
         raise NotAVideo("The video stream has no picture size.")

@@ -24,12 +24,16 @@ from transcode.ladder import (
     Rung,
     can_copy_audio,
     can_remux,
-    encoded_seconds,
     ffmpeg_command,
+    renditions,
+    storyboard_for,
+)
+from transcode.manifests import (
+    encoded_seconds,
     finish_playlists,
     first_segments_ready,
-    master_playlist,
-    storyboard_for,
+    provisional_master,
+    write_manifests,
 )
 from transcode.probe import MediaInfo, audio_start_gap, max_keyframe_gap
 
@@ -138,8 +142,10 @@ def transcode(spec: JobSpec) -> Outcome:
     started = time.monotonic()
     out_dir = Path(spec.out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
-    for rung in spec.rungs:
-        (out_dir / rung.name).mkdir(parents=True, exist_ok=True)
+    has_audio = spec.info.has_audio
+    folders = renditions(list(spec.rungs), has_audio)
+    for name in folders:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "ffmpeg.log"
     cancel_path = out_dir / CANCEL_FILE
     rungs = list(spec.rungs)
@@ -194,17 +200,15 @@ def transcode(spec: JobSpec) -> Outcome:
                             reported = int(line.split(b"=", 1)[1]) / 1e6
                             if reported > done_s:
                                 done_s, advanced_at = reported, time.monotonic()
-            if not playable and first_segments_ready(out_dir, list(spec.rungs)):
+            if not playable and first_segments_ready(out_dir, rungs, has_audio):
                 playable = True
-                renditions = master_playlist(
-                    out_dir, list(spec.rungs), spec.info.has_audio, spec.info.fps, provisional=spec.settings
-                )
-                report(spec.key, "playable", {"renditions": renditions})
+                listed = provisional_master(out_dir, rungs, has_audio, spec.info.fps, spec.settings)
+                report(spec.key, "playable", {"renditions": listed})
             now = time.monotonic()
             if now - last_report >= spec.progress_interval_s:
-                listed = encoded_seconds(out_dir / spec.rungs[0].name / "index.m3u8")
-                if listed > done_s:
-                    done_s, advanced_at = listed, now
+                written = encoded_seconds(out_dir / spec.rungs[0].name / "index.m3u8")
+                if written > done_s:
+                    done_s, advanced_at = written, now
                 if spec.info.duration > 0:
                     percent = max(percent, min(99, int(100 * done_s / spec.info.duration)))
                 report(spec.key, "progress", percent)
@@ -228,13 +232,13 @@ def transcode(spec: JobSpec) -> Outcome:
         reason = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         detail = tail(log_path)
         return Outcome(TRANSIENT, f"FFmpeg failed ({reason}){': ' + detail if detail else '.'}")
-    missing = [r.name for r in spec.rungs if not (out_dir / r.name / "index.m3u8").exists()]
+    missing = [name for name in folders if not (out_dir / name / "index.m3u8").exists()]
     if missing or not (out_dir / "thumbnail.jpg").exists():
         return Outcome(TRANSIENT, f"FFmpeg finished without writing {', '.join(missing) or 'the thumbnail'}.")
-    finish_playlists(out_dir, list(spec.rungs))
+    finish_playlists(out_dir, rungs, has_audio)
     if spec.settings.storyboard:
         storyboard_for(spec.info).finish(out_dir)
-    renditions = master_playlist(out_dir, list(spec.rungs), spec.info.has_audio, spec.info.fps)
+    listed = write_manifests(out_dir, rungs, has_audio, spec.info.fps, spec.settings.segment_s)
     log_path.unlink(missing_ok=True)
     report(spec.key, "progress", 100)
-    return Outcome(DONE, renditions=renditions, seconds=time.monotonic() - started)
+    return Outcome(DONE, renditions=listed, seconds=time.monotonic() - started)

@@ -33,13 +33,24 @@ CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".ts": "video/mp2t",
     ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".mpd": "application/dash+xml",
     ".jpg": "image/jpeg",
     ".vtt": "text/vtt; charset=utf-8",
 }
 # How long a copy may be kept: segments never change (a new ladder gets a new prefix); playlists and
 # pictures may be re-made.
-MAX_AGE_S = {".ts": 31536000, ".m4s": 31536000, ".m3u8": 60, ".jpg": 3600, ".vtt": 3600}
-IMMUTABLE = frozenset({".ts", ".m4s"})
+# An init segment (.mp4) is as fixed as the segments it starts.
+MAX_AGE_S = {
+    ".ts": 31536000,
+    ".m4s": 31536000,
+    ".mp4": 31536000,
+    ".m3u8": 60,
+    ".mpd": 60,
+    ".jpg": 3600,
+    ".vtt": 3600,
+}
+IMMUTABLE = frozenset({".ts", ".m4s", ".mp4"})
 
 
 def cache_control(name: str, *, shared: bool = True) -> str | None:

@@ -6,8 +6,10 @@ the same below MEDIA_ROOT for the scratch folders of a transcode:
     videos/<id>/source                      the upload, as it came
     videos/<id>/.hls-tmp-<run>/             scratch: the ladder a transcode run is writing (local disk)
     videos/<id>/hls-<run>/                  a published ladder (the live prefix while it grows)
-        master.m3u8                         the master playlist
-        <height>p/index.m3u8, seg_NNNNN.ts  one rung
+        master.m3u8, manifest.mpd           the HLS master playlist and the DASH manifest (CMAF ladders)
+        <height>p/index.m3u8                one rung: init.mp4 + seg_NNNNN.m4s (CMAF), or seg_NNNNN.ts
+                                            (MPEG-TS: ladders made before CMAF, which keep playing)
+        audio/index.m3u8, init.mp4, seg_NNNNN.m4s   the audio, encoded once for every rung (CMAF)
         thumbnail.jpg, storyboard.vtt       pictures
         subs/<language>/index.m3u8          subtitles (segmented WebVTT; next round)
         audio/<language>/index.m3u8         an audio track (next round)
@@ -26,16 +28,21 @@ SOURCE = "source"
 LADDER_STEM = "hls"
 SCRATCH_STEM = ".hls-tmp-"
 MASTER = "master.m3u8"
+MANIFEST = "manifest.mpd"
+INIT = "init.mp4"  # a CMAF rendition's init segment
 THUMBNAIL = "thumbnail.jpg"
 STORYBOARD = "storyboard.vtt"
 
 # The only names a ladder's files have: anything else (traversal, encodings, NUL) is simply not found.
 LADDER_FILE = re.compile(
-    r"^(master\.m3u8|thumbnail\.jpg|storyboard\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
-    r"|(\d{2,4})p/(index\.m3u8|seg_\d{5}\.ts))$"
+    r"^(master\.m3u8|manifest\.mpd|thumbnail\.jpg|storyboard\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
+    r"|(\d{2,4}p|audio)/(index\.m3u8|init\.mp4|seg_\d{5}\.(ts|m4s)))$"
 )
-# A whole segment of a rung (FFmpeg's unfinished ones end in .tmp).
-SEGMENT = re.compile(r"^\d{2,4}p/seg_\d+\.ts$")
+# A whole segment of a rendition, or its init segment: what its playlist needs stored before it
+# (FFmpeg's unfinished segments end in .tmp).
+SEGMENT = re.compile(r"^(\d{2,4}p|audio)/(seg_\d+\.(ts|m4s)|init\.mp4)$")
+# A rendition's playlist (a rung's or the audio's).
+RENDITION_PLAYLIST = re.compile(r"^(\d{2,4}p|audio)/index\.m3u8$")
 
 
 def video_id_text(video_id: ObjectId | str) -> str:
@@ -78,8 +85,8 @@ def is_ladder(name: str) -> bool:
     return name.startswith(LADDER_STEM + "-")
 
 
-def rendition_playlist(height: int) -> str:
-    """A rung's playlist below the ladder folder."""
+def rung_playlist(height: int) -> str:
+    """A picture rung's playlist below the ladder folder."""
     return f"{height}p/index.m3u8"
 
 

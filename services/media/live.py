@@ -10,7 +10,7 @@ sizes, the thumbnail and the storyboard.
 Order is what keeps a player from asking for a segment that is not there yet:
 - the playlists are read BEFORE the folder is listed, so every segment a playlist read lists is whole
   (FFmpeg renames a segment into place before it adds it to the playlist) and is in the listing;
-- segments are stored before the playlists read with them;
+- segments (and init segments) are stored before the playlists read with them;
 - the master is stored only once every rung playlist it names is stored; only then is the video
   announced playable.
 A failed store call is logged and tried again on the next round; it never fails the transcode (the
@@ -22,21 +22,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from core.storage import StorageBackend, StorageUnavailable, files_below
-from services.media.keys import MASTER, SEGMENT
+from services.media.keys import INIT, MASTER, SEGMENT
 
 log = logging.getLogger("videoflix.transcode")
 
 Announce = Callable[[str, Any], Coroutine[Any, Any, None]]
 
 
+URI_ATTRIBUTE = re.compile(r'URI="([^"]*)"')
+
+
 def playlist_uris(text: str) -> list[str]:
-    """The URI lines of a playlist."""
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    """The URIs of a playlist: its URI lines, and its tags' URI attributes (a master's audio group)."""
+    uris = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            uris += URI_ATTRIBUTE.findall(stripped)
+        elif stripped:
+            uris.append(stripped)
+    return uris
 
 
 class LiveLadderInPlace:
@@ -134,16 +145,24 @@ class LiveLadderUpload:
     def _read(self) -> tuple[dict[str, bytes], list[tuple[Path, str]]]:
         """The playlists that changed, then the segments not stored yet (in that order: see above)."""
         playlists = {}
-        for path in [*sorted(self.folder.glob("*p/index.m3u8")), self.folder / MASTER]:
+        renditions = [*self.folder.glob("*p/index.m3u8"), *self.folder.glob("audio/index.m3u8")]
+        for path in [*sorted(renditions), self.folder / MASTER]:
             with contextlib.suppress(FileNotFoundError):
                 rel = path.relative_to(self.folder).as_posix()
                 data = path.read_bytes()
                 if self.playlists.get(rel) != data:
                     playlists[rel] = data
+        # FFmpeg creates a rendition's init.mp4 empty when it starts and fills it just before it lists
+        # the first segment: an init segment is whole once a playlist read before it lists one.
+        started = {
+            rel.split("/")[0] for rel, data in {**self.playlists, **playlists}.items() if b"#EXTINF" in data
+        }
         segments = [
             (path, rel)
             for path, rel in files_below(self.folder)
-            if SEGMENT.match(rel) and rel not in self.segments
+            if SEGMENT.match(rel)
+            and rel not in self.segments
+            and (not rel.endswith(INIT) or rel.split("/")[0] in started)
         ]
         return playlists, segments
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -64,10 +65,12 @@ class ScratchMissing(Exception):
 
 @dataclass(frozen=True)
 class Ladder:
-    """A published ladder: its prefix (``videos/<id>/hls-<run>/``) and whether it has a storyboard."""
+    """A published ladder: its prefix (``videos/<id>/hls-<run>/``), and whether it has a storyboard and
+    a DASH manifest (a CMAF ladder has; an MPEG-TS one, made before, has not)."""
 
     prefix: str
     storyboard: bool
+    dash: bool = False
 
 
 def media_root(configured: str | None) -> Path:
@@ -217,19 +220,22 @@ class Media:
         if self.in_place:
             final = self.video_dir(video_id) / keys.ladder_name(run)
             await asyncio.get_running_loop().run_in_executor(None, move_into_place, scratch, final)
-            return Ladder(prefix, (final / keys.STORYBOARD).is_file())
+            return Ladder(prefix, (final / keys.STORYBOARD).is_file(), (final / keys.MANIFEST).is_file())
         if not scratch.is_dir():
             raise ScratchMissing(str(scratch))
         await self._store_ladder(scratch, prefix)
-        return Ladder(prefix, (scratch / keys.STORYBOARD).is_file())
+        return Ladder(prefix, (scratch / keys.STORYBOARD).is_file(), (scratch / keys.MANIFEST).is_file())
 
     async def _store_ladder(self, scratch: Path, prefix: str) -> None:
         stored = set(await self.storage.list_keys(prefix))
         files = await asyncio.get_running_loop().run_in_executor(None, files_below, scratch)
+        manifests = (".m3u8", ".mpd")
         first = [
             (path, rel)
             for path, rel in files
-            if not rel.endswith(".m3u8") and not (keys.SEGMENT.match(rel) and prefix + rel in stored)
+            if not rel.endswith(manifests)
+            # what the live mirror stored is whole; an init segment (tiny) is stored again all the same
+            and not (keys.SEGMENT.match(rel) and not rel.endswith(keys.INIT) and prefix + rel in stored)
         ]
         gate = asyncio.Semaphore(PUBLISH_CONCURRENCY)
 
@@ -245,7 +251,8 @@ class Media:
             error = failed.exceptions[0]
             raise error from error.__cause__
         playlists = [(path, rel) for path, rel in files if rel.endswith(".m3u8") and rel != keys.MASTER]
-        for path, rel in [*playlists, (scratch / keys.MASTER, keys.MASTER)]:
+        last = [(path, rel) for path, rel in files if rel == keys.MANIFEST]  # beside the master
+        for path, rel in [*playlists, *last, (scratch / keys.MASTER, keys.MASTER)]:
             await self.storage.put_file(path, prefix + rel)
 
     async def retire(self, video_id: Any, run: str) -> None:
@@ -276,6 +283,22 @@ class Media:
 
     # --- serving ------------------------------------------------------------------------------
 
+    async def course_spec_master(self, video: Video, height: int, base_url: str) -> Body | None:
+        """What a course-spec player, which plays one rung's playlist and nothing else, gets for it
+        when the rung holds the picture alone (CMAF: the sound is a rendition of its own): a master
+        of that one rung and the audio group, at URLs under the stream grant `base_url`, which need no
+        header. None for a ladder whose rungs carry their own sound (MPEG-TS): the rung's playlist is
+        served as it is."""
+        path = video.playable_path
+        if path is None:
+            raise NotFound()
+        try:
+            text = (await self.storage.read_bytes(path)).decode()
+        except (ObjectMissing, ValueError) as err:  # ValueError: a path that is no media key
+            raise NotFound() from err
+        master = one_rung_master(text, keys.rung_playlist(height), base_url)
+        return Body(master, CONTENT_TYPES[".m3u8"], AUTHORISING) if master is not None else None
+
     async def locate(self, video: Video, name: str, *, course_spec: bool = False) -> Located:
         """How to answer for one file of the ladder a video is played from: a local file, a redirect to
         the edge, or the master playlist rewritten for it. `course_spec`: asked with the token header
@@ -286,9 +309,11 @@ class Media:
         to_edge = edge is not None and (edge.ladders_in_store or (video.is_finished and not course_spec))
         if edge is not None and to_edge:
             folder = video.ladder_folder
-            if name != keys.MASTER or course_spec:
+            if name not in (keys.MASTER, keys.MANIFEST) or course_spec:
                 return Redirect(edge.url(folder, name))
-            text = (await self.storage.read_bytes(f"{folder}/{keys.MASTER}")).decode()
+            text = (await self.storage.read_bytes(f"{folder}/{name}")).decode()
+            if name == keys.MANIFEST:  # like the master, the authorisation point: rewritten for the edge
+                return Body(edge.manifest(text, folder), CONTENT_TYPES[".mpd"], AUTHORISING)
             return Body(edge.master(text, folder), CONTENT_TYPES[".m3u8"], AUTHORISING)
         path = video.playable_path
         folder_path = self._ladder_dir(path) if path else None
@@ -307,16 +332,21 @@ class Media:
             self._folders[stored] = candidate if inside else None
         return self._folders[stored]
 
-    async def edge_playlist(self, token: str, expires: int, video_id: str, ladder: str, height: int) -> Body:
-        """A variant playlist from the object store, its segments presigned for the window the URL
-        names: the token (not a user) authorises it, so one cached copy serves every viewer."""
+    async def edge_playlist(
+        self, token: str, expires: int, video_id: str, ladder: str, rendition: str
+    ) -> Body:
+        """A rendition's playlist (``720p``, ``audio``) from the object store, its init and media
+        segments presigned for the window the URL names: the token (not a user) authorises it, so one
+        cached copy serves every viewer."""
         edge = self.edge
         if not isinstance(edge, S3Edge):
             raise NotFound()
         folder = f"{keys.VIDEOS}/{video_id}/{ladder}"
         if not edge.check(token, expires, folder):
             raise Forbidden(INVALID_LINK)
-        name = keys.rendition_playlist(height)
+        name = f"{rendition}/index.m3u8"
+        if not keys.RENDITION_PLAYLIST.match(name):
+            raise NotFound()
         text = (await self.storage.read_bytes(f"{folder}/{name}")).decode()
         if "#EXT-X-ENDLIST" in text:
             control = f"public, max-age={max(0, expires - int(time.time()))}"
@@ -347,3 +377,26 @@ def move_into_place(scratch: Path, final: Path) -> None:
             ) from err
     elif not final.is_dir():
         raise ScratchMissing(str(scratch))
+
+
+AUDIO_GROUP = re.compile(r"^#EXT-X-MEDIA:.*TYPE=AUDIO")
+URI = re.compile(r'URI="([^"]+)"')
+MASTER_HEADER = ("#EXTM3U", "#EXT-X-VERSION", "#EXT-X-INDEPENDENT-SEGMENTS")
+
+
+def one_rung_master(master: str, playlist: str, base_url: str) -> str | None:
+    """A master playlist cut to one rung and its audio group, every URI made absolute under
+    `base_url`; None when the master names no audio group or not that rung."""
+    lines = master.splitlines()
+    audio = [
+        URI.sub(lambda m: f'URI="{base_url}/{m.group(1)}"', line) for line in lines if AUDIO_GROUP.match(line)
+    ]
+    variant = [
+        [line, f"{base_url}/{playlist}"]
+        for line, following in zip(lines, [*lines[1:], ""], strict=True)
+        if line.startswith("#EXT-X-STREAM-INF:") and following.strip() == playlist
+    ]
+    if not audio or not variant:
+        return None
+    header = [line for line in lines if line.startswith(MASTER_HEADER)]
+    return "\n".join([*header, *audio, *variant[0]]) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from bson import ObjectId
 
 from tests.media import multipart
 from transcode.ffmpeg import ffmpeg_binary
+from transcode.probe import MediaInfo, probe
 
 
 def ours(tmp_path: Path) -> list[psutil.Process]:
@@ -103,3 +105,12 @@ def ffmpeg_reading_at(tmp_path: Path, rate: float) -> Path:
     wrapper.write_text(f'#!/bin/sh\nexec "{ffmpeg_binary()}" -readrate {rate} "$@"\n')
     wrapper.chmod(0o755)
     return wrapper
+
+
+async def probe_rendition(folder: Path) -> MediaInfo:
+    """What a CMAF rendition's first fragment holds: its init segment and first segment are one
+    fragmented MP4 (the probe opens no playlist)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        joined = Path(scratch) / "first.mp4"
+        joined.write_bytes((folder / "init.mp4").read_bytes() + (folder / "seg_00001.m4s").read_bytes())
+        return await probe(joined)

@@ -10,8 +10,7 @@ import pytest
 from bson import ObjectId
 
 from tests.media import jpeg_size, make_clip
-from tests.transcoding.helpers import media_files, upload, wait_for, wait_for_status
-from transcode.probe import probe
+from tests.transcoding.helpers import media_files, probe_rendition, upload, wait_for, wait_for_status
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +34,17 @@ async def test_a_240p_upload_becomes_ready_with_the_120p_rung_only(api, staff_to
     assert (folder / "master.m3u8").exists() and (folder / "thumbnail.jpg").exists()
     assert sorted(p.name for p in folder.iterdir()) == [
         "120p",
+        "audio",
+        "manifest.mpd",
         "master.m3u8",
         "storyboard.jpg",
         "storyboard.vtt",
         "thumbnail.jpg",
     ]
+    assert sorted(p.name for p in (folder / "120p").iterdir()) == ["index.m3u8", "init.mp4", "seg_00001.m4s"]
 
 
-async def test_a_360p_clip_with_audio_gets_120p_and_360p_with_aac_in_each(
+async def test_a_360p_clip_with_audio_gets_120p_and_360p_and_one_aac_rendition(
     api, staff_token, clips, db, settings
 ):
     video_id = await upload(api, staff_token, clips["hd"])
@@ -50,11 +52,38 @@ async def test_a_360p_clip_with_audio_gets_120p_and_360p_with_aac_in_each(
     assert [(r["height"], r["width"]) for r in doc["renditions"]] == [(120, 214), (360, 640)]
     folder = output(settings, doc)
     for rung, (width, height) in (("120p", (214, 120)), ("360p", (640, 360))):
-        segment = sorted((folder / rung).glob("*.ts"))[0]
-        info = await probe(segment)
+        info = await probe_rendition(folder / rung)
         assert (info.width, info.height) == (width, height)
-        assert info.has_audio
+        assert not info.has_audio  # the audio is encoded once, beside the rungs
         assert info.video_codec == "h264"
+    audio = (folder / "audio" / "index.m3u8").read_text()
+    assert '#EXT-X-MAP:URI="init.mp4"' in audio and "seg_00001.m4s" in audio
+
+
+async def test_the_renditions_are_cmaf_segments_that_the_hls_master_and_the_mpd_share(
+    api, staff_token, clips, db, settings
+):
+    video_id = await upload(api, staff_token, clips["hd"])
+    doc = await wait_for_status(db, video_id, "ready")
+    folder = output(settings, doc)
+    assert doc["dash_path"] == doc["hls_path"].replace("master.m3u8", "manifest.mpd")
+    for rendition in ("120p", "360p", "audio"):
+        assert (folder / rendition / "init.mp4").read_bytes()[4:8] == b"ftyp"
+        playlist = (folder / rendition / "index.m3u8").read_text()
+        assert '#EXT-X-MAP:URI="init.mp4"' in playlist
+        listed = re.findall(r"^(seg_\d{5}\.m4s)$", playlist, re.MULTILINE)
+        assert listed == sorted(p.name for p in (folder / rendition).glob("*.m4s"))
+    mpd = (folder / "manifest.mpd").read_text()
+    for rendition in ("120p", "360p", "audio"):
+        assert f'initialization="{rendition}/init.mp4"' in mpd
+        assert f'media="{rendition}/seg_$Number%05d$.m4s" startNumber="1"' in mpd
+    master = (folder / "master.m3u8").read_text()
+    for codecs in re.findall(r'<Representation id="\d+p" codecs="([^"]+)"', mpd):
+        assert f'CODECS="{codecs},mp4a.40.2"' in master  # one reading of the same init segments
+    assert re.search(r'codecs="avc1\.[0-9a-f]{6}" bandwidth="\d+" width="640" height="360"', mpd)
+    assert 'contentType="audio"' in mpd and 'codecs="mp4a.40.2"' in mpd
+    durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", (folder / "360p/index.m3u8").read_text())]
+    assert mpd.count('<S t="') >= 1 and f'mediaPresentationDuration="PT{sum(durations):.3f}S"' in mpd
 
 
 async def test_the_master_playlist_names_bandwidth_resolution_and_codecs(
@@ -64,12 +93,17 @@ async def test_the_master_playlist_names_bandwidth_resolution_and_codecs(
     doc = await wait_for_status(db, video_id, "ready")
     master = (output(settings, doc) / "master.m3u8").read_text()
     assert master.startswith("#EXTM3U")
+    assert re.search(
+        r'^#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",.*URI="audio/index\.m3u8"$', master, re.MULTILINE
+    )
     entries = re.findall(r"#EXT-X-STREAM-INF:(.*)\n(\S+)", master)
     assert [uri for _, uri in entries] == ["120p/index.m3u8", "360p/index.m3u8"]
     for attributes, _ in entries:
         assert re.search(r"(^|,)BANDWIDTH=\d+", attributes)
         assert re.search(r"AVERAGE-BANDWIDTH=\d+", attributes)
-        assert re.search(r'CODECS="avc1\.64[0-9a-f]{4},mp4a\.40\.2"', attributes)
+        # exact, from each rung's init segment: the tests' ultrafast x264 writes Constrained Baseline
+        assert re.search(r'CODECS="avc1\.(42|4d|64)[0-9a-f]{4},mp4a\.40\.2"', attributes)
+        assert 'AUDIO="aud"' in attributes
     assert "RESOLUTION=214x120" in entries[0][0] and "RESOLUTION=640x360" in entries[1][0]
     variant = (output(settings, doc) / "360p" / "index.m3u8").read_text()
     assert "#EXT-X-PLAYLIST-TYPE:VOD" in variant and "#EXT-X-ENDLIST" in variant
@@ -91,9 +125,10 @@ async def test_a_clip_without_audio_has_no_audio_codec_in_the_master(api, staff_
     video_id = await upload(api, staff_token, clips["silent"])
     doc = await wait_for_status(db, video_id, "ready")
     master = (output(settings, doc) / "master.m3u8").read_text()
-    assert "mp4a" not in master
-    segment = sorted((output(settings, doc) / "120p").glob("*.ts"))[0]
-    assert not (await probe(segment)).has_audio
+    assert "mp4a" not in master and "EXT-X-MEDIA" not in master and "AUDIO=" not in master
+    assert not (output(settings, doc) / "audio").exists()
+    assert 'contentType="audio"' not in (output(settings, doc) / "manifest.mpd").read_text()
+    assert not (await probe_rendition(output(settings, doc) / "120p")).has_audio
 
 
 async def test_a_portrait_clip_keeps_its_aspect_with_even_widths(api, staff_token, clips, db):
@@ -108,8 +143,7 @@ async def test_a_rotated_clip_is_transcoded_upright(api, staff_token, tmp_path, 
     doc = await wait_for_status(db, video_id, "ready")
     assert (doc["width"], doc["height"]) == (180, 320)
     assert [(r["height"], r["width"]) for r in doc["renditions"]] == [(120, 68)]
-    segment = sorted((output(settings, doc) / "120p").glob("*.ts"))[0]
-    info = await probe(segment)
+    info = await probe_rendition(output(settings, doc) / "120p")
     assert (info.width, info.height) == (68, 120)
 
 

@@ -4,9 +4,11 @@ upload → transcode → play through the edge's presigned URLs; delete removes 
 from __future__ import annotations
 
 import asyncio
+from xml.etree import ElementTree
 
 import pytest
 from bson import ObjectId
+from tornado.httpclient import AsyncHTTPClient
 
 from tests.media import make_clip
 from tests.test_storage_s3 import bucket, moto, s3_media  # noqa: F401 (fixtures)
@@ -43,7 +45,10 @@ async def test_an_upload_is_transcoded_into_the_bucket_and_plays_through_presign
     await wait_for_status(db, video_id, "ready")
     stored = keys(bucket)
     assert any(k.startswith(f"videos/{video_id}/hls-") and k.endswith("master.m3u8") for k in stored)
-    assert any(k.endswith("/seg_00000.ts") for k in stored)
+    assert any(k.endswith("/120p/seg_00001.m4s") for k in stored)
+    assert any(k.endswith("/audio/init.mp4") for k in stored) and any(
+        k.endswith("/manifest.mpd") for k in stored
+    )
     video = (await api.get(f"/api/videos/{video_id}/", token=staff_token)).data
     master = await api.get(video["hls_url"])
     assert master.code == 200 and master.headers["Cache-Control"] == "private, no-store"
@@ -52,6 +57,8 @@ async def test_an_upload_is_transcoded_into_the_bucket_and_plays_through_presign
     variant = await api.get(variant_url)
     assert variant.code == 200 and "public, max-age=" in variant.headers["Cache-Control"]
     assert "X-Amz-Signature=" in variant.body.decode()  # segments straight from the bucket
+    assert '#EXT-X-MAP:URI="http' in variant.body.decode()  # the init segment too
+    assert b'URI="/api/edge/' in master.body  # the audio rendition: through the edge like the rungs
     again = await api.get(variant_url)
     assert again.body == variant.body  # the same bytes for every viewer in the window: cacheable
     code, errors = await ffmpeg_decodes(http_server_client.get_url(video["hls_url"]))
@@ -59,6 +66,22 @@ async def test_an_upload_is_transcoded_into_the_bucket_and_plays_through_presign
     assert "X-Amz-Signature=" in video["thumbnail_url"]
     forged = variant_url.replace("/api/edge/", "/api/edge/x", 1)
     assert (await api.get(forged)).code == 403
+    manifest = await api.get(video["dash_url"])  # DASH: every segment listed, presigned
+    assert manifest.code == 200 and manifest.headers["Cache-Control"] == "private, no-store"
+    assert b"<SegmentList" in manifest.body and b"SegmentTemplate" not in manifest.body
+    # Every init and media segment it lists comes straight from the bucket. (FFmpeg's DASH demuxer
+    # truncates URLs much longer than the manifest's own, as presigned ones are; DASH players do not.)
+    root = ElementTree.fromstring(manifest.body)
+    urls = [
+        e.get("sourceURL") or e.get("media")
+        for e in root.iter()
+        if e.tag.endswith(("Initialization", "SegmentURL"))
+    ]
+    assert len(urls) >= 4 and all("X-Amz-Signature=" in url for url in urls)  # rung and audio, init and media
+    client = AsyncHTTPClient()
+    for url in urls:
+        answer = await client.fetch(url)
+        assert answer.code == 200 and answer.body
 
 
 async def test_the_course_spec_routes_send_a_player_to_the_bucket(
@@ -68,7 +91,7 @@ async def test_the_course_spec_routes_send_a_player_to_the_bucket(
     await wait_for_status(db, video_id, "ready")
     playlist = await api.get(f"/api/video/{video_id}/360p/index.m3u8", token=user_token)
     assert playlist.code == 302 and playlist.headers["Location"].startswith("/api/edge/")
-    segment = await api.get(f"/api/video/{video_id}/120p/seg_00000.ts", token=user_token)
+    segment = await api.get(f"/api/video/{video_id}/120p/seg_00001.m4s", token=user_token)
     assert segment.code == 302 and "X-Amz-Signature=" in segment.headers["Location"]
     assert (await api.get(f"/api/video/{video_id}/360p/index.m3u8")).code == 401
     url = http_server_client.get_url(f"/api/video/{video_id}/360p/index.m3u8")
@@ -151,8 +174,11 @@ async def test_a_growing_ladder_reaches_the_bucket_as_it_is_made_and_plays_from_
     assert doc["live_path"].startswith(f"videos/{video_id}/hls-")  # a key in the bucket, not a folder
     stored = [k for k in keys(bucket) if k.startswith(prefix)]
     assert prefix + "master.m3u8" in stored
-    assert {prefix + "120p/index.m3u8", prefix + "360p/index.m3u8"} <= set(stored)
-    assert prefix + "120p/seg_00000.ts" in stored and prefix + "360p/seg_00000.ts" in stored
+    assert {prefix + "120p/index.m3u8", prefix + "360p/index.m3u8", prefix + "audio/index.m3u8"} <= set(
+        stored
+    )
+    for rendition in ("120p", "360p", "audio"):
+        assert {prefix + f"{rendition}/init.mp4", prefix + f"{rendition}/seg_00001.m4s"} <= set(stored)
 
     video = await video_json(api, staff_token, video_id)
     assert video["status"] == "processing" and video["hls_url"]
@@ -170,8 +196,8 @@ async def test_a_growing_ladder_reaches_the_bucket_as_it_is_made_and_plays_from_
         decode_duration(http_server_client.get_url(video["hls_url"]), "-live_start_index", "0")
     )
     await asyncio.sleep(1.5)
-    growing = [k for k in keys(bucket) if k.startswith(prefix) and k.endswith(".ts")]
-    assert len(growing) > len([k for k in stored if k.endswith(".ts")])
+    growing = [k for k in keys(bucket) if k.startswith(prefix) and k.endswith(".m4s")]
+    assert len(growing) > len([k for k in stored if k.endswith(".m4s")])
     assert (await db.videos.find_one({"_id": ObjectId(video_id)}))["status"] == "processing"
     code, errors, seconds = await decoding
     assert code == 0, errors

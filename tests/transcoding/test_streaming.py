@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,19 @@ async def test_ffmpeg_decodes_every_rendition_from_the_hls_url_without_a_header(
     assert errors.strip() == ""
 
 
+async def test_ffmpeg_decodes_the_whole_ladder_from_the_dash_url_without_a_header(
+    api, user_token, ready_video, http_server_client
+):
+    video = await video_json(api, user_token, ready_video)
+    assert video["dash_url"] == video["hls_url"].replace("master.m3u8", "manifest.mpd")
+    manifest = await api.get(video["dash_url"])
+    assert manifest.headers["Content-Type"] == "application/dash+xml"
+    assert manifest.body.startswith(b"<?xml") and b'contentType="audio"' in manifest.body
+    code, errors = await ffmpeg_decodes(http_server_client.get_url(video["dash_url"]))
+    assert code == 0, errors
+    assert errors.strip() == ""
+
+
 async def test_ffmpeg_decodes_the_course_spec_routes_with_the_token_header(
     api, user_token, ready_video, http_server_client
 ):
@@ -78,9 +92,11 @@ async def test_ffmpeg_decodes_the_course_spec_routes_with_the_token_header(
 
 async def test_course_spec_routes_need_the_token_and_take_a_trailing_slash(api, user_token, ready_video):
     assert (await api.get(f"/api/video/{ready_video}/360p/index.m3u8")).code == 401
-    reply = await api.get(f"/api/video/{ready_video}/360p/seg_00000.ts/", token=user_token)
+    reply = await api.get(f"/api/video/{ready_video}/360p/seg_00001.m4s/", token=user_token)
     assert reply.code == 200
-    assert reply.headers["Content-Type"] == "video/mp2t"
+    assert reply.headers["Content-Type"] == "video/iso.segment"
+    init = await api.get(f"/api/video/{ready_video}/360p/init.mp4", token=user_token)
+    assert init.code == 200 and init.headers["Content-Type"] == "video/mp4"
 
 
 async def test_files_have_their_mime_types_and_cache_rules(api, user_token, ready_video):
@@ -91,9 +107,12 @@ async def test_files_have_their_mime_types_and_cache_rules(api, user_token, read
     assert master.headers["Content-Type"] == "application/vnd.apple.mpegurl"
     assert "max-age=60" in master.headers["Cache-Control"]
     assert master.body.startswith(b"#EXTM3U")
-    segment = await api.get(f"{base}/360p/seg_00000.ts")
-    assert segment.headers["Content-Type"] == "video/mp2t"
+    segment = await api.get(f"{base}/360p/seg_00001.m4s")
+    assert segment.headers["Content-Type"] == "video/iso.segment"
     assert "immutable" in segment.headers["Cache-Control"]
+    init = await api.get(f"{base}/audio/init.mp4")
+    assert init.headers["Content-Type"] == "video/mp4"
+    assert "immutable" in init.headers["Cache-Control"]
     thumbnail = await api.get(video["thumbnail_url"])
     assert thumbnail.headers["Content-Type"] == "image/jpeg"
     assert thumbnail.body[:3] == b"\xff\xd8\xff"
@@ -101,7 +120,7 @@ async def test_files_have_their_mime_types_and_cache_rules(api, user_token, read
 
 async def test_range_requests_answer_206_and_an_unsatisfiable_range_416(api, user_token, ready_video):
     video = await video_json(api, user_token, ready_video)
-    segment = video["hls_url"].rsplit("/", 1)[0] + "/360p/seg_00000.ts"
+    segment = video["hls_url"].rsplit("/", 1)[0] + "/360p/seg_00001.m4s"
     whole = await api.get(segment)
     part = await api.get(segment, headers={"Range": "bytes=100-199"})
     assert part.code == 206
@@ -139,6 +158,10 @@ async def test_an_etag_answers_304_and_head_sends_no_body(api, user_token, ready
         "source",
         "ffmpeg.log",
         "120p/seg_1.ts",
+        "audio/../../source",
+        "audio/seg_1.m4s",
+        "120p/init.mp4%00",
+        "audio/x/index.m3u8",
     ],
 )
 async def test_nothing_outside_the_ladder_is_ever_served(api, user_token, ready_video, path):
@@ -147,6 +170,40 @@ async def test_nothing_outside_the_ladder_is_ever_served(api, user_token, ready_
     reply = await api.get(f"{base}/{path}")
     assert reply.code == 404
     assert reply.data == {"detail": "Not found."}
+
+
+async def test_a_ladder_made_before_cmaf_still_plays_as_mpeg_ts_without_a_dash_url(
+    api, user_token, ready_video, db, settings, clips, http_server_client, services
+):
+    """Ladders published before CMAF (MPEG-TS segments, audio in every rung) are served as they are."""
+    old = f"videos/{ready_video}/hls-0-old"
+    rung = Path(settings.media.root) / old / "120p"
+    rung.mkdir(parents=True)
+    subprocess.run(
+        [
+            ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-i", str(clips["hd"]),
+            "-vf", "scale=214:120", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+            "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod", "-hls_segment_type", "mpegts",
+            "-hls_segment_filename", str(rung / "seg_%05d.ts"), str(rung / "index.m3u8"),
+        ],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    (rung.parent / "master.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=300000,RESOLUTION=214x120,"
+        'CODECS="avc1.42c00c,mp4a.40.2"\n120p/index.m3u8\n'
+    )
+    await db.videos.update_one(
+        {"_id": ObjectId(ready_video)},
+        {"$set": {"hls_path": f"{old}/master.m3u8", "dash_path": None}, "$unset": {"storyboard_path": 1}},
+    )
+    services.catalogue.videos.invalidate()
+    video = await video_json(api, user_token, ready_video)
+    assert video["dash_url"] is None and video["hls_url"].endswith("/master.m3u8")
+    segment = await api.get(video["hls_url"].rsplit("/", 1)[0] + "/120p/seg_00000.ts")
+    assert segment.code == 200 and segment.headers["Content-Type"] == "video/mp2t"
+    code, errors = await ffmpeg_decodes(http_server_client.get_url(video["hls_url"]))
+    assert code == 0, errors
 
 
 async def test_a_symlink_leading_out_of_the_folder_is_not_followed(
@@ -214,12 +271,12 @@ async def test_accel_redirect_hands_the_file_to_nginx_after_checking_the_grant(
 ):
     services.settings.media.accel_redirect = "/protected-media/"
     video = await video_json(api, user_token, ready_video)
-    reply = await api.get(video["hls_url"].rsplit("/", 1)[0] + "/360p/seg_00000.ts")
+    reply = await api.get(video["hls_url"].rsplit("/", 1)[0] + "/360p/seg_00001.m4s")
     doc = await db.videos.find_one({"_id": ObjectId(ready_video)})
     folder = Path(doc["hls_path"]).parent
     assert reply.code == 200
-    assert reply.headers["X-Accel-Redirect"] == f"/protected-media/{folder}/360p/seg_00000.ts"
-    assert reply.headers["Content-Type"] == "video/mp2t"
+    assert reply.headers["X-Accel-Redirect"] == f"/protected-media/{folder}/360p/seg_00001.m4s"
+    assert reply.headers["Content-Type"] == "video/iso.segment"
     assert reply.body == b""
     assert (await api.get("/api/stream/forged/master.m3u8")).code == 403
 
@@ -252,7 +309,7 @@ async def test_a_client_leaving_mid_segment_is_no_crash(
     api, user_token, ready_video, http_server_client, caplog
 ):
     video = await video_json(api, user_token, ready_video)
-    segment = video["hls_url"].rsplit("/", 1)[0] + "/360p/seg_00000.ts"
+    segment = video["hls_url"].rsplit("/", 1)[0] + "/360p/seg_00001.m4s"
     with caplog.at_level("ERROR"):
         for _ in range(5):
             _reader, writer = await asyncio.open_connection("127.0.0.1", http_server_client.get_http_port())
@@ -262,3 +319,31 @@ async def test_a_client_leaving_mid_segment_is_no_crash(
             await asyncio.sleep(0.05)
         assert (await api.get(segment)).code == 200
     assert "uncaught exception" not in caplog.text
+
+
+async def test_a_course_spec_rung_playlist_brings_the_audio_of_a_cmaf_ladder(
+    api, user_token, ready_video, http_server_client
+):
+    reply = await api.get(f"/api/video/{ready_video}/360p/index.m3u8", token=user_token)
+    assert reply.code == 200
+    text = reply.body.decode()
+    assert text.count("#EXT-X-STREAM-INF:") == 1
+    assert "TYPE=AUDIO" in text and "/api/stream/" in text  # under the grant: no header needed below
+    url = http_server_client.get_url(f"/api/video/{ready_video}/360p/index.m3u8")
+    args = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error"]
+    args += [
+        "-headers",
+        f"Authorization: Token {user_token}\r\n",
+        "-i",
+        url,
+        "-map",
+        "0:a",
+        "-f",
+        "null",
+        "-",
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, errors = await proc.communicate()
+    assert proc.returncode == 0, errors.decode()  # -map 0:a fails when there is no sound

@@ -66,9 +66,13 @@ async def test_a_video_plays_while_it_is_transcoded_and_again_whole_when_ready(
     master = await api.get(video["hls_url"])
     assert master.code == 200
     assert "BANDWIDTH=" in master.body.decode() and "AVERAGE-BANDWIDTH" not in master.body.decode()
-    for rung in ("120p", "360p"):
+    assert 'URI="audio/index.m3u8"' in master.body.decode()
+    for rung in ("120p", "360p", "audio"):
         playlist = (await api.get(rung_url(video, rung))).body.decode()
         assert "#EXT-X-PLAYLIST-TYPE:EVENT" in playlist and "#EXT-X-ENDLIST" not in playlist
+        assert '#EXT-X-MAP:URI="init.mp4"' in playlist
+    # The DASH manifest is written once the ladder is whole: HLS EVENT playlists serve the wait.
+    assert video["dash_url"] is None
 
     # A player that starts now reads the growing playlists from the start and waits for what follows.
     url = http_server_client.get_url(video["hls_url"])
@@ -85,11 +89,14 @@ async def test_a_video_plays_while_it_is_transcoded_and_again_whole_when_ready(
     assert code == 0, errors
     assert errors.strip() == ""
     assert seconds >= 11.5
-    for rung in ("120p", "360p"):
+    for rung in ("120p", "360p", "audio"):
         playlist = (await api.get(rung_url(video, rung))).body.decode()
         assert "#EXT-X-PLAYLIST-TYPE:VOD" in playlist and playlist.rstrip().endswith("#EXT-X-ENDLIST")
     master = (await api.get(video["hls_url"])).body.decode()
     assert "AVERAGE-BANDWIDTH=" in master
+    code, errors, seconds = await decode_duration(http_server_client.get_url(video["dash_url"]))
+    assert code == 0, errors
+    assert seconds >= 11.5
 
 
 async def test_the_live_folder_lists_only_complete_segments(
@@ -102,9 +109,16 @@ async def test_the_live_folder_lists_only_complete_segments(
     checked = 0
     while (await db.videos.find_one({"_id": doc["_id"]}))["status"] == "processing":
         for playlist in live.glob("*/index.m3u8"):
-            for name in re.findall(r"^(seg_\d+\.ts)$", playlist.read_text(), re.M):
+            for name in re.findall(r"^(seg_\d+\.m4s)$", playlist.read_text(), re.M):
                 segment = playlist.parent / name
-                code, errors = await run_ffmpeg("-i", str(segment), "-map", "0", "-f", "null", "-")
+                try:  # a CMAF segment decodes after its rendition's init segment
+                    fragment = (playlist.parent / "init.mp4").read_bytes() + segment.read_bytes()
+                except FileNotFoundError:  # the job finished and moved the folder meanwhile
+                    break
+                (tmp_path / "fragment.mp4").write_bytes(fragment)
+                code, errors = await run_ffmpeg(
+                    "-i", str(tmp_path / "fragment.mp4"), "-map", "0", "-f", "null", "-"
+                )
                 if not live.exists():  # the job finished and moved the folder meanwhile
                     break
                 assert code == 0, f"{segment}: {errors}"
