@@ -26,6 +26,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure
@@ -303,19 +304,29 @@ def test_chains_of_operations_answer_as_documented_and_never_500(api_schema, ser
         def get_call_kwargs(self, case) -> dict[str, Any]:
             role = role_for(case.operation.definition.raw, case.operation.path)
             headers = {"Authorization": f"Token {self.tokens[role]}"} if role else {}
-            return {"base_url": server.url, "headers": headers, "timeout": 10}
+            return {"base_url": server.url, "headers": headers, "timeout": 30}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs, recorder=self.recorder)
 
-    Chains.run(
-        settings=settings(
-            max_examples=STATEFUL_RUNS,
-            stateful_step_count=6,
-            deadline=None,
-            phases=[Phase.generate],
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
+    def run(derandomize: bool) -> None:
+        Chains.run(
+            settings=settings(
+                max_examples=STATEFUL_RUNS,
+                stateful_step_count=6,
+                deadline=None,
+                phases=[Phase.generate],
+                suppress_health_check=list(HealthCheck),
+                derandomize=derandomize,
+                database=None,
+            )
         )
-    )
+
+    try:
+        run(derandomize=True)
+    except FlakyStrategyDefinition:
+        # Which rules may follow depends on what the live server answered before, and its state moves
+        # on (jobs finish, earlier tests' videos become ready): a prefix Hypothesis replays can then
+        # draw differently. That says nothing about the API, so the chains run once more from another
+        # seed; a real failure fails again there, with its own report.
+        run(derandomize=False)

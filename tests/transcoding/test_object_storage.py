@@ -90,7 +90,12 @@ async def test_the_course_spec_routes_send_a_player_to_the_bucket(
     video_id = await upload(api, staff_token, clips["small"])
     await wait_for_status(db, video_id, "ready")
     playlist = await api.get(f"/api/video/{video_id}/360p/index.m3u8", token=user_token)
-    assert playlist.code == 302 and playlist.headers["Location"].startswith("/api/edge/")
+    text = playlist.body.decode()
+    assert playlist.code == 200 and "TYPE=AUDIO" in text  # the rung and its sound, under the grant
+    lines = text.splitlines()
+    [rung_url] = [lines[i + 1] for i, line in enumerate(lines) if line.startswith("#EXT-X-STREAM-INF:")]
+    rung = await api.get(rung_url)  # a stream-grant URL: no header needed
+    assert rung.code == 302 and rung.headers["Location"].startswith("/api/edge/")
     segment = await api.get(f"/api/video/{video_id}/120p/seg_00001.m4s", token=user_token)
     assert segment.code == 302 and "X-Amz-Signature=" in segment.headers["Location"]
     assert (await api.get(f"/api/video/{video_id}/360p/index.m3u8")).code == 401
