@@ -170,18 +170,7 @@ class LiveLadderUpload:
         """One round: new segments, then the playlists read before them, the master last."""
         playlists, segments = await asyncio.get_running_loop().run_in_executor(None, self._read)
 
-        async def put(path: Path, rel: str) -> None:
-            async with self.gate:
-                await self.storage.put_file(path, self.prefix + rel)
-            self.segments.add(rel)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for path, rel in segments:
-                    group.create_task(put(path, rel))
-        except BaseExceptionGroup as failed:
-            first = failed.exceptions[0]
-            raise first from first.__cause__
+        await put_files(self.storage, segments, self.prefix, self.gate, stored=self.segments.add)
         master = playlists.pop(MASTER, None)
         for rel, data in playlists.items():
             await self.storage.put_bytes(self.prefix + rel, data)
@@ -195,3 +184,28 @@ class LiveLadderUpload:
 
 
 LiveLadder = LiveLadderInPlace | LiveLadderUpload
+
+
+async def put_files(
+    storage: StorageBackend,
+    files: list[tuple[Path, str]],
+    prefix: str,
+    gate: asyncio.Semaphore,
+    stored: Callable[[str], None] | None = None,
+) -> None:
+    """Store local files under `prefix` at once, as many at a time as `gate` lets through; `stored`
+    hears of each one stored. The first failure is raised as itself (not as an exception group)."""
+
+    async def put(path: Path, rel: str) -> None:
+        async with gate:
+            await storage.put_file(path, prefix + rel)
+        if stored is not None:
+            stored(rel)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for path, rel in files:
+                group.create_task(put(path, rel))
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]
+        raise first from first.__cause__

@@ -39,7 +39,7 @@ from core.storage import (
 )
 from models.videos import Video
 from services.media import keys
-from services.media.live import Announce, LiveLadder, LiveLadderInPlace, LiveLadderUpload
+from services.media.live import Announce, LiveLadder, LiveLadderInPlace, LiveLadderUpload, put_files
 from services.media.serving import (
     AUTHORISING,
     GROWING_PLAYLIST,
@@ -237,19 +237,7 @@ class Media:
             # what the live mirror stored is whole; an init segment (tiny) is stored again all the same
             and not (keys.SEGMENT.match(rel) and not rel.endswith(keys.INIT) and prefix + rel in stored)
         ]
-        gate = asyncio.Semaphore(PUBLISH_CONCURRENCY)
-
-        async def put(path: Path, rel: str) -> None:
-            async with gate:
-                await self.storage.put_file(path, prefix + rel)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for path, rel in first:
-                    group.create_task(put(path, rel))
-        except BaseExceptionGroup as failed:
-            error = failed.exceptions[0]
-            raise error from error.__cause__
+        await put_files(self.storage, first, prefix, asyncio.Semaphore(PUBLISH_CONCURRENCY))
         playlists = [(path, rel) for path, rel in files if rel.endswith(".m3u8") and rel != keys.MASTER]
         last = [(path, rel) for path, rel in files if rel == keys.MANIFEST]  # beside the master
         for path, rel in [*playlists, *last, (scratch / keys.MASTER, keys.MASTER)]:
