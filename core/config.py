@@ -296,6 +296,9 @@ class TranscodeSettings(Section):
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor (lower: better, larger).")
     segment_s: int = Field(4, ge=1, le=30, description="HLS segment length; keyframes fall on its multiples.")
     audio_bitrate_k: int = Field(128, ge=32, le=512, description="AAC bitrate, kbit/s.")
+    loudness_lufs: float = Field(
+        -16.0, ge=-31, le=-5, description="Integrated loudness (EBU R128, LUFS) of every audio rendition."
+    )
     nice: int = Field(10, ge=0, le=19, description="FFmpeg's CPU niceness, so the API stays responsive.")
     max_attempts: int = Field(3, ge=1, description="Attempts before a video is marked failed.")
     retry_base_s: float = Field(30.0, gt=0, description="First retry delay; doubles each attempt.")

@@ -271,6 +271,7 @@ def encode_settings(settings: TranscodeSettings) -> EncodeSettings:
         settings.audio_bitrate_k,
         tuple((r.height, r.max_kbps, r.level) for r in settings.ladder if r.enabled),
         settings.storyboard,
+        loudness_lufs=settings.loudness_lufs,
     )
 
 

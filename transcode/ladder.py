@@ -54,6 +54,7 @@ class EncodeSettings:
     audio_bitrate_k: int = 128
     ladder: tuple[tuple[int, int, str], ...] = DEFAULT_LADDER
     storyboard: bool = True
+    loudness_lufs: float = -16.0  # every audio rendition's integrated loudness (EBU R128), ±1 LU
 
 
 def even(value: float) -> int:
@@ -158,10 +159,10 @@ def can_remux(
     return gap is not None and gap <= 2 * settings.segment_s + 0.001
 
 
-def aac_args(settings: EncodeSettings) -> list[str]:
-    """Stereo AAC-LC."""
-    trim = f"-af atrim=start_sample={AAC_PRIMING_SAMPLES}"
-    return f"{trim} -c:a aac -b:a {settings.audio_bitrate_k}k -ac 2".split()
+def aac_args(settings: EncodeSettings, gain_filter: str = "") -> list[str]:
+    """Stereo AAC-LC, the encoder's priming dropped from the source, then the loudness gain if any."""
+    chain = ",".join(filter(None, [f"atrim=start_sample={AAC_PRIMING_SAMPLES}", gain_filter]))
+    return ["-af", chain, *f"-c:a aac -b:a {settings.audio_bitrate_k}k -ac 2".split()]
 
 
 COPY_AUDIO_RATES = {44100, 48000}
@@ -222,19 +223,17 @@ def ffmpeg_command(
     rungs: list[Rung],
     settings: EncodeSettings,
     remux: bool = False,
-    copy_audio: bool = False,
     max_pixels: int | None = None,
 ) -> list[str]:
-    """The single FFmpeg command that writes every rendition (each rung, the audio once), the thumbnail
-    and the storyboard: one decode of the source, one output per rendition (`hls_args`).
+    """The single FFmpeg command that writes every video rendition (each rung), the thumbnail and the
+    storyboard: one decode of the source, one output per rendition (`hls_args`). The audio rendition is
+    an FFmpeg of its own, run beside it (transcode/audio.py).
 
     The source is opened as every source is (`input_args`): the file protocol alone, with the format the
     probe found, and decoders that refuse a picture above `max_pixels` (one a later frame may claim).
 
     With `remux` (see can_remux) the top rung is the source's video stream copied, and only the rungs
-    below it are encoded, with keyframes where the source has them. With `copy_audio` (see
-    can_copy_audio) the audio rendition is the source's AAC as it is; otherwise it is encoded once, for
-    every rung, in its own folder (`audio/`)."""
+    below it are encoded, with keyframes where the source has them."""
     count = len(rungs)
     encoded = count - 1 if remux else count  # rungs[:encoded] are encoded, from the picture [c{encoded}]
     storyboard = storyboard_for(info) if settings.storyboard else None
@@ -264,9 +263,6 @@ def ffmpeg_command(
         else:
             args += ["-map", "0:v:0", "-c:v", "copy"]
         args += [*KEEP_TIMESTAMPS, *hls_args(settings, out_dir / rung.name)]
-    if info.has_audio:
-        args += ["-map", "0:a:0", *(copy_audio_args() if copy_audio else aac_args(settings))]
-        args += hls_args(settings, out_dir / AUDIO)
     args += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_dir / "thumbnail.jpg")]
     if storyboard:
         args += storyboard.output_args("board", out_dir)

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transcode.audio import LOG as AUDIO_LOG
+from transcode.audio import AudioRendition
 from transcode.ladder import (
+    AUDIO,
     EncodeSettings,
     Rung,
     can_copy_audio,
@@ -137,6 +140,41 @@ def stalled(spec: JobSpec, done_s: float) -> str:
     return f"FFmpeg encoded nothing new for {spec.stall_s:g} s (stuck at {done_s:.1f} s{of}) and was stopped."
 
 
+def audio_rendition(spec: JobSpec, out_dir: Path) -> AudioRendition:
+    """The audio rendition's FFmpegs (transcode/audio.py), run beside the ladder's: measured, then
+    brought to the loudness target, or copied when the source's AAC may be and already sits there."""
+    source = Path(spec.source)
+    return AudioRendition(
+        spec.ffmpeg,
+        spec.source,
+        out_dir / AUDIO,
+        spec.settings,
+        target_lufs=spec.settings.loudness_lufs,
+        copyable=lambda: (
+            spec.remux
+            and can_copy_audio(spec.info, spec.settings, lambda: audio_start_gap(source, spec.info.container))
+        ),
+        container=spec.info.container,
+        max_pixels=spec.max_pixels,
+        sample_rate=spec.info.audio_rate if spec.info.audio_rate in (44100, 48000) else 48000,
+        preexec=lambda: _child_setup(spec.nice),
+    )
+
+
+def wait_for_audio(
+    audio: AudioRendition, spec: JobSpec, cancel_path: Path, out_dir: Path, deadline: float
+) -> Outcome | None:
+    """Once the video is written, wait for the audio rendition (usually long done); an Outcome if the
+    job ends otherwise."""
+    while not audio.done:
+        audio.join(0.25)
+        if cancel_path.exists() or not out_dir.exists():
+            return Outcome(CANCELLED, cancelled_why(cancel_path))
+        if time.monotonic() > deadline:
+            return Outcome(TRANSIENT, f"FFmpeg took longer than {spec.timeout_s:.0f} s and was stopped.")
+    return Outcome(TRANSIENT, audio.error) if audio.error else None
+
+
 def transcode(spec: JobSpec) -> Outcome:
     """Run the ladder's FFmpeg for one job and supervise it: progress, stalls, cancellation, timeout."""
     started = time.monotonic()
@@ -155,9 +193,6 @@ def transcode(spec: JobSpec) -> Outcome:
         spec.settings,
         lambda: max_keyframe_gap(Path(spec.source), spec.info.duration, container=spec.info.container),
     )
-    copy_audio = spec.remux and can_copy_audio(
-        spec.info, spec.settings, lambda: audio_start_gap(Path(spec.source), spec.info.container)
-    )
     args = ffmpeg_command(
         spec.ffmpeg,
         Path(spec.source),
@@ -166,9 +201,9 @@ def transcode(spec: JobSpec) -> Outcome:
         rungs,
         spec.settings,
         remux,
-        copy_audio,
         max_pixels=spec.max_pixels,
     )
+    audio = audio_rendition(spec, out_dir) if has_audio else None
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             args,
@@ -178,6 +213,8 @@ def transcode(spec: JobSpec) -> Outcome:
             preexec_fn=lambda: _child_setup(spec.nice),
         )
     report(spec.key, "pid", proc.pid)
+    if audio is not None:
+        audio.start()
     report(spec.key, "progress", 1)  # FFmpeg runs: the video shows it moves at once
     deadline = started + spec.timeout_s
     last_report, buffer, percent, playable = time.monotonic(), b"", 1, False
@@ -216,6 +253,9 @@ def transcode(spec: JobSpec) -> Outcome:
             if cancel_path.exists() or not out_dir.exists():  # asked to stop, or the video was deleted
                 stop(proc)
                 return Outcome(CANCELLED, cancelled_why(cancel_path))
+            if audio is not None and audio.error:
+                stop(proc)
+                return Outcome(TRANSIENT, audio.error)
             if now > deadline:
                 stop(proc)
                 return Outcome(TRANSIENT, f"FFmpeg took longer than {spec.timeout_s:.0f} s and was stopped.")
@@ -223,8 +263,14 @@ def transcode(spec: JobSpec) -> Outcome:
                 stop(proc)
                 return Outcome(TRANSIENT, stalled(spec, done_s))
         code = proc.wait()
+        if code == 0 and audio is not None:
+            waited = wait_for_audio(audio, spec, cancel_path, out_dir, deadline)
+            if waited is not None:
+                return waited
     finally:
         stop(proc)
+        if audio is not None:
+            audio.stop()
         proc.stdout.close()
     if cancel_path.exists() or not out_dir.exists():
         return Outcome(CANCELLED, cancelled_why(cancel_path))
@@ -240,5 +286,6 @@ def transcode(spec: JobSpec) -> Outcome:
         storyboard_for(spec.info).finish(out_dir)
     listed = write_manifests(out_dir, rungs, has_audio, spec.info.fps, spec.settings.segment_s)
     log_path.unlink(missing_ok=True)
+    (out_dir / AUDIO_LOG).unlink(missing_ok=True)
     report(spec.key, "progress", 100)
     return Outcome(DONE, renditions=listed, seconds=time.monotonic() - started)
