@@ -1,4 +1,4 @@
-"""Loudness: every audio rendition measures −16 LUFS ± 1 LU (EBU R128), true peak under −1 dBTP, with
+"""Loudness: every audio rendition measures -16 LUFS +-1 LU (EBU R128), true peak under -1 dBTP, with
 the real FFmpeg on clips of a tone and noise made far too quiet or far too loud."""
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def tone_and_noise(path: Path, volume_db: float, *, codec: str = "aac", seconds:
         *["-f", "lavfi", "-i", f"testsrc=size=160x90:rate=25:duration={seconds}"],
         *["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"],
         *["-f", "lavfi", "-i", f"anoisesrc=color=pink:sample_rate=48000:amplitude=0.3:duration={seconds}"],
-        *["-filter_complex", f"[1:a][2:a]amix=inputs=2:normalize=0,volume={volume_db}dB[a]", "-map", "0:v", "-map", "[a]"],
+        *["-filter_complex", f"[1:a][2:a]amix=inputs=2:normalize=0,volume={volume_db}dB[a]"],
+        *["-map", "0:v", "-map", "[a]"],
         *["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", codec, "-ac", "2"],
         str(path),
     )
