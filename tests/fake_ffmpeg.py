@@ -8,7 +8,8 @@ Usage: fake_ffmpeg.py MODE STATE_DIR REAL_FFMPEG [ffmpeg arguments...]
   slow   print progress slowly for ~1 s, then run the real FFmpeg
   stall  advance to 0.3 s, then keep reporting that same time for ever (an encode that is stuck)
   flaky  fail the first time (per STATE_DIR), run the real FFmpeg after
-Each run appends a line to STATE_DIR/runs.
+Each run appends a line to STATE_DIR/runs. The audio rendition's FFmpegs (loudness measurement and
+encode, `-vn`: they run beside the ladder's) are the real FFmpeg, not counted: the modes are the video's.
 """
 
 import os
@@ -17,6 +18,8 @@ import sys
 import time
 
 mode, state, real, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+if "-vn" in args:
+    os.execv(real, [real, *args])
 with open(os.path.join(state, "runs"), "a") as runs:
     runs.write(f"{os.getpid()} {mode}\n")
 

@@ -99,11 +99,16 @@ async def audio_packet_sizes(source: str) -> list[int]:
     return sizes
 
 
+AT_TARGET = ("-af", "volume=5.8dB")  # the tone at -16 LUFS: its loudness needs no correction
+
+
 @pytest.mark.parametrize(
     "audio",
     [
-        pytest.param(("-c:a", "aac", "-ac", "2", "-ar", "48000", "-b:a", "128k"), id="stereo 48 kHz 128k"),
-        pytest.param(("-c:a", "aac", "-ar", "44100"), id="mono 44.1 kHz"),
+        pytest.param(
+            ("-c:a", "aac", "-ac", "2", "-ar", "48000", "-b:a", "128k", *AT_TARGET), id="stereo 48 kHz 128k"
+        ),
+        pytest.param(("-c:a", "aac", "-ar", "44100", *AT_TARGET), id="mono 44.1 kHz"),
     ],
 )
 async def test_a_qualifying_aac_track_is_copied_once_as_the_audio_rendition_without_its_priming(
@@ -121,9 +126,12 @@ async def test_a_qualifying_aac_track_is_copied_once_as_the_audio_rendition_with
 @pytest.mark.parametrize(
     ("audio", "audio_bitrate_k"),
     [
-        pytest.param(("-c:a", "aac"), 32, id="above 1.3x the audio bitrate setting (about 69 against 32)"),
-        pytest.param(("-c:a", "libmp3lame"), 128, id="MP3"),
-        pytest.param(("-c:a", "aac", "-ar", "22050"), 128, id="22.05 kHz"),
+        pytest.param(
+            ("-c:a", "aac", *AT_TARGET), 32, id="above 1.3x the audio bitrate setting (about 69 against 32)"
+        ),
+        pytest.param(("-c:a", "libmp3lame", *AT_TARGET), 128, id="MP3"),
+        pytest.param(("-c:a", "aac", "-ar", "22050", *AT_TARGET), 128, id="22.05 kHz"),
+        pytest.param(("-c:a", "aac"), 128, id="AAC that qualifies, at -22 LUFS instead of -16"),
     ],
 )
 async def test_an_audio_track_that_does_not_qualify_is_encoded_again(
