@@ -5,8 +5,11 @@ Generates a 1080p, 30 fps, 20 s clip with audio, then times, in one run and inte
       and DASH manifest): the CMAF ladder, audio encoded (or copied) once as its own rendition;
   (b) the naive ladder of the original Django/RQ design: one FFmpeg per rung, one after the other, each
       rung with its own audio (fMP4 segments too, so that only the design differs);
-  (c) the single FFmpeg command the pipeline runs, launched directly.
-Same codec settings for all three. Then the latency of GET /api/health/ (wrk) while two transcodes run,
+  (c) the commands the pipeline runs, launched directly: the ladder's FFmpeg and, beside it, the audio
+      rendition's (loudness measured, then encoded or copied);
+  (d) the ladder as it was before the audio had its own FFmpeg: the audio an output of the ladder's
+      command, without loudness.
+Same codec settings for all of them. Then the latency of GET /api/health/ (wrk) while two transcodes run,
 and while 16 clients log in (bcrypt) on top.
 
 With --first-playable: the time from a job queued to the video playable while it is transcoded (master
@@ -20,11 +23,16 @@ source (the pipeline before remuxing existed).
 
 With --storyboard: the single command with and without the storyboard output; its share of the time.
 
+With --loudness: the audio rendition alone, for sources too quiet, too loud, MP3 and already at the
+target: the loudness measured before and after (EBU R128), which path it took, and what measuring and
+correcting cost against a plain encode of the same audio.
+
 With --threads: the single command with x264 frame threads set per rung (120p,360p,720p,1080p; "auto" is
 x264's own choice, 1.5 per core for each encoder), to pick the setting the pipeline ships.
 
     .venv/bin/python bench/transcode.py [--repeat 3] [--seconds 20] [--audio aac|mp3]
     .venv/bin/python bench/transcode.py --first-playable [--lengths 60,300]
+    .venv/bin/python bench/transcode.py --loudness [--repeat 3] [--seconds 60]
     .venv/bin/python bench/transcode.py --remux | --storyboard | --threads [--repeat 3] [--seconds 20]
 """
 
@@ -54,18 +62,22 @@ from models.db import open_memory_database
 from server import make_server
 from services.container import build_services
 from services.transcoding import TRANSCODE, transcode_key
+from transcode.audio import AudioRendition, audio_command, plan_audio
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import (
+    AUDIO,
     EncodeSettings,
     aac_args,
     can_copy_audio,
     can_remux,
     ffmpeg_command,
     gop_args,
+    hls_args,
     plan_rungs,
     renditions,
     x264_args,
 )
+from transcode.loudness import measure, measure_args
 from transcode.probe import audio_start_gap, max_keyframe_gap, probe
 
 from common import lavfi_clip, table
@@ -86,24 +98,38 @@ def single_pass(
     settings: EncodeSettings = ENCODE,
     threads: tuple | None = None,
     as_pipeline: bool = False,
+    audio_inside: bool = False,
 ) -> float:
-    """(c): the single command, by hand: the full encode (video and audio), or with `as_pipeline` what
-    the pipeline's worker decides for this source (its video remuxed, its audio copied, if they qualify);
-    x264 threads per rung if given."""
+    """(c): the commands by hand: the ladder's FFmpeg and the audio rendition's beside it (measured,
+    then encoded, or with `as_pipeline` copied when it qualifies), as the worker runs them; with
+    `audio_inside` (d), the audio an output of the ladder's command, as before it had its own. With
+    `as_pipeline` the video is remuxed when it qualifies; x264 threads per rung if given."""
     shutil.rmtree(out, ignore_errors=True)
     rungs = plan_rungs(info)
     for name in renditions(rungs, info.has_audio):
         (out / name).mkdir(parents=True)
-    remux = copy_audio = False
+    remux = False
     if as_pipeline:
         remux = can_remux(info, rungs, settings, lambda: max_keyframe_gap(source, info.duration))
-        copy_audio = can_copy_audio(info, settings, lambda: audio_start_gap(source))
-    args = ffmpeg_command(ffmpeg_binary(), source, out, info, rungs, settings, remux, copy_audio)
+    args = ffmpeg_command(ffmpeg_binary(), source, out, info, rungs, settings, remux)
     if threads:  # each rung is an output of its own: its x264 options end where its HLS muxer's begin
         outputs = [i for i, arg in enumerate(args) if arg == "-f" and args[i + 1] == "hls"]
         for at, n in reversed(list(zip(outputs, threads, strict=False))):
             args = args[:at] + (["-threads:v", str(n)] if n else []) + args[at:]
-    return timed(args)
+    if not info.has_audio:
+        return timed(args)
+    if audio_inside:
+        return timed([*args, "-map", "0:a:0", *aac_args(settings), *hls_args(settings, out / AUDIO)])
+    started = time.perf_counter()
+    audio = AudioRendition(
+        ffmpeg_binary(), str(source), out / AUDIO, settings, target_lufs=settings.loudness_lufs,
+        copyable=lambda: as_pipeline and can_copy_audio(info, settings, lambda: audio_start_gap(source)),
+    )  # fmt: skip
+    audio.start()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    audio.join()
+    assert audio.error is None, audio.error
+    return time.perf_counter() - started
 
 
 def per_rung(source: Path, out: Path, info) -> float:
@@ -331,6 +357,86 @@ async def storyboard_share(args: argparse.Namespace) -> None:
     print(f"\nthe storyboard's share of the transcode: {share * 100:.1f} % (median against median)")
 
 
+LOUDNESS_SOURCES = (  # name, codec, gain (dB) on a tone over pink noise
+    ("too quiet (AAC)", "aac", -30),
+    ("too loud, clipping (AAC)", "aac", 16),
+    ("quiet (MP3)", "libmp3lame", -24),
+    ("at the target (AAC)", "aac", -10.1),
+)
+
+
+def loudness_source(path: Path, codec: str, gain_db: float, seconds: int) -> Path:
+    """A 320x180 clip whose audio is a tone over pink noise at `gain_db`."""
+    subprocess.run(
+        [
+            ffmpeg_binary(), "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=30:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-f", "lavfi", "-i", f"anoisesrc=color=pink:sample_rate=48000:amplitude=0.3:duration={seconds}",
+            "-filter_complex", f"[1:a][2:a]amix=inputs=2:normalize=0,volume={gain_db}dB[a]",
+            "-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-c:a", codec, "-b:a", "128k", "-ac", "2", str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def joined_rendition(folder: Path) -> Path:
+    """An audio rendition as one fragmented MP4, to measure."""
+    joined = folder.parent / f"{folder.name}.mp4"
+    parts = [folder / "init.mp4", *sorted(folder.glob("seg_*.m4s"))]
+    joined.write_bytes(b"".join(p.read_bytes() for p in parts))
+    return joined
+
+
+async def loudness_report(args: argparse.Namespace) -> None:
+    """Before and after, and the cost, of the audio rendition's loudness for several sources."""
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        for name, codec, gain in LOUDNESS_SOURCES:
+            source = loudness_source(root / f"{codec}{gain}.mp4", codec, gain, args.seconds)
+            info = await probe(source)
+            before, _ = measure(measure_args(ffmpeg_binary(), str(source)))
+            normalised, plain, measuring = [], [], []
+            for _ in range(args.repeat):
+                out = root / "out"
+                shutil.rmtree(out, ignore_errors=True)
+                (out / AUDIO).mkdir(parents=True)
+                measuring.append(timed(measure_args(ffmpeg_binary(), str(source))))
+                started = time.perf_counter()
+                audio = AudioRendition(
+                    ffmpeg_binary(), str(source), out / AUDIO, ENCODE, target_lufs=ENCODE.loudness_lufs,
+                    copyable=lambda i=info, s=source: can_copy_audio(i, ENCODE, lambda: audio_start_gap(s)),
+                )  # fmt: skip
+                audio.start()
+                audio.join()
+                normalised.append(time.perf_counter() - started)
+                after, _ = measure(measure_args(ffmpeg_binary(), str(joined_rendition(out / AUDIO))))
+                shutil.rmtree(root / "plain", ignore_errors=True)
+                (root / "plain").mkdir()
+                plain.append(timed(audio_command(ffmpeg_binary(), str(source), root / "plain", ENCODE)))
+            plan = audio.plan
+            path = "copied" if plan.copied else (plan.gain_filter.split("=")[0] or "encoded")
+            med_n, med_p = statistics.median(normalised), statistics.median(plain)
+            rows.append(
+                (name, f"{before.integrated:.1f} / {before.true_peak:.1f}",
+                 f"{after.integrated:.1f} / {after.true_peak:.1f}", path,
+                 statistics.median(measuring), med_n, med_p, med_n - med_p)
+            )  # fmt: skip
+    print(f"The audio rendition of a {args.seconds} s source, target {ENCODE.loudness_lufs:g} LUFS, "
+          f"median of {args.repeat}\n")  # fmt: skip
+    print(
+        table(
+            ["source", "before LUFS / dBTP", "after LUFS / dBTP", "path", "measure s",
+             "measure + encode s", "plain encode s", "added s"],
+            rows,
+        )
+    )  # fmt: skip
+    print("\ntarget: after within -16 +-1 LU, true peak <= -1 dBTP; the measurement runs beside the video")
+
+
 THREADS = {
     "auto": None,
     "1,1,2,2": (1, 1, 2, 2),
@@ -411,13 +517,16 @@ async def run(args: argparse.Namespace) -> None:
         audio = "libmp3lame" if args.audio == "mp3" else "aac"
         lavfi_clip(source, "1920x1080", args.seconds, bitrate="8M", audio_codec=audio)
         info = await probe(source)
-        copied = can_copy_audio(info, ENCODE, lambda: audio_start_gap(source))
+        loudness, _ = measure(measure_args(ffmpeg_binary(), str(source)))
+        copyable = lambda: can_copy_audio(info, ENCODE, lambda: audio_start_gap(source))  # noqa: E731
+        copied = plan_audio(loudness, ENCODE.loudness_lufs, copyable).copied
         pipeline = Pipeline()
         await pipeline.start(root / "media", workers=1)
         warm = lavfi_clip(root / "warm.mp4", "320x240", 1, audio=False)
         await pipeline.run(warm)  # start the pool's worker, as a running server has
-        times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        times: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}
         for _ in range(args.repeat):
+            times["d"].append(single_pass(source, root / "d", info, as_pipeline=True, audio_inside=True))
             times["c"].append(single_pass(source, root / "c", info, as_pipeline=True))
             times["b"].append(per_rung(source, root / "b", info))
             times["a"].append(await pipeline.run(source))
@@ -425,10 +534,11 @@ async def run(args: argparse.Namespace) -> None:
         names = {
             "a": "(a) pipeline end to end",
             "b": "(b) one FFmpeg per rung",
-            "c": "(c) the single command by hand",
+            "c": "(c) the commands by hand (ladder + audio beside it)",
+            "d": "(d) before: the audio inside the ladder's command",
         }
-        med, text = medians_table({names[k]: times[k] for k in "abc"}, args.seconds)
-        a, b, c = (med[names[k]] for k in "abc")
+        med, text = medians_table({names[k]: times[k] for k in "abcd"}, args.seconds)
+        a, b, c, d = (med[names[k]] for k in "abcd")
         print(
             f"CMAF ladder of a 1080p30 {args.seconds} s clip with {args.audio.upper()} audio "
             f"({'copied' if copied else 'encoded'} once by the pipeline; (b) encodes it per rung), "
@@ -437,6 +547,7 @@ async def run(args: argparse.Namespace) -> None:
         )
         print(text)
         print(f"\n(a)/(c) = {a / c:.3f} (target <= 1.05)   (a)/(b) = {a / b:.3f} (target <= 0.60)")
+        print(f"(c)/(b) = {c / b:.3f}   (d)/(b) = {d / b:.3f} (the audio inside the ladder's FFmpeg, before)")
 
         pipeline = Pipeline()
         await pipeline.start(root / "media2", workers=2)
@@ -482,6 +593,7 @@ def main() -> None:
     parser.add_argument("--remux", action="store_true", help="the remux path side by side only")
     parser.add_argument("--storyboard", action="store_true", help="the storyboard's share only")
     parser.add_argument("--threads", action="store_true", help="x264 threads per rung only")
+    parser.add_argument("--loudness", action="store_true", help="loudness before/after and its cost only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for flag, part in (
@@ -489,6 +601,7 @@ def main() -> None:
         (args.remux, remux_side_by_side),
         (args.storyboard, storyboard_share),
         (args.threads, thread_settings),
+        (args.loudness, loudness_report),
     ):
         if flag:
             asyncio.run(part(args))

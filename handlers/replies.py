@@ -96,6 +96,29 @@ class Rendition(BaseModel):
     url: str
 
 
+class AudioTrackReply(BaseModel):
+    """An added audio track (another language); the source's own sound is not listed."""
+
+    id: str
+    language: str = Field(description="BCP 47.")
+    label: str
+    default: bool
+    status: Literal["processing", "ready", "failed"]
+    error: str | None = Field(None, description="Why it failed, as a sentence.")
+
+    @classmethod
+    def of(cls, track: vocabulary.AudioTrack) -> AudioTrackReply:
+        status: Any = track.status
+        return cls(
+            id=track.id,
+            language=track.language,
+            label=track.label,
+            default=track.default,
+            status=status,
+            error=track.error,
+        )
+
+
 class Video(BaseModel):
     id: str
     title: str
@@ -118,6 +141,9 @@ class Video(BaseModel):
     storyboard_url: str | None = Field(description="WebVTT of preview sprites, under a stream grant.")
     renditions: list[Rendition]
     watch_position: Number = Field(description="The caller's saved position in seconds (0 when none).")
+    audio_tracks: list[AudioTrackReply] = Field(
+        default_factory=list, description="Added audio languages (the source's own sound is not listed)."
+    )
 
     @classmethod
     def of(cls, shown: vocabulary.VideoView) -> Video:
@@ -145,6 +171,7 @@ class Video(BaseModel):
                 for r, url in urls.renditions
             ],
             watch_position=shown.watch_position,
+            audio_tracks=[AudioTrackReply.of(t) for t in video.audio_tracks],
         )
 
 

@@ -50,7 +50,9 @@ class DiskTarget(BaseTarget):  # type: ignore[misc]  # streaming_form_data ships
 class UploadReceiver:
     """Feeds request chunks to a streaming multipart parser: `file` to disk, the other fields to memory."""
 
-    def __init__(self, headers: dict[str, str], path: Path, limit_bytes: int) -> None:
+    def __init__(
+        self, headers: dict[str, str], path: Path, limit_bytes: int, fields: tuple[str, ...] = FIELDS
+    ) -> None:
         self.path = path
         self.limit_bytes = limit_bytes
         self.received = 0
@@ -60,7 +62,7 @@ class UploadReceiver:
             raise APIError(400, "Multipart form data without a boundary.") from err
         self.file = DiskTarget(path)
         self.parser.register("file", self.file)
-        self.fields = {name: ValueTarget(validator=MaxSizeValidator(FIELD_MAX_BYTES)) for name in FIELDS}
+        self.fields = {name: ValueTarget(validator=MaxSizeValidator(FIELD_MAX_BYTES)) for name in fields}
         for name, target in self.fields.items():
             self.parser.register(name, target)
 

@@ -94,6 +94,30 @@ class Rendition:
 
 
 @dataclass(frozen=True)
+class AudioTrack:
+    """An audio track staff added to a ladder (another language): `processing` while it is encoded,
+    `ready` once the manifests list it, `failed` with the sentence why."""
+
+    id: str
+    language: str
+    label: str
+    default: bool
+    status: str
+    error: str | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> AudioTrack:
+        return cls(
+            id=str(doc.get("id", "")),
+            language=str(doc.get("language") or "und"),
+            label=str(doc.get("label") or ""),
+            default=bool(doc.get("default")),
+            status=str(doc.get("status") or PROCESSING),
+            error=doc.get("error"),
+        )
+
+
+@dataclass(frozen=True)
 class Video:
     """A video as the services hand it out: what staff set, where its transcode stands, and where its
     ladder lies. `playable` is the document's flag (a ladder, growing or whole, was announced); what a
@@ -120,6 +144,7 @@ class Video:
     thumbnail_path: str | None
     storyboard_path: str | None
     uploaded_by: str | None
+    audio_tracks: tuple[AudioTrack, ...] = ()  # added languages; the source's own sound is not listed
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Video:
@@ -146,6 +171,7 @@ class Video:
             thumbnail_path=doc.get("thumbnail_path"),
             storyboard_path=doc.get("storyboard_path"),
             uploaded_by=doc.get("uploaded_by"),
+            audio_tracks=tuple(AudioTrack.from_doc(t) for t in doc.get("audio_tracks") or ()),
         )
 
     @property
@@ -327,6 +353,32 @@ class Videos:
         if not set(fields) <= LIST_NEUTRAL:
             self.invalidate()
         return Video.from_doc(doc) if doc else None
+
+    async def add_audio_track(self, video_id: ObjectId, track: AudioTrack, now: datetime) -> None:
+        """A new audio track (processing) listed on the video."""
+        await self.collection.update_one(
+            {"_id": video_id},
+            {"$push": {"audio_tracks": track.__dict__}, "$set": {"updated_at": now}},
+        )
+        self.invalidate()
+
+    async def set_audio_track(
+        self, video_id: ObjectId, track_id: str, fields: dict[str, Any], now: datetime
+    ) -> bool:
+        """Change one audio track's fields (status, error, default); False when it is gone."""
+        changes = {f"audio_tracks.$.{name}": value for name, value in fields.items()}
+        done = await self.collection.update_one(
+            {"_id": video_id, "audio_tracks.id": track_id}, {"$set": {**changes, "updated_at": now}}
+        )
+        self.invalidate()
+        return bool(done.matched_count)
+
+    async def remove_audio_track(self, video_id: ObjectId, track_id: str, now: datetime) -> None:
+        await self.collection.update_one(
+            {"_id": video_id},
+            {"$pull": {"audio_tracks": {"id": track_id}}, "$set": {"updated_at": now}},
+        )
+        self.invalidate()
 
     async def edit(self, video_id: ObjectId, changes: Mapping[str, Any], now: datetime) -> Video | None:
         """What staff changed: VideoPatch's fields, its `category` resolved to an id (or None)."""

@@ -26,6 +26,7 @@ from models.users import Users
 from models.videos import Videos
 from services.accounts import AccountService
 from services.admin import AdminService
+from services.audio_tracks import AudioTrackJobs, AudioTracks, PresentationLocks
 from services.catalogue import CatalogueService
 from services.grants import Grants
 from services.health import Health
@@ -34,7 +35,7 @@ from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
 from services.media import Media, build_media
 from services.publishing import PUBLISH, PublishJobs
 from services.throttle import Throttle
-from services.transcoding import TRANSCODE, TranscodeJobs
+from services.transcoding import TRANSCODE, TranscodeJobs, encode_settings
 from services.uploads import UploadExpiry, UploadFiles, UploadService
 from transcode.pool import TranscodePool
 
@@ -83,6 +84,7 @@ class Services:
     metrics: Metrics
     sampler: Sampler
     health: Health
+    audio_tracks: AudioTracks
     uploads: UploadService
     # Removes stale resumable uploads; None in a process that serves no uploads (the transcode role).
     upload_expiry: UploadExpiry | None
@@ -134,6 +136,7 @@ def build_services(
     pool = TranscodePool(settings.transcode.workers)
     metrics = Metrics()
     upload_files = UploadFiles(Uploads(db), media.upload_bytes(), clock)
+    locks = PresentationLocks()
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
         TranscodeJobs(
@@ -147,6 +150,15 @@ def build_services(
             metrics=metrics,
         ),
         PublishJobs(videos, media, settings.publish, clock=clock),
+        AudioTrackJobs(
+            videos,
+            media,
+            pool,
+            settings.transcode,
+            encode_settings=lambda: encode_settings(settings.transcode),
+            locks=locks,
+            clock=clock,
+        ),
     ]
     queue = JobQueue(
         jobs,
@@ -207,6 +219,7 @@ def build_services(
             metrics, jobs.counts, list(queue.types), db.ping, interval_s=settings.metrics.interval_s
         ),
         health=Health(db.ping),
+        audio_tracks=AudioTracks(videos, media, queue, settings.media, settings.transcode, locks, clock),
         uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
         upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,
     )

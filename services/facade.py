@@ -14,6 +14,7 @@ from core.config import Settings
 from core.metrics import Metrics
 from services.accounts import AccountService
 from services.admin import AdminService
+from services.audio_tracks import AudioTracks
 from services.catalogue import CatalogueService
 from services.container import Services
 from services.grants import Grants
@@ -37,6 +38,7 @@ class HandlerServices:
     metrics: Metrics
     health: Health
     media: Media
+    audio_tracks: AudioTracks
 
 
 def for_handlers(services: Services) -> HandlerServices:
@@ -52,4 +54,5 @@ def for_handlers(services: Services) -> HandlerServices:
         metrics=services.metrics,
         health=services.health,
         media=services.media,
+        audio_tracks=services.audio_tracks,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from models.jobs import STATES, Job
 from models.users import User
-from models.videos import STATUSES, VideoFields, VideoPatch
+from models.videos import STATUSES, AudioTrack, VideoFields, VideoPatch
 from services.catalogue import VideoView
 
-__all__ = ["STATES", "STATUSES", "Job", "User", "VideoFields", "VideoPatch", "VideoView"]
+__all__ = ["STATES", "STATUSES", "AudioTrack", "Job", "User", "VideoFields", "VideoPatch", "VideoView"]

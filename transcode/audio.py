@@ -11,6 +11,7 @@ input options, so the same start-time offset), and written with the same segment
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -90,7 +91,9 @@ class AudioRendition:
         max_pixels: int | None = None,
         sample_rate: int = 48000,
         preexec: Callable[[], None] | None = None,
+        extra_filter: str = "",
     ) -> None:
+        self.extra_filter = extra_filter  # after the gain (an added track's padding to the video's length)
         self.ffmpeg, self.source, self.folder, self.settings = ffmpeg, source, folder, settings
         self.target, self.copyable, self.container = target_lufs, copyable, container
         self.max_pixels, self.sample_rate, self.preexec = max_pixels, sample_rate, preexec
@@ -141,7 +144,7 @@ class AudioRendition:
                 self.settings,
                 container=self.container,
                 copy=self.plan.copied,
-                gain_filter=self.plan.gain_filter,
+                gain_filter=",".join(filter(None, [self.plan.gain_filter, self.extra_filter])),
                 max_pixels=self.max_pixels,
             )
             with open(self.folder.parent / LOG, "wb") as log:
@@ -160,3 +163,97 @@ class AudioRendition:
                 self.error = f"FFmpeg failed on the audio ({reason}){': ' + detail[-300:] if detail else '.'}"
         except OSError as err:
             self.error = f"FFmpeg could not run for the audio: {err.strerror or err}."
+
+
+# --- an added audio track (another language) for a finished ladder ----------------------------------
+
+
+class NoAudio(Exception):
+    """The file has no audio stream FFmpeg can read (or is in a format we do not open)."""
+
+
+def audio_duration(
+    ffmpeg: str, source: str, *, timeout_s: float = 30.0, preexec: Callable[[], None] | None = None
+) -> float:
+    """How long a file's first audio stream lasts, from FFmpeg copying its packets to nowhere (nothing
+    decoded) and reporting `out_time_us` as structured progress; NoAudio when there is none it reads.
+    The file is opened as every source is (`input_args`: the file protocol, the allowed formats)."""
+    args = [
+        ffmpeg,
+        *["-hide_banner", "-nostdin", "-loglevel", "error", "-vn", "-sn", "-dn"],
+        *input_args(source),
+        *["-map", "0:a:0", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-nostats", "-"],
+    ]
+    try:
+        done = subprocess.run(
+            args, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, preexec_fn=preexec
+        )
+    except subprocess.TimeoutExpired as err:
+        raise NoAudio(f"Reading the file's audio took longer than {timeout_s:g} s.") from err
+    seconds = [
+        int(line.split(b"=", 1)[1]) / 1e6
+        for line in done.stdout.splitlines()
+        if line.startswith(b"out_time_us=") and line.split(b"=", 1)[1].strip().lstrip(b"-").isdigit()
+    ]
+    if done.returncode != 0 or not seconds or seconds[-1] <= 0:
+        raise NoAudio("The file has no audio stream that can be read.")
+    return seconds[-1]
+
+
+@dataclass(frozen=True)
+class TrackSpec:
+    """An added audio track's encode, picklable for the pool: the file, where its rendition goes, the
+    ladder's settings and the video's duration (the track is cut or padded to it)."""
+
+    ffmpeg: str
+    source: str
+    folder: str
+    settings: EncodeSettings
+    duration: float
+    timeout_s: float = 600.0
+    nice: int = 10
+
+
+@dataclass(frozen=True)
+class TrackOutcome:
+    """The encoded track: its playlist's segments (names), or the sentence why there is none."""
+
+    segments: tuple[str, ...] = ()
+    error: str | None = None
+    integrated: float | None = None  # the loudness measured before the correction
+
+
+def encode_track(spec: TrackSpec) -> TrackOutcome:
+    """Measure and encode an added audio track into one rendition on the ladder's timeline: the same AAC
+    settings, segment length and numbering as the ladder's own audio, brought to the loudness target,
+    padded with silence or cut to the video's duration. Runs in a pool worker."""
+    folder = Path(spec.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    track = AudioRendition(
+        spec.ffmpeg,
+        spec.source,
+        folder,
+        spec.settings,
+        target_lufs=spec.settings.loudness_lufs,
+        copyable=lambda: False,
+        extra_filter=f"apad,atrim=end={spec.duration:.3f}",
+        preexec=lambda: os.nice(spec.nice),
+    )
+    track.start()
+    track.join(spec.timeout_s)
+    if not track.done:
+        track.stop()
+        return TrackOutcome(error=f"Encoding the audio took longer than {spec.timeout_s:.0f} s.")
+    if track.error:
+        return TrackOutcome(error=track.error)
+    playlist = folder / "index.m3u8"
+    text = playlist.read_text()
+    if "#EXT-X-ENDLIST" not in text:
+        text = text.rstrip("\n") + "\n#EXT-X-ENDLIST\n"
+    playlist.write_text(text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD"))
+    (folder.parent / LOG).unlink(missing_ok=True)
+    names = tuple(line for line in text.splitlines() if line.startswith("seg_"))
+    if not names:
+        return TrackOutcome(error="The audio track came out empty.")
+    loudness = track.plan.loudness if track.plan else None
+    return TrackOutcome(segments=names, integrated=loudness.integrated if loudness else None)

@@ -75,6 +75,18 @@ class TranscodePool:
         finally:
             self._sinks.pop(spec.key, None)
 
+    async def call(self, fn: Callable[[Any], Any], arg: Any) -> Any:
+        """Run a picklable module-level function on one argument in a worker (an added track's encode);
+        BrokenProcessPool when the worker died (the pool is replaced)."""
+        if self._pool is None:
+            self.start()
+        assert self._pool is not None
+        try:
+            return await asyncio.wrap_future(self._pool.submit(fn, arg))
+        except BrokenProcessPool:
+            self._restart_pool()
+            raise
+
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=self.workers,
