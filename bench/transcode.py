@@ -361,7 +361,7 @@ LOUDNESS_SOURCES = (  # name, codec, gain (dB) on a tone over pink noise
     ("too quiet (AAC)", "aac", -30),
     ("too loud, clipping (AAC)", "aac", 16),
     ("quiet (MP3)", "libmp3lame", -24),
-    ("at the target (AAC)", "aac", -10.1),
+    ("at the target (AAC)", "aac", 6.7),
 )
 
 
