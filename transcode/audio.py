@@ -223,6 +223,11 @@ class TrackOutcome:
     integrated: float | None = None  # the loudness measured before the correction
 
 
+def nice(increment: int) -> None:
+    """Lower an FFmpeg's CPU priority (in the child, before it runs)."""
+    os.nice(increment)
+
+
 def encode_track(spec: TrackSpec) -> TrackOutcome:
     """Measure and encode an added audio track into one rendition on the ladder's timeline: the same AAC
     settings, segment length and numbering as the ladder's own audio, brought to the loudness target,
@@ -237,7 +242,7 @@ def encode_track(spec: TrackSpec) -> TrackOutcome:
         target_lufs=spec.settings.loudness_lufs,
         copyable=lambda: False,
         extra_filter=f"apad,atrim=end={spec.duration:.3f}",
-        preexec=lambda: os.nice(spec.nice),
+        preexec=lambda: nice(spec.nice),
     )
     track.start()
     track.join(spec.timeout_s)
