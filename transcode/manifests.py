@@ -79,7 +79,12 @@ def frame_rate(fps: float) -> float:
 
 
 def provisional_master(
-    out_dir: Path, rungs: list[Rung], has_audio: bool, fps: float, settings: EncodeSettings
+    out_dir: Path,
+    rungs: list[Rung],
+    has_audio: bool,
+    fps: float,
+    settings: EncodeSettings,
+    language: str = "und",
 ) -> list[dict[str, int]]:
     """The master while the encode runs (every rendition has its init segment and a first segment):
     CODECS from the init segments, BANDWIDTH each rung's cap plus the audio bitrate."""
@@ -92,13 +97,15 @@ def provisional_master(
         Rendition(rung.name, read_init(out_dir / rung.name / "init.mp4"), peak_bps=rung.max_kbps * 1000)
         for rung in rungs
     ]
-    presentation = Presentation(frame_rate(fps), settings.segment_s, tuple(videos), main_audio(audio))
+    presentation = Presentation(
+        frame_rate(fps), settings.segment_s, tuple(videos), main_audio(audio, language)
+    )
     replace_file(out_dir / MASTER, presentation.master_text())
     return listed(rungs, videos, audio)
 
 
 def write_manifests(
-    out_dir: Path, rungs: list[Rung], has_audio: bool, fps: float, segment_s: int
+    out_dir: Path, rungs: list[Rung], has_audio: bool, fps: float, segment_s: int, language: str = "und"
 ) -> list[dict[str, int]]:
     """The finished ladder's presentation record, its master playlist (BANDWIDTH and AVERAGE-BANDWIDTH
     measured over its segments) and its DASH manifest, over the same files; the renditions as the
@@ -112,7 +119,7 @@ def write_manifests(
 
     audio = rendition(AUDIO) if has_audio else None
     videos = [rendition(rung.name) for rung in rungs]
-    presentation = Presentation(frame_rate(fps), segment_s, tuple(videos), main_audio(audio))
+    presentation = Presentation(frame_rate(fps), segment_s, tuple(videos), main_audio(audio, language))
     write_presentation(out_dir, presentation)
     return listed(rungs, videos, audio)
 

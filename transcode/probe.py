@@ -73,6 +73,7 @@ class MediaInfo:
     audio_kbps: int = 0
     container: str = ""  # the demuxer the probe found ("mov", "matroska"...), which the transcode uses
     rate: float = 0.0  # frames per second: the stated average, else measured on the first packets; 0: unknown
+    audio_language: str = ""  # the first audio stream's language tag; empty: none (the ladder says "und")
 
 
 def displayed(width: int, height: int, rotation: int) -> tuple[int, int]:
@@ -172,7 +173,15 @@ def audio_fields(audio: dict | None) -> dict:
         "audio_channels": int(audio.get("channels") or 0),
         "audio_rate": int(audio.get("sample_rate") or 0),
         "audio_kbps": int(audio.get("bit_rate") or 0) // 1000,
+        "audio_language": language_tag((audio.get("tags") or {}).get("language", "")),
     }
+
+
+def language_tag(value: str) -> str:
+    """A stream's language tag as a BCP 47-shaped tag (MP4 and Matroska write ISO 639-2: `eng`, which
+    players match too), or "" when there is none or it is not one ("und": undetermined)."""
+    value = str(value).strip()
+    return value if re.fullmatch(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,4}", value) and value != "und" else ""
 
 
 def video_kbps(data: dict, video: dict, streams: list[dict]) -> int:

@@ -239,7 +239,9 @@ def transcode(spec: JobSpec) -> Outcome:
                                 done_s, advanced_at = reported, time.monotonic()
             if not playable and first_segments_ready(out_dir, rungs, has_audio):
                 playable = True
-                listed = provisional_master(out_dir, rungs, has_audio, spec.info.fps, spec.settings)
+                listed = provisional_master(
+                    out_dir, rungs, has_audio, spec.info.fps, spec.settings, spec.info.audio_language or "und"
+                )
                 report(spec.key, "playable", {"renditions": listed})
             now = time.monotonic()
             if now - last_report >= spec.progress_interval_s:
@@ -284,7 +286,8 @@ def transcode(spec: JobSpec) -> Outcome:
     finish_playlists(out_dir, rungs, has_audio)
     if spec.settings.storyboard:
         storyboard_for(spec.info).finish(out_dir)
-    listed = write_manifests(out_dir, rungs, has_audio, spec.info.fps, spec.settings.segment_s)
+    language = spec.info.audio_language or "und"  # the source's own tag, else undetermined
+    listed = write_manifests(out_dir, rungs, has_audio, spec.info.fps, spec.settings.segment_s, language)
     log_path.unlink(missing_ok=True)
     (out_dir / AUDIO_LOG).unlink(missing_ok=True)
     report(spec.key, "progress", 100)

@@ -160,3 +160,16 @@ async def test_bad_fields_and_callers_are_refused(api, staff_token, user_token, 
     assert reply.data == {"detail": "Audio tracks can be added to a ready video with a CMAF ladder only."}
     gone = await api.delete(f"/api/videos/{video_id}/audio/{ObjectId()}/", token=staff_token)
     assert gone.code == 404
+
+
+async def test_the_source_sound_is_listed_in_the_language_its_stream_is_tagged_with(
+    api, staff_token, db, settings, tmp_path
+):
+    plain = make_clip(tmp_path / "plain.mp4", "160x90", 1)
+    tagged = tmp_path / "tagged.mp4"
+    run_ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:a:0", "language=deu", str(tagged))
+    video_id = await upload(api, staff_token, tagged)
+    doc = await wait_for_status(db, video_id, "ready")
+    master = (ladder(settings, doc) / "master.m3u8").read_text()
+    assert 'TYPE=AUDIO,GROUP-ID="aud",LANGUAGE="deu",NAME="Original",DEFAULT=YES' in master
+    assert 'lang="deu"' in (ladder(settings, doc) / "manifest.mpd").read_text()
