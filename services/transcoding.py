@@ -122,6 +122,11 @@ class TranscodeJobs(JobType):
             try:
                 outcome = await self.pool.run(spec, events)
                 await events.drain()  # its last writes land before the outcome's
+                if outcome.kind == DONE and not events.playable_seen:
+                    # A short clip's audio (measured, then encoded) may end after its video: the worker
+                    # announced it playable as it finished, and that event can lose the race with the
+                    # outcome. The finished ladder is played from scratch until it is published.
+                    live.want_playable({"renditions": outcome.renditions})
             finally:
                 await live.stop()
             if outcome.kind == CANCELLED:
@@ -292,11 +297,13 @@ class WorkerEvents:
         self.video_id = video_id
         self.last_percent = -1
         self.last_write = 0.0
+        self.playable_seen = False
         self.tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self, kind: str, value: Any) -> None:
         loop = asyncio.get_running_loop()
         if kind == "playable":
+            self.playable_seen = True
             self.live.want_playable(value)  # announced once players can reach it
         elif kind == "progress" and value != self.last_percent:
             now = loop.time()

@@ -161,18 +161,37 @@ def audio_rendition(spec: JobSpec, out_dir: Path) -> AudioRendition:
     )
 
 
+def announce_playable(spec: JobSpec, out_dir: Path) -> bool:
+    """Once every rendition has a whole segment, write the provisional master and tell the server the
+    video can be played; whether it was."""
+    rungs = list(spec.rungs)
+    if not first_segments_ready(out_dir, rungs, spec.info.has_audio):
+        return False
+    language = spec.info.audio_language or "und"
+    listed = provisional_master(out_dir, rungs, spec.info.has_audio, spec.info.fps, spec.settings, language)
+    report(spec.key, "playable", {"renditions": listed})
+    return True
+
+
 def wait_for_audio(
-    audio: AudioRendition, spec: JobSpec, cancel_path: Path, out_dir: Path, deadline: float
+    audio: AudioRendition, spec: JobSpec, cancel_path: Path, out_dir: Path, deadline: float, playable: bool
 ) -> Outcome | None:
-    """Once the video is written, wait for the audio rendition (usually long done); an Outcome if the
-    job ends otherwise."""
+    """Once the video is written, wait for the audio rendition (usually long done; a short clip's
+    audio, measured first, may end after its video), announcing the ladder playable meanwhile if it was
+    not yet; an Outcome if the job ends otherwise."""
     while not audio.done:
         audio.join(0.25)
+        if not playable:
+            playable = announce_playable(spec, out_dir)
         if cancel_path.exists() or not out_dir.exists():
             return Outcome(CANCELLED, cancelled_why(cancel_path))
         if time.monotonic() > deadline:
             return Outcome(TRANSIENT, f"FFmpeg took longer than {spec.timeout_s:.0f} s and was stopped.")
-    return Outcome(TRANSIENT, audio.error) if audio.error else None
+    if audio.error:
+        return Outcome(TRANSIENT, audio.error)
+    if not playable:
+        announce_playable(spec, out_dir)
+    return None
 
 
 def transcode(spec: JobSpec) -> Outcome:
@@ -237,12 +256,8 @@ def transcode(spec: JobSpec) -> Outcome:
                             reported = int(line.split(b"=", 1)[1]) / 1e6
                             if reported > done_s:
                                 done_s, advanced_at = reported, time.monotonic()
-            if not playable and first_segments_ready(out_dir, rungs, has_audio):
-                playable = True
-                listed = provisional_master(
-                    out_dir, rungs, has_audio, spec.info.fps, spec.settings, spec.info.audio_language or "und"
-                )
-                report(spec.key, "playable", {"renditions": listed})
+            if not playable:
+                playable = announce_playable(spec, out_dir)
             now = time.monotonic()
             if now - last_report >= spec.progress_interval_s:
                 written = encoded_seconds(out_dir / spec.rungs[0].name / "index.m3u8")
@@ -266,7 +281,7 @@ def transcode(spec: JobSpec) -> Outcome:
                 return Outcome(TRANSIENT, stalled(spec, done_s))
         code = proc.wait()
         if code == 0 and audio is not None:
-            waited = wait_for_audio(audio, spec, cancel_path, out_dir, deadline)
+            waited = wait_for_audio(audio, spec, cancel_path, out_dir, deadline, playable)
             if waited is not None:
                 return waited
     finally:
