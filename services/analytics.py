@@ -1,0 +1,436 @@
+"""Playback analytics: what players report (sessions of events), views, stats for staff, popularity.
+
+A player reports a session in batches: `{session, events: [{seq, type, ...}]}`. Each session is one
+document of aggregates (models/playback.py); a batch is folded into it in one atomic update, guarded by
+the session's last event number, so a replayed batch (or event) changes nothing. A session counts one
+view once `analytics.view_min_s` seconds or `analytics.view_min_share` of the video are watched; the
+view goes on the video's counter and on the video's day, which the catalogue's `?ordering=popular`
+reads (never the sessions). No client address is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from bson import ObjectId
+from pydantic import Field
+
+from core.clock import Clock
+from core.config import AnalyticsSettings
+from core.errors import Conflict
+from core.metrics import Metrics
+from core.validation import Body
+from models.playback import RETENTION_BUCKETS, RawEvents, Session, Sessions, VideoDays, merge_counts
+from models.users import User
+from models.videos import Video, Videos
+from services.catalogue import CatalogueService
+
+log = logging.getLogger("videoflix.analytics")
+
+MAX_EVENTS = 50
+MAX_SEQ = 1_000_000
+MAX_POSITION_S = 7 * 24 * 3600
+MAX_PLAYED_S = 60  # seconds one heartbeat may add: players send one every few seconds
+POPULAR_DAYS = 7
+TOP_VIDEOS = 10
+# A session's own id: what a player makes (a UUID, say), never an address.
+SESSION_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+RENDITION_PATTERN = r"^(?:[0-9]{2,4}p|audio)$"
+CODEC_PATTERN = r"^[A-Za-z0-9]{2,8}(?:\.[A-Za-z0-9]{1,8}){0,5}$"
+CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ, description="The event's number in its session.")]
+Position = Annotated[float, Field(ge=0, le=MAX_POSITION_S, allow_inf_nan=False, description="Seconds.")]
+Rendition = Annotated[str, Field(pattern=RENDITION_PATTERN, description='The rung playing, e.g. "720p".')]
+Codec = Annotated[str, Field(pattern=CODEC_PATTERN, description='e.g. "avc1.64001f" or "av01.0.05M.08".')]
+Bitrate = Annotated[int, Field(ge=0, le=1_000_000_000, description="Bits per second of the rendition.")]
+
+
+class StartEvent(Body):
+    seq: Seq
+    type: Literal["start"]
+    startup_ms: int = Field(ge=0, le=600_000, description="From play to the first frame.")
+
+
+class HeartbeatEvent(Body):
+    seq: Seq
+    type: Literal["heartbeat"]
+    position: Position
+    rendition: Rendition | None = None
+    codec: Codec | None = None
+    bitrate: Bitrate | None = None
+    played: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_PLAYED_S,
+        allow_inf_nan=False,
+        description="Seconds played since the session's previous event; absent: how far the position moved.",
+    )
+
+
+class RebufferEvent(Body):
+    seq: Seq
+    type: Literal["rebuffer"]
+    ms: int = Field(ge=0, le=600_000, description="How long playback stalled.")
+    position: Position | None = None
+
+
+class SwitchEvent(Body):
+    seq: Seq
+    type: Literal["switch"]
+    rendition: Rendition | None = None
+    codec: Codec | None = None
+    bitrate: Bitrate | None = None
+
+
+class ErrorEvent(Body):
+    seq: Seq
+    type: Literal["error"]
+    code: str = Field(pattern=CODE_PATTERN, description="A short machine name of the error.")
+    detail: str = Field("", max_length=500)
+
+
+class EndEvent(Body):
+    seq: Seq
+    type: Literal["end"]
+    position: Position | None = None
+
+
+Event = Annotated[
+    StartEvent | HeartbeatEvent | RebufferEvent | SwitchEvent | ErrorEvent | EndEvent,
+    Field(discriminator="type"),
+]
+
+
+class PlaybackReport(Body):
+    """A batch of a playback session's events."""
+
+    session: str = Field(pattern=SESSION_PATTERN, description="The session's id, made by the player.")
+    events: list[Event] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+@dataclass
+class Fold:
+    """A batch folded into one update of its session."""
+
+    change: dict[str, Any]
+    played_s: float
+    startup_ms: int | None
+    rebuffers: list[tuple[str | None, int]]
+    errors: list[str | None]
+
+
+def codec_family(codec: str) -> str:
+    """avc1.64001f → avc1: the family names a field (no dots) and is what bytes are told apart by."""
+    return codec.split(".")[0].lower()
+
+
+def bucket_of(position: float, duration: float | None) -> int | None:
+    """The retention bucket (of 20) a position falls in; None without a duration."""
+    if not duration or duration <= 0:
+        return None
+    return min(RETENTION_BUCKETS - 1, int(position / duration * RETENTION_BUCKETS))
+
+
+def bandwidth_of(video: Video, rendition: str | None) -> int:
+    """The ladder's declared bits per second for a rendition ("720p"), 0 when unknown."""
+    for rung in video.renditions:
+        if rendition == f"{rung.height}p":
+            return rung.bandwidth
+    return 0
+
+
+def fold(session: Session, events: Sequence[Any], video: Video, now: datetime) -> Fold | None:
+    """The update that adds a batch's new events (seq above the session's last) to the session; None when
+    every event was seen before (a replay)."""
+    fresh = sorted({e.seq: e for e in events if e.seq > session.max_seq}.values(), key=lambda e: e.seq)
+    if not fresh:
+        return None
+    duration = video.duration
+    inc: dict[str, float] = defaultdict(float)
+    buckets: set[int] = set()
+    position, rendition = session.position, session.rendition
+    codec: str = session.doc.get("codec") or "avc1"
+    max_position = position
+    startup: int | None = None
+    result = Fold({}, 0.0, None, [], [])
+    sets: dict[str, Any] = {}
+    for event in fresh:
+        if isinstance(event, StartEvent):
+            if "startup_ms" not in session.doc and startup is None:
+                startup = sets["startup_ms"] = event.startup_ms
+        elif isinstance(event, HeartbeatEvent):
+            moved = event.position - position
+            played = event.played if event.played is not None else min(max(moved, 0.0), MAX_PLAYED_S)
+            position = min(event.position, duration) if duration else event.position
+            rendition = event.rendition or rendition
+            codec = codec_family(event.codec) if event.codec else codec
+            key = rendition or "unknown"
+            inc["watched_s"] += played
+            inc[f"renditions.{key}.{codec}"] += played
+            bits = event.bitrate if event.bitrate is not None else bandwidth_of(video, rendition)
+            inc[f"bytes.{codec}"] += bits * played / 8
+            result.played_s += played
+        elif isinstance(event, RebufferEvent):
+            inc["rebuffer_ms"] += event.ms
+            inc["rebuffer_count"] += 1
+            result.rebuffers.append((rendition, event.ms))
+        elif isinstance(event, SwitchEvent):
+            rendition = event.rendition or rendition
+            codec = codec_family(event.codec) if event.codec else codec
+        elif isinstance(event, ErrorEvent):
+            inc["errors"] += 1
+            inc[f"error_codes.{event.code}"] += 1
+            result.errors.append(rendition)
+        elif isinstance(event, EndEvent):
+            sets["ended"] = True
+        if isinstance(event, HeartbeatEvent | RebufferEvent | EndEvent) and event.position is not None:
+            if not isinstance(event, HeartbeatEvent):
+                position = min(event.position, duration) if duration else event.position
+            max_position = max(max_position, position)
+            bucket = bucket_of(position, duration)
+            if bucket is not None:
+                buckets.add(bucket)
+    sets.update(max_seq=fresh[-1].seq, position=position, rendition=rendition, codec=codec, updated=now)
+    change: dict[str, Any] = {"$set": sets, "$max": {"max_position": max_position}}
+    if inc:
+        change["$inc"] = dict(inc)
+    if buckets:
+        change["$addToSet"] = {"buckets": {"$each": sorted(buckets)}}
+    result.change = change
+    result.startup_ms = startup
+    return result
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The nearest-rank percentile; None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+# Called with a video's id once it passes transcode.av1_min_views views in 7 days (transcode.av1:
+# popular); the AV1 follow-up job's queueing, which must be idempotent.
+Av1Trigger = Callable[[ObjectId], Awaitable[None]]
+
+
+class WeeklyViews:
+    """Views per video in the last 7 days, from the per-day counts, cached for `cache_s` seconds: what
+    `?ordering=popular` sorts by (the catalogue calls it)."""
+
+    def __init__(self, days: VideoDays, clock: Clock, cache_s: float) -> None:
+        self.days = days
+        self.clock = clock
+        self.cache_s = cache_s
+        self._cached: tuple[float, dict[ObjectId, float]] | None = None
+
+    async def __call__(self) -> Mapping[ObjectId, float]:
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < self.cache_s:
+            return cached[1]
+        totals = await self.days.totals_by_video(self.clock(), POPULAR_DAYS)
+        views = {video_id: row["views"] for video_id, row in totals.items()}
+        self._cached = (time.monotonic(), views)
+        return views
+
+    def forget(self) -> None:
+        self._cached = None
+
+
+class AnalyticsService:
+    """Ingest of playback reports, views, stats and popularity."""
+
+    def __init__(
+        self,
+        sessions: Sessions,
+        raw_events: RawEvents,
+        days: VideoDays,
+        videos: Videos,
+        catalogue: CatalogueService,
+        metrics: Metrics,
+        settings: AnalyticsSettings,
+        clock: Clock,
+        *,
+        av1_min_views: int | None = None,
+        queue_av1: Av1Trigger | None = None,
+        weekly: WeeklyViews | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.raw_events = raw_events
+        self.days = days
+        self.videos = videos
+        self.catalogue = catalogue
+        self.metrics = metrics
+        self.settings = settings
+        self.clock = clock
+        self.av1_min_views = av1_min_views
+        self.queue_av1 = queue_av1
+        self._av1_asked: set[ObjectId] = set()
+        self.weekly = weekly or WeeklyViews(days, clock, settings.popular_cache_s)
+
+    # --- ingest -------------------------------------------------------------------------------
+
+    async def report(self, user: User, video_id: str, report: PlaybackReport) -> None:
+        """Fold a batch of events into its session; a replayed batch changes nothing."""
+        video = await self.catalogue.visible_video(user, video_id)
+        now = self.clock()
+        session_id = f"{user.id}:{report.session}"
+        for _ in range(5):  # another batch of the same session may land in between: read again
+            session = await self.sessions.open(session_id, user.id, video.id, now)
+            if session.video_id != video.id:
+                raise Conflict("This playback session belongs to another video.")
+            folded = fold(session, report.events, video, now)
+            if folded is None:
+                return
+            updated = await self.sessions.apply(session, folded.change)
+            if updated is not None:
+                break
+        else:
+            raise Conflict("The playback session changed meanwhile; send the batch again.")
+        self.observe(video, folded)
+        new_session = session.max_seq < 0
+        if folded.played_s or new_session:
+            await self.days.add(video.id, now, watch_s=folded.played_s, sessions=int(new_session))
+        fresh = [e.model_dump() for e in report.events if e.seq > session.max_seq]
+        expires = now + timedelta(days=self.settings.raw_events_days)
+        await self.raw_events.add(session_id, [{**e, "at": now} for e in fresh], expires)
+        if not updated.viewed and self.counts_a_view(updated.watched_s, video.duration):
+            await self.count_view(updated, video, now)
+
+    def counts_a_view(self, watched_s: float, duration: float | None) -> bool:
+        """≥ view_min_s seconds watched, or ≥ view_min_share of the video."""
+        if watched_s >= self.settings.view_min_s:
+            return True
+        return bool(duration) and watched_s >= self.settings.view_min_share * (duration or 0)
+
+    async def count_view(self, session: Session, video: Video, now: datetime) -> None:
+        """Count the session's view once: on the video and its day; maybe queue its AV1 rungs."""
+        if not await self.sessions.mark_viewed(session.id, now):
+            return
+        await self.videos.add_view(video.id)
+        await self.days.add(video.id, now, views=1)
+        if self.av1_min_views is None or self.queue_av1 is None or video.id in self._av1_asked:
+            return
+        if await self.days.views_of(video.id, now, POPULAR_DAYS) >= self.av1_min_views:
+            self._av1_asked.add(video.id)
+            log.info("video %s passed %d views in 7 days: AV1 rungs queued", video.id, self.av1_min_views)
+            await self.queue_av1(video.id)
+
+    def observe(self, video: Video, folded: Fold) -> None:
+        """The Prometheus side: startup time, stalls and errors by rendition (only the video's own
+        heights name a series, so a client cannot make new ones)."""
+        heights = {f"{rung.height}p" for rung in video.renditions}
+
+        def label(rendition: str | None) -> str:
+            return rendition if rendition in heights else "other"
+
+        if folded.startup_ms is not None:
+            self.metrics.playback_startup.observe(folded.startup_ms / 1000)
+        for rendition, ms in folded.rebuffers:
+            self.metrics.playback_rebuffers.labels(label(rendition)).inc()
+            self.metrics.playback_rebuffer_seconds.labels(label(rendition)).inc(ms / 1000)
+        for rendition in folded.errors:
+            self.metrics.playback_errors.labels(label(rendition)).inc()
+
+    # --- for staff ----------------------------------------------------------------------------
+
+    async def video_stats(self, user: User, video_id: str, days: int) -> dict[str, Any]:
+        """One video's audience over the last `days` days, from its sessions."""
+        video = await self.catalogue.visible_video(user, video_id)
+        now = self.clock()
+        rows = await self.sessions.for_video(video.id, now - timedelta(days=days))
+        viewed = [row for row in rows if row.get("viewed")]
+        watch_s = sum(row.get("watched_s", 0) for row in rows)
+        rebuffer_s = sum(row.get("rebuffer_ms", 0) for row in rows) / 1000
+        startups = [row["startup_ms"] for row in rows if row.get("startup_ms") is not None]
+        p50, p95 = percentile(startups, 50), percentile(startups, 95)
+        renditions = rendition_rows(rows)
+        reached = [0] * RETENTION_BUCKETS
+        for row in rows:
+            for bucket in row.get("buckets") or ():
+                if 0 <= bucket < RETENTION_BUCKETS:
+                    reached[bucket] += 1
+        codes = merge_counts(rows, "error_codes")
+        bytes_by_codec = merge_counts(rows, "bytes")
+        seconds_by_codec: dict[str, float] = defaultdict(float)
+        for row in renditions:
+            seconds_by_codec[row["codec"]] += row["seconds"]
+        return {
+            "days": days,
+            "views": len(viewed),
+            "unique_viewers": len({row["user_id"] for row in viewed}),
+            "sessions": len(rows),
+            "watch_time_s": round(watch_s, 3),
+            "startup_ms": {"p50": p50, "p95": p95},
+            "rebuffer_ratio": round(rebuffer_s / (watch_s + rebuffer_s), 6) if watch_s + rebuffer_s else 0,
+            "rebuffer_count": int(sum(row.get("rebuffer_count", 0) for row in rows)),
+            "renditions": renditions,
+            "retention": [round(n / len(rows), 4) if rows else 0 for n in reached],
+            "errors": sorted(
+                ({"code": code, "count": int(n)} for code, n in codes.items()), key=lambda e: -e["count"]
+            ),
+            "bytes_by_codec": sorted(
+                (
+                    {"codec": codec, "seconds": round(seconds_by_codec.get(codec, 0), 3), "bytes": int(n)}
+                    for codec, n in bytes_by_codec.items()
+                ),
+                key=lambda e: -e["bytes"],
+            ),
+        }
+
+    async def overview(self, days: int) -> dict[str, Any]:
+        """Totals over the last `days` days and the top videos by views, from the per-day counts."""
+        now = self.clock()
+        by_video = await self.days.totals_by_video(now, days)
+        ranked = sorted(by_video, key=lambda v: (-by_video[v]["views"], -by_video[v]["watch_s"]))
+        top_ids = ranked[:TOP_VIDEOS]
+        found = await self.videos.by_ids(top_ids)
+        return {
+            "days": days,
+            "totals": {
+                "views": int(sum(row["views"] for row in by_video.values())),
+                "watch_time_s": round(sum(row["watch_s"] for row in by_video.values()), 3),
+                "sessions": int(sum(row["sessions"] for row in by_video.values())),
+                "videos_watched": sum(1 for row in by_video.values() if row["sessions"] or row["views"]),
+            },
+            "top_videos": [
+                {
+                    "id": str(video_id),
+                    "title": found[video_id].title,
+                    "views": int(by_video[video_id]["views"]),
+                    "watch_time_s": round(by_video[video_id]["watch_s"], 3),
+                    "total_views": found[video_id].views,
+                }
+                for video_id in top_ids
+                if video_id in found
+            ],
+        }
+
+    # --- popularity and clean-up ----------------------------------------------------------------
+
+    async def forget_user(self, user_id: str) -> None:
+        """Every playback session and raw event of a deleted user."""
+        count = await self.sessions.delete_for_user(user_id)
+        await self.raw_events.delete_for_sessions(f"{user_id}:")
+        log.info("user %s deleted: %d playback session(s) removed", user_id, count)
+
+
+def rendition_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Seconds watched per rendition and codec, most watched first."""
+    seconds: dict[tuple[str, str], float] = defaultdict(float)
+    for row in rows:
+        for rendition, codecs in (row.get("renditions") or {}).items():
+            for codec, value in codecs.items():
+                seconds[(rendition, codec)] += value
+    return [
+        {"rendition": rendition, "codec": codec, "seconds": round(value, 3)}
+        for (rendition, codec), value in sorted(seconds.items(), key=lambda item: -item[1])
+    ]
