@@ -280,7 +280,7 @@ class AnalyticsService:
 
     async def report(self, user: User, video_id: str, report: PlaybackReport) -> None:
         """Fold a batch of events into its session; a replayed batch changes nothing."""
-        video = await self.catalogue.visible_video(user, video_id)
+        video = await self.catalogue.visible_video_cached(user, video_id)
         now = self.clock()
         session_id = f"{user.id}:{report.session}"
         for _ in range(5):  # another batch of the same session may land in between: read again
