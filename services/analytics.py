@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from bson import ObjectId
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from core.clock import Clock
 from core.config import AnalyticsSettings
@@ -46,17 +46,31 @@ RENDITION_PATTERN = r"^(?:[0-9]{2,4}p|audio)$"
 CODEC_PATTERN = r"^[A-Za-z0-9]{2,8}(?:\.[A-Za-z0-9]{1,8}){0,5}$"
 CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
-Seq = Annotated[int, Field(ge=0, le=MAX_SEQ, description="The event's number in its session.")]
+
+def whole(value: Any) -> Any:
+    """JSON Schema's integer: 3.0 is one too (a strict int field would refuse it)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# Integers from 0 (3.0 too), declared as such: the constraint first, so that the schema shows it.
+Seq = Annotated[
+    int, Field(ge=0, le=MAX_SEQ, description="The event's number in its session."), BeforeValidator(whole)
+]
+Millis = Annotated[int, Field(ge=0, le=600_000), BeforeValidator(whole)]
 Position = Annotated[float, Field(ge=0, le=MAX_POSITION_S, allow_inf_nan=False, description="Seconds.")]
 Rendition = Annotated[str, Field(pattern=RENDITION_PATTERN, description='The rung playing, e.g. "720p".')]
 Codec = Annotated[str, Field(pattern=CODEC_PATTERN, description='e.g. "avc1.64001f" or "av01.0.05M.08".')]
-Bitrate = Annotated[int, Field(ge=0, le=1_000_000_000, description="Bits per second of the rendition.")]
+Bitrate = Annotated[
+    int,
+    Field(ge=0, le=1_000_000_000, description="Bits per second of the rendition."),
+    BeforeValidator(whole),
+]
 
 
 class StartEvent(Body):
     seq: Seq
     type: Literal["start"]
-    startup_ms: int = Field(ge=0, le=600_000, description="From play to the first frame.")
+    startup_ms: Millis = Field(description="From play to the first frame.")
 
 
 class HeartbeatEvent(Body):
@@ -78,7 +92,7 @@ class HeartbeatEvent(Body):
 class RebufferEvent(Body):
     seq: Seq
     type: Literal["rebuffer"]
-    ms: int = Field(ge=0, le=600_000, description="How long playback stalled.")
+    ms: Millis = Field(description="How long playback stalled.")
     position: Position | None = None
 
 
