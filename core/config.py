@@ -318,9 +318,6 @@ class TranscodeSettings(Section):
         min_length=1,
         description="The HLS ladder: one row per rung, its bitrate cap and H.264 level.",
     )
-    av1_min_views: int = Field(
-        100, ge=1, description="With av1: popular, views in 7 days that queue a video's AV1 rungs."
-    )
 
 
 class PublishSettings(Section):

@@ -231,9 +231,10 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-# Called with a video's id once it passes transcode.av1_min_views views in 7 days (transcode.av1:
-# popular); the AV1 follow-up job's queueing, which must be idempotent.
-Av1Trigger = Callable[[ObjectId], Awaitable[None]]
+# Called on every counted view with the video's id and its views in the last 7 days: the AV1 planner's
+# `on_views` (transcode.av1: popular queues the AV1 follow-up job past transcode.av1_min_views;
+# idempotent).
+ViewsHook = Callable[[ObjectId, int], Awaitable[Any]]
 
 
 class WeeklyViews:
@@ -273,8 +274,7 @@ class AnalyticsService:
         settings: AnalyticsSettings,
         clock: Clock,
         *,
-        av1_min_views: int | None = None,
-        queue_av1: Av1Trigger | None = None,
+        on_views: ViewsHook | None = None,
         weekly: WeeklyViews | None = None,
     ) -> None:
         self.sessions = sessions
@@ -285,9 +285,7 @@ class AnalyticsService:
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
-        self.av1_min_views = av1_min_views
-        self.queue_av1 = queue_av1
-        self._av1_asked: set[ObjectId] = set()
+        self.on_views = on_views
         self.weekly = weekly or WeeklyViews(days, clock, settings.popular_cache_s)
 
     # --- ingest -------------------------------------------------------------------------------
@@ -326,17 +324,17 @@ class AnalyticsService:
         return bool(duration) and watched_s >= self.settings.view_min_share * (duration or 0)
 
     async def count_view(self, session: Session, video: Video, now: datetime) -> None:
-        """Count the session's view once: on the video and its day; maybe queue its AV1 rungs."""
+        """Count the session's view once: on the video and its day; then tell the views hook (the AV1
+        planner) the video's views in 7 days."""
         if not await self.sessions.mark_viewed(session.id, now):
             return
         await self.videos.add_view(video.id)
         await self.days.add(video.id, now, views=1)
-        if self.av1_min_views is None or self.queue_av1 is None or video.id in self._av1_asked:
-            return
-        if await self.days.views_of(video.id, now, POPULAR_DAYS) >= self.av1_min_views:
-            self._av1_asked.add(video.id)
-            log.info("video %s passed %d views in 7 days: AV1 rungs queued", video.id, self.av1_min_views)
-            await self.queue_av1(video.id)
+        if self.on_views is not None:
+            try:
+                await self.on_views(video.id, await self.days.views_of(video.id, now, POPULAR_DAYS))
+            except Exception:  # the view is counted whatever the planner thinks of it
+                log.warning("the views hook failed for video %s", video.id, exc_info=True)
 
     def observe(self, video: Video, folded: Fold) -> None:
         """The Prometheus side: startup time, stalls and errors by rendition (only the video's own

@@ -28,7 +28,7 @@ from models.users import Users
 from models.videos import Videos
 from services.accounts import AccountService
 from services.admin import AdminService
-from services.analytics import AnalyticsService, Av1Trigger, WeeklyViews
+from services.analytics import AnalyticsService, ViewsHook, WeeklyViews
 from services.catalogue import CatalogueService
 from services.grants import Grants
 from services.health import Health
@@ -126,12 +126,12 @@ def build_services(
     node: str | None = None,
     free_bytes: Callable[[], int] | None = None,
     site_url: str | None = None,
-    queue_av1: Av1Trigger | None = None,
+    on_views: ViewsHook | None = None,
 ) -> Services:
     """Build every service; `run_types` are the job types this process runs (default: all of them);
     `free_bytes` stands in for the free space on MEDIA_ROOT (tests); `site_url` is the address this
-    server's web app is reached at (mail links go there when FRONTEND_URL is unset); `queue_av1` queues a
-    video's AV1 follow-up job once it is popular (transcode.av1: popular)."""
+    server's web app is reached at (mail links go there when FRONTEND_URL is unset); `on_views` hears of every
+    counted view with the video's views in 7 days (the AV1 planner's `on_views`, for av1: popular)."""
     hasher = hasher or PasswordHasher(settings.accounts.bcrypt_rounds)
     media = build_media(settings)
     signer = Signer(settings.server.secret_key or "", clock)
@@ -211,8 +211,7 @@ def build_services(
         metrics,
         settings.analytics,
         clock,
-        av1_min_views=settings.transcode.av1_min_views if queue_av1 is not None else None,
-        queue_av1=queue_av1,
+        on_views=on_views,
         weekly=weekly,
     )
     return Services(

@@ -311,3 +311,35 @@ async def test_deleting_a_video_removes_its_sessions_and_day_counts(
     assert (await api.delete(f"/api/videos/{video}/", token=staff_token)).code == 204
     assert await db.playback_sessions.count_documents({}) == 0
     assert await db.video_days.count_documents({}) == 0
+
+
+class TestViewsHook:
+    """The AV1 planner hears of every counted view, with the video's views in the last 7 days."""
+
+    heard: list[tuple[str, int]]
+
+    @pytest.fixture
+    def services(self, settings, db, clock, hasher, run_types, io_loop):
+        from services.container import build_services
+
+        self.heard = []
+
+        async def on_views(video_id, views_7d):
+            self.heard.append((str(video_id), views_7d))
+
+        built = build_services(
+            settings, db, clock=clock, hasher=hasher, run_types=run_types, node="test-node", on_views=on_views
+        )
+        io_loop.run_sync(built.start)
+        yield built
+        io_loop.run_sync(built.stop)
+
+    async def test_every_counted_view_tells_the_planner_the_weeks_views(
+        self, api, add_video, user_token, clock
+    ):
+        video = await add_video()
+        await report(api, video, session_id(), watch(30), user_token)
+        clock.advance(days=8)
+        for _ in range(2):
+            await report(api, video, session_id(), watch(40), user_token)
+        assert self.heard == [(video, 1), (video, 1), (video, 2)]
