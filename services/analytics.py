@@ -141,9 +141,24 @@ class Fold:
     errors: list[str | None]
 
 
+# What a session document may name, so that a client cannot grow it without end: the codec families
+# players meet, the video's own renditions, and a few error codes per session; the rest is "other".
+CODEC_FAMILIES = frozenset({"avc1", "avc3", "hvc1", "hev1", "av01", "vp09", "vp8", "mp4a", "opus", "flac"})
+MAX_ERROR_CODES = 20
+OTHER = "other"
+
+
 def codec_family(codec: str) -> str:
     """avc1.64001f → avc1: the family names a field (no dots) and is what bytes are told apart by."""
-    return codec.split(".")[0].lower()
+    family = codec.split(".")[0].lower()
+    return family if family in CODEC_FAMILIES else OTHER
+
+
+def rendition_name(video: Video, rendition: str | None) -> str | None:
+    """The rendition as the video has it ("720p", "audio"); another name is "other"."""
+    if rendition is None or rendition == "audio":
+        return rendition
+    return rendition if any(rendition == f"{rung.height}p" for rung in video.renditions) else OTHER
 
 
 def bucket_of(position: float, duration: float | None) -> int | None:
@@ -175,6 +190,7 @@ def fold(session: Session, events: Sequence[Any], video: Video, now: datetime) -
     max_position = position
     startup: int | None = None
     result = Fold({}, 0.0, None, [], [])
+    codes: set[str] = set(session.doc.get("error_codes") or ())
     sets: dict[str, Any] = {}
     for event in fresh:
         if isinstance(event, StartEvent):
@@ -184,7 +200,7 @@ def fold(session: Session, events: Sequence[Any], video: Video, now: datetime) -
             moved = event.position - position
             played = event.played if event.played is not None else min(max(moved, 0.0), MAX_PLAYED_S)
             position = min(event.position, duration) if duration else event.position
-            rendition = event.rendition or rendition
+            rendition = rendition_name(video, event.rendition) or rendition
             codec = codec_family(event.codec) if event.codec else codec
             key = rendition or "unknown"
             inc["watched_s"] += played
@@ -197,11 +213,12 @@ def fold(session: Session, events: Sequence[Any], video: Video, now: datetime) -
             inc["rebuffer_count"] += 1
             result.rebuffers.append((rendition, event.ms))
         elif isinstance(event, SwitchEvent):
-            rendition = event.rendition or rendition
+            rendition = rendition_name(video, event.rendition) or rendition
             codec = codec_family(event.codec) if event.codec else codec
         elif isinstance(event, ErrorEvent):
             inc["errors"] += 1
-            inc[f"error_codes.{event.code}"] += 1
+            codes.add(event.code if event.code in codes or len(codes) < MAX_ERROR_CODES else OTHER)
+            inc[f"error_codes.{event.code if event.code in codes else OTHER}"] += 1
             result.errors.append(rendition)
         elif isinstance(event, EndEvent):
             sets["ended"] = True

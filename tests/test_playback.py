@@ -343,3 +343,15 @@ class TestViewsHook:
         for _ in range(2):
             await report(api, video, session_id(), watch(40), user_token)
         assert self.heard == [(video, 1), (video, 1), (video, 2)]
+
+
+async def test_a_session_cannot_grow_its_document_with_made_up_names(api, add_video, user_token, staff_token):
+    video, session = await add_video(), session_id()
+    errors = [{"seq": n, "type": "error", "code": f"code{n}"} for n in range(30)]
+    await report(api, video, session, errors, user_token)
+    odd = [heartbeat(30, 10, rendition="4320p", codec="zzzz.1", played=10)]
+    await report(api, video, session, odd, user_token)
+    stats = (await api.get(f"/api/videos/{video}/stats/", token=staff_token)).data
+    assert len(stats["errors"]) == 21
+    assert {"code": "other", "count": 10} in stats["errors"]
+    assert stats["renditions"] == [{"rendition": "other", "codec": "other", "seconds": 10}]
