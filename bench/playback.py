@@ -206,6 +206,7 @@ async def measure(server: Server, args: argparse.Namespace, label: str) -> list[
     rows: list[tuple[object, ...]] = []
     token = server.tokens[-1]
     await wrk(server.url, token, 1)  # warm the list cache
+    await asyncio.sleep(1)  # let the warm-up's queue drain
     idle_health = await health(server.url, args.seconds)
     idle_rps, idle_p99 = await wrk(server.url, token, args.seconds)
     rows.append((label, "idle", *summary(idle_health)[:2], idle_rps, idle_p99, "-", "-"))

@@ -376,7 +376,7 @@ class AnalyticsSettings(Section):
     raw_events_days: float = Field(
         7.0, gt=0, description="Days raw playback events are kept (a TTL index); aggregates stay."
     )
-    max_body_kb: int = Field(64, ge=1, le=1024, description="Largest playback report body, in KiB.")
+    max_body_kb: int = Field(128, ge=1, le=1024, description="Largest playback report body, in KiB.")
     rate_limit_playback: str = Field(
         "60/60", pattern=RATE, description="Playback reports allowed per user: COUNT/SECONDS."
     )
