@@ -103,9 +103,7 @@ class PlaybackHandler(AnalyticsHandler):
     )
     @user_only
     async def post(self, video_id: str) -> None:
-        await self.services.throttle.check(
-            "playback", self.config.analytics.rate_limit_playback, [f"user:{self.user.id}"]
-        )
+        await self.analytics.admit(self.user)
         limit = self.config.analytics.max_body_kb * 1024
         if len(self.request.body) > limit:
             raise APIError(413, f"A playback report may hold at most {limit} bytes.")

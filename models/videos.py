@@ -9,6 +9,7 @@ next write.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import posixpath
 import re
@@ -417,7 +418,9 @@ class Videos:
     async def add_view(self, video_id: ObjectId) -> None:
         """One more view; the cached lists show it within VIEWS_REFRESH_S seconds."""
         await self.collection.update_one({"_id": video_id}, {"$inc": {"views": 1}})
-        self._streamed.pop(video_id, None)
+        cached = self._streamed.get(video_id)
+        if cached is not None:  # kept, not dropped: players' reports read it every few seconds
+            self._streamed[video_id] = dataclasses.replace(cached, views=cached.views + 1)
         self._views_changed = True
 
     async def delete(self, video_id: ObjectId) -> bool:

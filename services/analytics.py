@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from bson import ObjectId
+from cachetools import LRUCache
 from pydantic import BeforeValidator, Field
 
 from core.clock import Clock
@@ -31,6 +32,7 @@ from models.playback import RETENTION_BUCKETS, RawEvents, Session, Sessions, Vid
 from models.users import User
 from models.videos import Video, Videos
 from services.catalogue import CatalogueService
+from services.throttle import Throttle
 
 log = logging.getLogger("videoflix.analytics")
 
@@ -39,6 +41,7 @@ MAX_SEQ = 1_000_000
 MAX_POSITION_S = 7 * 24 * 3600
 MAX_PLAYED_S = 60  # seconds one heartbeat may add: players send one every few seconds
 POPULAR_DAYS = 7
+RECENT_SESSIONS = 10_000  # sessions whose last state this process keeps
 TOP_VIDEOS = 10
 # A session's own id: what a player makes (a UUID, say), never an address.
 SESSION_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
@@ -292,6 +295,7 @@ class AnalyticsService:
         clock: Clock,
         *,
         on_views: ViewsHook | None = None,
+        throttle: Throttle | None = None,
         weekly: WeeklyViews | None = None,
     ) -> None:
         self.sessions = sessions
@@ -303,17 +307,26 @@ class AnalyticsService:
         self.settings = settings
         self.clock = clock
         self.on_views = on_views
+        self.throttle = throttle
+        self._recent: LRUCache[str, Session] = LRUCache(RECENT_SESSIONS)
         self.weekly = weekly or WeeklyViews(days, clock, settings.popular_cache_s)
 
     # --- ingest -------------------------------------------------------------------------------
+
+    async def admit(self, user: User) -> None:
+        """Count a report against the user's `analytics.rate_limit_playback` (Throttled when over)."""
+        if self.throttle is not None:
+            await self.throttle.check("playback", self.settings.rate_limit_playback, [f"user:{user.id}"])
 
     async def report(self, user: User, video_id: str, report: PlaybackReport) -> None:
         """Fold a batch of events into its session; a replayed batch changes nothing."""
         video = await self.catalogue.visible_video_cached(user, video_id)
         now = self.clock()
         session_id = f"{user.id}:{report.session}"
-        for _ in range(5):  # another batch of the same session may land in between: read again
-            session = await self.sessions.open(session_id, user.id, video.id, now)
+        # The session as this process last wrote it: one write per batch when no other process wrote
+        # it since (the compare-and-set on max_seq tells); else it is read again.
+        session = self._recent.get(session_id) or await self.sessions.open(session_id, user.id, video.id, now)
+        for _ in range(5):
             if session.video_id != video.id:
                 raise Conflict("This playback session belongs to another video.")
             folded = fold(session, report.events, video, now)
@@ -322,8 +335,10 @@ class AnalyticsService:
             updated = await self.sessions.apply(session, folded.change)
             if updated is not None:
                 break
+            session = await self.sessions.open(session_id, user.id, video.id, now)
         else:
             raise Conflict("The playback session changed meanwhile; send the batch again.")
+        self._recent[session_id] = updated
         self.observe(video, folded)
         new_session = session.max_seq < 0
         if folded.played_s or new_session:
@@ -332,6 +347,7 @@ class AnalyticsService:
         expires = now + timedelta(days=self.settings.raw_events_days)
         await self.raw_events.add(session_id, [{**e, "at": now} for e in fresh], expires)
         if not updated.viewed and self.counts_a_view(updated.watched_s, video.duration):
+            self._recent.pop(session_id, None)  # its `viewed` moves on in the database
             await self.count_view(updated, video, now)
 
     def counts_a_view(self, watched_s: float, duration: float | None) -> bool:
@@ -448,6 +464,7 @@ class AnalyticsService:
     async def forget_user(self, user_id: str) -> None:
         """Every playback session and raw event of a deleted user."""
         count = await self.sessions.delete_for_user(user_id)
+        self._recent.clear()
         await self.raw_events.delete_for_sessions(f"{user_id}:")
         log.info("user %s deleted: %d playback session(s) removed", user_id, count)
 

@@ -21,7 +21,7 @@ from models.jobs import Jobs
 from models.mylist import MyList
 from models.playback import MemoryRawEvents, MongoRawEvents, RawEvents, Sessions, VideoDays
 from models.progress import Progress
-from models.ratelimits import RateLimiter
+from models.ratelimits import MemoryRateLimiter, RateLimiter
 from models.tokens import Tokens
 from models.uploads import Uploads
 from models.users import Users
@@ -212,6 +212,8 @@ def build_services(
         settings.analytics,
         clock,
         on_views=on_views,
+        # checked on every report: counted in the process on memory:// (one process, no TTL walks)
+        throttle=Throttle(MemoryRateLimiter() if db.in_memory else RateLimiter(db), clock),
         weekly=weekly,
     )
     return Services(
