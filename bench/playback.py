@@ -29,6 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -202,18 +203,32 @@ async def wrk(url: str, token: str, seconds: int) -> tuple[float, float]:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), p99  # type: ignore[union-attr]
 
 
-async def measure(server: Server, args: argparse.Namespace, label: str) -> list[tuple[object, ...]]:
+def cpu_s(pid: int) -> float:
+    """CPU seconds a process has used (user + system): what a request costs, whatever else the machine
+    runs (wall times here move with the other processes on the box)."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+async def measure(
+    server: Server, args: argparse.Namespace, label: str
+) -> tuple[list[tuple[object, ...]], dict[str, float]]:
     rows: list[tuple[object, ...]] = []
     token = server.tokens[-1]
     await wrk(server.url, token, 1)  # warm the list cache
     await asyncio.sleep(1)  # let the warm-up's queue drain
     idle_health = await health(server.url, args.seconds)
+    cpu = cpu_s(server.proc.pid)
     idle_rps, idle_p99 = await wrk(server.url, token, args.seconds)
+    catalogue_cpu_ms = (cpu_s(server.proc.pid) - cpu) * 1000 / max(1.0, idle_rps * args.seconds)
     rows.append((label, "idle", *summary(idle_health)[:2], idle_rps, idle_p99, "-", "-"))
 
     players = Players(server, args.sessions, args.speedup)
     players.start()
     await asyncio.sleep(players.interval * 2)  # every player has started and reported
+    reports_before, cpu = len(players.latencies), cpu_s(server.proc.pid)
+    await asyncio.sleep(args.seconds)  # the players alone
+    report_cpu_ms = (cpu_s(server.proc.pid) - cpu) * 1000 / max(1, len(players.latencies) - reports_before)
     loaded_health = await health(server.url, args.seconds)
     reports_before = len(players.latencies)
     loaded_rps, loaded_p99 = await wrk(server.url, token, args.seconds)
@@ -232,16 +247,19 @@ async def measure(server: Server, args: argparse.Namespace, label: str) -> list[
     )
     if players.failures:
         print(f"{label}: failed reports by status: {players.failures}")
-    return rows
+    return rows, {"catalogue": catalogue_cpu_ms, "report": report_cpu_ms}
 
 
 async def run(args: argparse.Namespace) -> None:
     rows: list[tuple[object, ...]] = []
+    costs: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as folder:
         for label, ttl in (("videoflix (cache on, shipped)", 2.0), ("baseline: cache off", 0.0)):
             server = Server(args.videos, args.sessions, ttl, Path(folder))
             try:
-                rows += await measure(server, args, label)
+                measured, cost = await measure(server, args, label)
+                rows += measured
+                costs.append(cost)
             finally:
                 server.stop()
     print(
@@ -254,6 +272,14 @@ async def run(args: argparse.Namespace) -> None:
     loaded_ratio = rows[1][4] / rows[3][4]  # type: ignore[operator]
     print(f"\ncatalogue ratio cache on / off: idle {idle_ratio:.1f}x, under playback {loaded_ratio:.1f}x")
     print(f"health p99 under playback (shipped server): {rows[1][3]:.1f} ms (target < 25 ms)")
+    shipped = costs[0]
+    print(
+        f"server CPU per request (shipped): catalogue GET {shipped['catalogue']:.2f} ms, playback report "
+        f"{shipped['report']:.2f} ms ({shipped['report'] / shipped['catalogue']:.2f}x a catalogue GET); "
+        f"{args.sessions} players at the real rate ({args.sessions / HEARTBEAT_S:.0f} reports/s) keep the "
+        f"IOLoop {shipped['report'] * args.sessions / HEARTBEAT_S / 10:.1f} % busy"
+    )
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 def main() -> None:
