@@ -8,7 +8,8 @@ from core.validation import Query
 from handlers.base import APIError, BaseHandler, staff_only, user_only
 from handlers.openapi import api
 from handlers.replies import Detail, Number
-from services.analytics import AnalyticsService, PlaybackReport
+from services.analytics import AnalyticsService
+from services.playback import PlaybackReport
 
 MAX_DAYS = 365
 
