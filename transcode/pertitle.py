@@ -41,6 +41,8 @@ VMAF_SUBSAMPLE = 3
 # Sampled windows: three of two seconds, spread over the title (a quarter, half, three quarters in).
 WINDOWS = 3
 WINDOW_S = 2.0
+# A fit that lands further than this past the probed CRFs is measured there once more (a third point).
+REFINE_BEYOND = 3
 # 100 - VMAF never taken below this (a saturated score would give log(0)).
 VMAF_HEADROOM_FLOOR = 0.05
 
@@ -224,48 +226,69 @@ def choose_crf(
     should_stop: Callable[[], bool] = lambda: False,
     preexec_fn: Callable[[], None] | None = None,
 ) -> Choice:
-    """Run the probe for one codec at a rung of `width` x `height` and choose its CRF. `work` is a
+    """Run the probe for one codec at a rung of `width` x `height` and choose its CRF. When the fit
+    reaches more than REFINE_BEYOND past the probed CRFs, one more pass measures the CRF it reached and
+    the fit is made again around it (a third point, only for titles far from the usual). `work` is a
     folder of its own (made, then removed). Raises ProbeFailed when FFmpeg fails, takes longer than
-    `timeout_s`, is asked to stop (`should_stop`, looked at a few times a second) or scores nothing."""
+    `timeout_s` in all, is asked to stop (`should_stop`, looked at a few times a second) or scores
+    nothing."""
     started = time.monotonic()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    args = probe_command(ffmpeg, source, info, width, height, encoder, probe.crfs, max_pixels=max_pixels)
-    try:
-        with open(work / "ffmpeg.log", "wb") as log:
-            proc = subprocess.Popen(
-                args,
-                cwd=work,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                preexec_fn=preexec_fn,
-            )
+
+    def measure(crfs: Sequence[int]) -> list[tuple[int, float]]:
+        args = probe_command(ffmpeg, source, info, width, height, encoder, crfs, max_pixels=max_pixels)
+        _run(args, work, started + timeout_s, should_stop, preexec_fn)
         try:
-            while proc.poll() is None:
-                if should_stop():
-                    raise ProbeFailed("the job was asked to stop")
-                if time.monotonic() - started > timeout_s:
-                    raise ProbeFailed(f"the probe took longer than {timeout_s:.0f} s")
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=0.25)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if proc.returncode != 0:
-            detail = (work / "ffmpeg.log").read_text(errors="replace").strip().splitlines()[-3:]
-            raise ProbeFailed(f"FFmpeg exit status {proc.returncode}: {' '.join(detail)[:300]}")
-        try:
-            points = tuple(
-                (crf, parse_vmaf_log((work / f"vmaf-{crf}.json").read_text())) for crf in probe.crfs
-            )
+            return [(crf, parse_vmaf_log((work / f"vmaf-{crf}.json").read_text())) for crf in crfs]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ProbeFailed(f"no VMAF score: {err}") from err
+
+    try:
+        points = measure(probe.crfs)
         crf, estimate = crf_for_target(points, target_vmaf, probe.lo, probe.hi)
-        return Choice(probe.codec, crf, target_vmaf, points, time.monotonic() - started, estimate)
+        if not min(probe.crfs) - REFINE_BEYOND <= crf <= max(probe.crfs) + REFINE_BEYOND:
+            points += measure([crf])
+            crf, estimate = crf_for_target(points, target_vmaf, probe.lo, probe.hi)
+        return Choice(
+            probe.codec, crf, target_vmaf, tuple(sorted(points)), time.monotonic() - started, estimate
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(
+    args: list[str],
+    work: Path,
+    deadline: float,
+    should_stop: Callable[[], bool],
+    preexec_fn: Callable[[], None] | None,
+) -> None:
+    """One probe FFmpeg in `work`, stopped at `deadline` or when asked; ProbeFailed unless it succeeds."""
+    with open(work / "ffmpeg.log", "wb") as log:
+        proc = subprocess.Popen(
+            args,
+            cwd=work,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            preexec_fn=preexec_fn,
+        )
+    try:
+        while proc.poll() is None:
+            if should_stop():
+                raise ProbeFailed("the job was asked to stop")
+            if time.monotonic() > deadline:
+                raise ProbeFailed("the probe took longer than its time limit")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.25)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        detail = (work / "ffmpeg.log").read_text(errors="replace").strip().splitlines()[-3:]
+        raise ProbeFailed(f"FFmpeg exit status {proc.returncode}: {' '.join(detail)[:300]}")
 
 
 def vmaf_score(

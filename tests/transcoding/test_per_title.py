@@ -126,7 +126,7 @@ async def test_the_top_rung_lands_within_two_vmaf_points_of_the_target(
     folder = (Path(settings.media.root) / doc["hls_path"]).parent
     chosen = doc["encoding"]["crf"]["h264"]
     assert doc["encoding"]["target_vmaf"] == TARGET
-    assert len(doc["encoding"]["probe"]["h264"]["points"]) == 2
+    assert len(doc["encoding"]["probe"]["h264"]["points"]) in (2, 3)  # a third far from the usual
     assert crfs_used(folder / "270p") == crfs_used(folder / "144p") == {float(chosen)}
     vmaf = await top_rung_vmaf(folder / "270p", source, await probe(source), tmp_path)
     assert abs(vmaf - TARGET) <= 2, (kind, chosen, vmaf, doc["encoding"])
