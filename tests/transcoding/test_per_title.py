@@ -17,7 +17,7 @@ from transcode.ffmpeg import ffmpeg_binary, ffprobe_binary
 from transcode.ladder import EncodeSettings, plan_rungs
 from transcode.pertitle import crf_for_target, vmaf_score, window_starts
 from transcode.probe import MediaInfo, probe
-from transcode.worker import DONE, JobSpec, transcode
+from transcode.worker import DONE, JobSpec, Outcome, transcode
 
 pytestmark = pytest.mark.slow
 
@@ -145,7 +145,9 @@ async def test_a_compliant_source_is_still_remuxed_without_a_probe(api, staff_to
     assert crfs_used(folder / "144p") == {23.0}
 
 
-async def encode_in_process(tmp_path: Path, source: Path, target: float | None) -> tuple[object, Path]:
+async def encode_in_process(
+    tmp_path: Path, source: Path, target: float | None, min_s: float = 0.0
+) -> tuple[Outcome, Path]:
     """The worker's job run here (so its log is seen): the ladder of `source` into tmp_path/out."""
     info = await probe(source)
     encode = EncodeSettings(
@@ -165,6 +167,7 @@ async def encode_in_process(tmp_path: Path, source: Path, target: float | None) 
         timeout_s=240,
         nice=0,
         target_vmaf=target,
+        per_title_min_s=min_s,
     )
     return await asyncio.to_thread(transcode, spec), tmp_path / "out"
 
@@ -175,6 +178,13 @@ async def test_without_a_target_every_rung_keeps_the_fixed_crf(tmp_path):
     assert outcome.kind == DONE
     assert outcome.encoding == {"crf.h264": 23, "probe.h264": {"skipped": "off"}}
     assert crfs_used(out / "270p") == crfs_used(out / "144p") == {23.0}
+
+
+async def test_a_source_shorter_than_per_title_min_s_is_not_probed(tmp_path):
+    source = make_source(tmp_path / "pattern.mkv", SOURCES["pattern"], 3.0)
+    outcome, out = await encode_in_process(tmp_path, source, TARGET, min_s=60)
+    assert outcome.encoding == {"crf.h264": 23, "probe.h264": {"skipped": "short"}}
+    assert crfs_used(out / "270p") == {23.0}
 
 
 async def test_a_failing_probe_is_logged_and_the_ladder_is_made_at_the_fixed_crf(
