@@ -313,6 +313,19 @@ class TranscodeSettings(Section):
     storyboard: bool = Field(
         True, description="Make the trick-play storyboard (sprite sheets and their WebVTT) in the same pass."
     )
+    target_vmaf: float | None = Field(
+        93.0,
+        ge=0,
+        le=100,
+        description="Per-title CRF: the top rung's VMAF a short probe aims each title's CRF at (every rung "
+        "of the codec then uses it, under the rung caps); 0 or null: the fixed `crf` for every title.",
+    )
+    per_title_min_s: float = Field(
+        120.0,
+        ge=0,
+        description="Probe only sources at least this long: the probe costs about the same whatever the "
+        "length, and delays the first playable segments by that much.",
+    )
     ladder: list[LadderRungSettings] = Field(
         default_factory=lambda: [rung.model_copy() for rung in DEFAULT_LADDER],
         min_length=1,

@@ -376,6 +376,12 @@ class Videos:
             fields["renditions"] = [r.to_doc() for r in renditions]
         await self._set(video_id, fields, now, {"status": PROCESSING})
 
+    async def set_encoding(self, video_id: ObjectId, fields: Mapping[str, Any], now: datetime) -> None:
+        """How its ladder was encoded, under `encoding` (e.g. {"crf.h264": 27, "target_vmaf": 93}): dotted
+        names, so each codec's job sets its own without touching the others'."""
+        if fields:
+            await self._set(video_id, {f"encoding.{name}": value for name, value in fields.items()}, now)
+
     async def drop_growing(self, video_id: ObjectId, now: datetime) -> None:
         """Its growing ladder went with a transcode that ended without one (a ready video keeps its own)."""
         await self._set(video_id, {"playable": False, "live_path": None}, now, {"status": {"$ne": READY}})
