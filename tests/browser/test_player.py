@@ -443,9 +443,12 @@ def test_the_player_fits_a_phone_and_works_by_touch(browser, server, ready_video
     try:
         open_player(page, server, ready_video, tracks)
         playing_past(page, 1.0)
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], (
-            "no sideways scrolling"
+        wide = page.evaluate(
+            "Array.from(document.querySelectorAll('body *'))"
+            ".filter(e => e.getBoundingClientRect().right > 376)"
+            ".map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
         )
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], wide
         for control in page.locator(".vp-bar button:visible").all():
             box = control.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], control.get_attribute(
@@ -462,6 +465,9 @@ def test_the_player_fits_a_phone_and_works_by_touch(browser, server, ready_video
         page.locator("#quality").tap()
         menu = page.locator("#quality-menu").bounding_box()
         assert menu["x"] >= 0 and menu["x"] + menu["width"] <= PHONE["width"], "the menu fits the screen"
+        page.keyboard.press("Escape")
+        expect(page.locator("#quality-menu")).to_be_hidden()
+        page.wait_for_timeout(800)  # the "Captions: English" note fades
         shoot(page, "player-phone")
     finally:
         context.close()

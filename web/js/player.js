@@ -52,7 +52,7 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
   const forward = button("vp-forward", `Forward ${SKIP_S} seconds (l)`, "forward", () => skip(SKIP_S));
   const mute = button("vp-mute", "Mute (m)", "volume", () => { media.muted = !media.muted; });
   const volume = el("input", { type: "range", class: "vp-volume", min: "0", max: "1", step: "0.05", "aria-label": "Volume" });
-  const time = el("span", { class: "vp-time", "aria-hidden": "true" }, "0:00 / 0:00");
+  const time = el("span", { class: "vp-time vp-time-bar", "aria-hidden": "true" }, "0:00 / 0:00");
   const fullscreen = button("vp-fullscreen", "Full screen (f)", "enter", () => toggleFullscreen());
   const captions = menuButton(el, { id: "captions", name: "Captions", iconName: "captions", onPick: pickCaptions });
   const audio = menuButton(el, { id: "audio", name: "Audio", iconName: "audio", onPick: pickAudio });
@@ -78,7 +78,8 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
   const spinner = el("div", { class: "vp-spinner", hidden: true, "aria-hidden": "true" });
   const bigPlay = el("button", { type: "button", class: "vp-big-play", "aria-label": "Play", hidden: true }, icon("play"));
   bigPlay.addEventListener("click", () => toggle());
-  const chrome = el("div", { class: "vp-chrome" }, seek,
+  const timeSmall = el("span", { class: "vp-time vp-time-small", "aria-hidden": "true" }, "0:00 / 0:00");
+  const chrome = el("div", { class: "vp-chrome" }, el("div", { class: "vp-seek-row" }, seek, timeSmall),
     el("div", { class: "vp-bar" },
       el("div", { class: "vp-group" }, play, rewind, forward, el("div", { class: "vp-sound" }, mute, volume), time),
       el("div", { class: "vp-group" }, captions.wrapper, audio.wrapper, quality.wrapper, fullscreen)));
@@ -121,7 +122,7 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
       if (media.buffered.start(i) <= media.currentTime + 0.5) end = Math.max(end, media.buffered.end(i));
     }
     buffered.style.width = pct(end);
-    time.textContent = `${clock(now)} / ${clock(total())}`;
+    time.textContent = timeSmall.textContent = `${clock(now)} / ${clock(total())}`;
     seek.setAttribute("aria-valuemax", String(Math.round(total())));
     seek.setAttribute("aria-valuenow", String(Math.round(now)));
     const chapter = chapterAt(now);
@@ -321,17 +322,24 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
     captions.button.classList.toggle("on", current >= 0);
     box.dataset.captions = String(current);
   }
+  let drawn = "";
   function drawCues() {
+    // The cues at the play head, from the track's cues: activeCues lags behind while paused.
+    const t = media.currentTime;
     const lines = [];
     for (const track of media.textTracks) {
       if (!textKinds(track) || track.mode === "disabled") continue;
       if (track.mode === "showing") track.mode = "hidden"; // ours, placed above the controls
-      for (const cue of track.activeCues || []) lines.push(cue);
+      for (const cue of track.cues || []) if (cue.startTime <= t && t < cue.endTime) lines.push(cue);
     }
+    const key = lines.map((cue) => `${cue.startTime}|${cue.text}`).join("\n");
+    if (key === drawn) return;
+    drawn = key;
     cues.replaceChildren(...lines.map((cue) => el("span", { class: "vp-cue" },
       typeof cue.getCueAsHTML === "function" ? cue.getCueAsHTML() : cue.text)));
     cues.hidden = !lines.length;
   }
+  const cueTimer = setInterval(drawCues, 250); // cues arrive while paused too
   media.textTracks.addEventListener("addtrack", (event) => {
     event.track.addEventListener("cuechange", drawCues);
     paintCaptionsMenu();
@@ -467,6 +475,11 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries++ < 2) hls.recoverMediaError();
       else fail(`The video cannot be played (${data.details}).`);
     });
+    // hls.js puts a live (EVENT) playlist's start back to the live edge when its first level switch
+    // comes before enough is buffered: a growing video is seen from the start (or the resume point).
+    media.addEventListener("canplay", () => {
+      if (hls.latestLevelDetails?.live && Math.abs(media.currentTime - resumeAt) > 1) media.currentTime = resumeAt;
+    }, { once: true });
     hls.loadSource(video.hls_url);
     hls.attachMedia(media);
   } else if (media.canPlayType("application/vnd.apple.mpegurl")) {
@@ -508,6 +521,7 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
   onLeave(() => {
     clearInterval(timer);
     clearTimeout(idleTimer);
+    clearInterval(cueTimer);
     save();
     stopObserving();
     session.close();
