@@ -442,6 +442,12 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
       subtitleDisplay: false, // selected captions are "hidden" tracks that the player draws itself
       backBufferLength: 90,
     };
+    if (video.status !== "ready") {
+      // A growing ladder's playlists are EVENT playlists, which hls.js treats as live. startPosition
+      // starts them at 0; should hls.js fall back to its "live sync position" (it resets a live start
+      // when the first level switch comes before enough is buffered), that is the playlist's start too.
+      Object.assign(config, { liveSyncDuration: 1e6, liveMaxLatencyDuration: 2e6 });
+    }
     if (canDecodeAv1()) config.videoPreference = { videoCodec: "av01" };
     hls = new Hls(config);
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
@@ -475,11 +481,6 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries++ < 2) hls.recoverMediaError();
       else fail(`The video cannot be played (${data.details}).`);
     });
-    // hls.js puts a live (EVENT) playlist's start back to the live edge when its first level switch
-    // comes before enough is buffered: a growing video is seen from the start (or the resume point).
-    media.addEventListener("canplay", () => {
-      if (hls.latestLevelDetails?.live && Math.abs(media.currentTime - resumeAt) > 1) media.currentTime = resumeAt;
-    }, { once: true });
     hls.loadSource(video.hls_url);
     hls.attachMedia(media);
   } else if (media.canPlayType("application/vnd.apple.mpegurl")) {
