@@ -35,7 +35,6 @@ from tests.browser.test_browser import (  # noqa: F401  (fixtures used by name)
     page,
     ready_video,
     server,
-    shoot,
     staff_token,
     wait_until,
 )
@@ -223,6 +222,10 @@ def route_growing(page: Page, video: dict) -> None:
     page.route(f"**/api/videos/{video['id']}/", processing)
 
 
+def shoot_page(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
 def playing_past(page: Page, seconds: float, timeout: float = 30_000) -> None:
     wait_until(page, f"{VIDEO}?.currentTime > {seconds} && !{VIDEO}.paused", timeout=timeout)
 
@@ -271,7 +274,9 @@ def test_a_cue_of_an_srt_shows_in_the_text_tracks_and_on_screen_at_its_time(
     page.keyboard.press("c")  # and on again: the language chosen before
     expect(page.locator(".vp-captions")).to_have_text("A second line, later.")
     page.mouse.move(640, 300)  # the controls show, the caption sits above them
-    shoot(page, "player-captions")
+    page.evaluate("document.activeElement.blur()")
+    page.wait_for_timeout(1200)  # the "Captions: English" note fades
+    shoot_page(page, "player-captions")
     caption_box = page.locator(".vp-cue").bounding_box()
     controls_box = page.locator(".vp-bar").bounding_box()
     assert caption_box["y"] + caption_box["height"] <= controls_box["y"], "the caption clears the controls"
@@ -337,7 +342,7 @@ def test_hovering_the_seek_bar_shows_the_storyboard_tile_the_vtt_names(page, ser
     assert loaded > 0, "the sprite sheet loads"
     marks = page.locator(".vp-mark")
     expect(marks).to_have_count(2)  # chapters after the first one
-    shoot(page, "player-storyboard")
+    shoot_page(page, "player-storyboard")
 
 
 def test_the_arrow_keys_j_l_and_the_skip_buttons_seek(page, server, ready_video):
@@ -470,8 +475,8 @@ def test_the_player_fits_a_phone_and_works_by_touch(browser, server, ready_video
         page.keyboard.press("Escape")
         expect(page.locator("#quality-menu")).to_be_hidden()
         page.evaluate("document.activeElement.blur()")
-        page.wait_for_timeout(800)  # the "Captions: English" note fades
-        shoot(page, "player-phone")
+        page.wait_for_timeout(1200)  # the "Captions: English" note fades
+        shoot_page(page, "player-phone")
     finally:
         context.close()
 

@@ -3,7 +3,8 @@
 // keyboard shortcuts — resuming at watch_position, saving progress and reporting playback sessions.
 import { get, put } from "./api.js";
 import { observePlayback, playbackSession } from "./playback.js";
-import { clock, icon, menuButton, spokenTime } from "./player-controls.js";
+import { clock, icon, spokenTime } from "./player-controls.js";
+import { codecName, trackMenus } from "./player-tracks.js";
 import { loadStoryboard, tileAt } from "./storyboard.js";
 
 const SAVE_EVERY_MS = 5000;
@@ -16,19 +17,6 @@ const VOLUME_KEY = "videoflix.volume";
 // A browser that decodes AV1 prefers it; one that cannot never sees it (hls.js drops levels whose
 // CODECS MediaSource refuses).
 export const canDecodeAv1 = () => Boolean(window.MediaSource?.isTypeSupported?.(AV1_PROBE));
-
-export function codecName(level) {
-  const codecs = (level?.videoCodec || level?.attrs?.CODECS || "").toLowerCase();
-  if (codecs.startsWith("av01")) return "AV1";
-  if (codecs.startsWith("hvc1") || codecs.startsWith("hev1")) return "HEVC";
-  if (codecs.startsWith("avc")) return "H.264";
-  return "";
-}
-
-function levelLabel(level) {
-  const size = level.height ? `${level.height}p` : `${Math.round(level.bitrate / 1000)} kbit/s`;
-  return codecName(level) === "AV1" ? `${size} AV1` : size;
-}
 
 const TYPING = "textarea, select, [contenteditable=''], [contenteditable='true'], input:not([type=range]):not([type=checkbox]):not([type=button])";
 
@@ -54,12 +42,12 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
   const volume = el("input", { type: "range", class: "vp-volume", min: "0", max: "1", step: "0.05", "aria-label": "Volume" });
   const time = el("span", { class: "vp-time vp-time-bar", "aria-hidden": "true" }, "0:00 / 0:00");
   const fullscreen = button("vp-fullscreen", "Full screen (f)", "enter", () => toggleFullscreen());
-  const captions = menuButton(el, { id: "captions", name: "Captions", iconName: "captions", onPick: pickCaptions });
-  const audio = menuButton(el, { id: "audio", name: "Audio", iconName: "audio", onPick: pickAudio });
-  const quality = menuButton(el, { id: "quality", name: "Quality", onPick: pickQuality });
-  captions.wrapper.hidden = true;
-  audio.wrapper.hidden = true;
-  quality.setLabel("Auto");
+  const tracks = trackMenus({
+    el, media, video, flash,
+    mark: (key, value) => { box.dataset[key] = value; },
+    onSwitch: (level, auto) => session.emit("switch", { rendition: level.height, codec: codecName(level), bitrate: level.bitrate, auto }),
+  });
+  const { captions, audio, quality } = tracks;
 
   const buffered = el("div", { class: "vp-buffered" });
   const played = el("div", { class: "vp-played" });
@@ -73,7 +61,6 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
     class: "vp-seek", id: "seek", role: "slider", tabindex: "0", "aria-label": "Seek",
     "aria-valuemin": "0", "aria-valuemax": "0", "aria-valuenow": "0", "aria-valuetext": "0 seconds",
   }, el("div", { class: "vp-rail" }, buffered, played, marks), knob, preview);
-  const cues = el("div", { class: "vp-captions", "aria-live": "off" });
   const osd = el("div", { class: "vp-osd", role: "status", "aria-live": "polite" });
   const spinner = el("div", { class: "vp-spinner", hidden: true, "aria-hidden": "true" });
   const bigPlay = el("button", { type: "button", class: "vp-big-play", "aria-label": "Play", hidden: true }, icon("play"));
@@ -84,7 +71,7 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
       el("div", { class: "vp-group" }, play, rewind, forward, el("div", { class: "vp-sound" }, mute, volume), time),
       el("div", { class: "vp-group" }, captions.wrapper, audio.wrapper, quality.wrapper, fullscreen)));
   const box = el("div", { class: "vp paused", id: "vp", role: "region", "aria-label": `Video player: ${video.title}` },
-    el("div", { class: "vp-stage" }, media, cues, spinner, bigPlay, osd), chrome);
+    el("div", { class: "vp-stage" }, media, tracks.cues, spinner, bigPlay, osd), chrome);
   const chapterList = chapters.length ? el("ol", { class: "vp-chapters", "aria-label": "Chapters" },
     ...chapters.map((c) => el("li", {}, el("button", { type: "button", class: "plain", onclick: () => seekTo(c.start) },
       el("span", { class: "muted" }, clock(c.start)), ` ${c.title}`)))) : null;
@@ -279,127 +266,6 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
     wake();
   }
 
-  // ---- captions: hls.js's subtitle tracks, else <track>s from the video JSON; drawn above the controls
-  let hls = null;
-  let lastCaptions = -1;
-  const textKinds = (t) => t.kind === "subtitles" || t.kind === "captions";
-  const ownTracks = () => Array.from(media.querySelectorAll("track"), (t) => t.track);
-  function captionChoices() {
-    if (hls && hls.subtitleTracks.length) {
-      return { list: hls.subtitleTracks.map((t) => ({ label: t.name || t.lang, lang: t.lang, def: t.default })), current: hls.subtitleTrack };
-    }
-    const tracks = ownTracks();
-    return {
-      list: tracks.map((t) => ({ label: t.label || t.language, lang: t.language })),
-      current: tracks.findIndex((t) => t.mode !== "disabled"),
-    };
-  }
-  function pickCaptions(index) {
-    if (index >= 0) lastCaptions = index;
-    if (hls && hls.subtitleTracks.length) {
-      hls.subtitleTrack = index;
-    } else {
-      ownTracks().forEach((t, i) => { t.mode = i === index ? "hidden" : "disabled"; });
-    }
-    paintCaptionsMenu();
-    drawCues();
-    const { list } = captionChoices();
-    flash(index >= 0 ? `Captions: ${list[index]?.label}` : "Captions off");
-  }
-  function toggleCaptions() {
-    const { list, current } = captionChoices();
-    if (!list.length) return flash("No captions");
-    if (current >= 0) return pickCaptions(-1);
-    const preferred = list.findIndex((t) => t.def);
-    pickCaptions(lastCaptions >= 0 ? lastCaptions : Math.max(preferred, 0));
-  }
-  function paintCaptionsMenu() {
-    const { list, current } = captionChoices();
-    captions.wrapper.hidden = !list.length;
-    captions.setItems([{ label: "Off", value: -1, checked: current < 0 },
-      ...list.map((t, i) => ({ label: t.label, value: i, checked: i === current }))]);
-    captions.setLabel("", current >= 0 ? list[current]?.label : "off");
-    captions.button.classList.toggle("on", current >= 0);
-    box.dataset.captions = String(current);
-  }
-  let drawn = "";
-  function drawCues() {
-    // The cues at the play head, from the track's cues: activeCues lags behind while paused.
-    const t = media.currentTime;
-    const lines = [];
-    for (const track of media.textTracks) {
-      if (!textKinds(track) || track.mode === "disabled") continue;
-      if (track.mode === "showing") track.mode = "hidden"; // ours, placed above the controls
-      for (const cue of track.cues || []) if (cue.startTime <= t && t < cue.endTime) lines.push(cue);
-    }
-    const key = lines.map((cue) => `${cue.startTime}|${cue.text}`).join("\n");
-    if (key === drawn) return;
-    drawn = key;
-    cues.replaceChildren(...lines.map((cue) => el("span", { class: "vp-cue" },
-      typeof cue.getCueAsHTML === "function" ? cue.getCueAsHTML() : cue.text)));
-    cues.hidden = !lines.length;
-  }
-  const cueTimer = setInterval(drawCues, 250); // cues arrive while paused too
-  media.textTracks.addEventListener("addtrack", (event) => {
-    event.track.addEventListener("cuechange", drawCues);
-    paintCaptionsMenu();
-  });
-  media.textTracks.addEventListener("change", drawCues);
-  media.addEventListener("timeupdate", drawCues);
-  function addJsonSubtitles() { // a ladder whose master lists no SUBTITLES, or a player without hls.js
-    for (const s of video.subtitles || []) {
-      if (!s.url) continue;
-      media.append(el("track", { kind: "subtitles", src: s.url, srclang: s.language || "", label: s.label || s.language || "Subtitles" }));
-    }
-    ownTracks().forEach((t, i) => { t.mode = (video.subtitles[i]?.default) ? "hidden" : "disabled"; });
-    paintCaptionsMenu();
-  }
-
-  // ---- audio languages and quality ---------------------------------------------------------------
-  function audioChoices() {
-    if (hls) return { list: hls.audioTracks.map((t) => t.name || t.lang || "Audio"), current: hls.audioTrack };
-    const tracks = Array.from(media.audioTracks || []);
-    return { list: tracks.map((t) => t.label || t.language || "Audio"), current: tracks.findIndex((t) => t.enabled) };
-  }
-  function pickAudio(index) {
-    if (hls) hls.audioTrack = index;
-    else Array.from(media.audioTracks || []).forEach((t, i) => { t.enabled = i === index; });
-    paintAudioMenu();
-    flash(`Audio: ${audioChoices().list[index]}`);
-  }
-  function paintAudioMenu() {
-    const { list, current } = audioChoices();
-    audio.wrapper.hidden = list.length < 2;
-    audio.setItems(list.map((label, i) => ({ label, value: i, checked: i === current })));
-    audio.setLabel("", list[current] || "default");
-    box.dataset.audioTrack = String(current);
-  }
-  let onScreen = -1; // the level whose picture is showing (the fragment at the play head)
-  function paintQuality() {
-    if (!hls) return;
-    const shown = hls.levels[onScreen];
-    const auto = hls.autoLevelEnabled;
-    const text = auto ? (shown ? `Auto (${levelLabel(shown)})` : "Auto") : levelLabel(hls.levels[hls.manualLevel] || shown || {});
-    quality.setLabel(text);
-    quality.check(auto ? -1 : hls.manualLevel);
-    box.dataset.level = String(onScreen);
-    box.dataset.rendition = shown ? levelLabel(shown) : "";
-    box.dataset.codec = shown ? codecName(shown) : "";
-  }
-  function paintQualityMenu() {
-    const order = hls.levels.map((level, index) => ({ level, index }))
-      .sort((a, b) => (b.level.height - a.level.height) || (b.level.bitrate - a.level.bitrate));
-    quality.setItems([{ label: "Auto", value: -1, checked: hls.autoLevelEnabled },
-      ...order.map(({ level, index }) => ({ label: levelLabel(level), value: index, checked: !hls.autoLevelEnabled && hls.manualLevel === index }))]);
-    quality.wrapper.hidden = hls.levels.length < 1;
-    paintQuality();
-  }
-  function pickQuality(index) {
-    hls.currentLevel = index; // -1: automatic; a fixed level flushes the buffer and shows it at once
-    paintQuality();
-    flash(index < 0 ? "Quality: Auto" : `Quality: ${levelLabel(hls.levels[index])}`);
-  }
-
   // ---- keyboard ----------------------------------------------------------------------------------
   function onKey(event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || !box.isConnected) return;
@@ -413,7 +279,7 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
       ArrowLeft: () => skip(-ARROW_S), ArrowRight: () => skip(ARROW_S),
       j: () => skip(-SKIP_S), l: () => skip(SKIP_S),
       f: () => toggleFullscreen(), m: () => { media.muted = !media.muted; flash(media.muted ? "Muted" : "Sound on"); },
-      c: () => toggleCaptions(),
+      c: () => tracks.toggleCaptions(),
     };
     if (!actions[key] || (key === " " && onButton) || (key.startsWith("Arrow") && target.closest(".vp-menu"))) return;
     event.preventDefault();
@@ -424,13 +290,14 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
   // ---- the stream --------------------------------------------------------------------------------
   const duration = known;
   const resumeAt = video.watch_position > 0 && (!duration || video.watch_position < duration - 3) ? video.watch_position : 0;
+  let hls = null;
   const session = playbackSession(id, {
     target: box,
     heartbeat: () => (media.paused ? null : {
       position: Math.round(media.currentTime * 10) / 10,
-      rendition: hls?.levels[onScreen]?.height || media.videoHeight || null,
-      codec: codecName(hls?.levels[onScreen]) || null,
-      bitrate: hls?.levels[onScreen]?.bitrate || null,
+      rendition: tracks.shown()?.height || media.videoHeight || null,
+      codec: codecName(tracks.shown()) || null,
+      bitrate: tracks.shown()?.bitrate || null,
     }),
   });
   const stopObserving = observePlayback(media, session, () => wantedAt);
@@ -450,26 +317,10 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
     }
     if (canDecodeAv1()) config.videoPreference = { videoCodec: "av01" };
     hls = new Hls(config);
+    tracks.attach(hls);
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
-      paintQualityMenu();
-      paintAudioMenu();
-      if (!hls.subtitleTracks.length && video.subtitles?.length) addJsonSubtitles();
-      else paintCaptionsMenu();
       media.play().catch(() => { bigPlay.hidden = false; paintPlay(); }); // a browser may want a click first
     });
-    hls.on(Hls.Events.LEVELS_UPDATED, paintQualityMenu);
-    hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => { if (onScreen < 0) onScreen = data.level; paintQuality(); });
-    hls.on(Hls.Events.FRAG_CHANGED, (_e, { frag }) => {
-      if (frag.type !== "main" || frag.level === onScreen) return;
-      onScreen = frag.level;
-      paintQuality();
-      const level = hls.levels[onScreen];
-      if (level) session.emit("switch", { rendition: level.height, codec: codecName(level), bitrate: level.bitrate, auto: hls.autoLevelEnabled });
-    });
-    hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, paintAudioMenu);
-    hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, paintAudioMenu);
-    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, paintCaptionsMenu);
-    hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, () => { paintCaptionsMenu(); drawCues(); });
     let mediaRecoveries = 0;
     let reported = 0;
     hls.on(Hls.Events.ERROR, (_e, data) => {
@@ -486,12 +337,9 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
   } else if (media.canPlayType("application/vnd.apple.mpegurl")) {
     // Safari plays HLS itself and picks the quality on its own; its tracks show in our menus.
     media.src = video.hls_url;
-    quality.wrapper.hidden = true;
     media.addEventListener("loadedmetadata", () => {
       if (resumeAt) media.currentTime = resumeAt;
-      paintAudioMenu();
-      if (!Array.from(media.textTracks).some(textKinds) && video.subtitles?.length) addJsonSubtitles();
-      else paintCaptionsMenu();
+      tracks.nativeReady();
       media.play().catch(() => { bigPlay.hidden = false; });
     }, { once: true });
   } else {
@@ -522,7 +370,7 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
   onLeave(() => {
     clearInterval(timer);
     clearTimeout(idleTimer);
-    clearInterval(cueTimer);
+    tracks.stop();
     save();
     stopObserving();
     session.close();
