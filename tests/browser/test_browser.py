@@ -276,11 +276,10 @@ def test_a_new_user_signs_up_verifies_from_the_mail_and_watches_switches_quality
     wait_until(page, "document.querySelector('#player')?.currentTime >= 5", timeout=30_000)
     shoot(page, "player-desktop")
 
-    page.locator("#quality").click()  # the player's quality menu (tests/browser/test_player.py)
-    levels = page.locator("#quality-menu").get_by_role("menuitemradio")
-    expect(levels).to_have_text(["Auto", "360p", "120p"])
-    levels.filter(has_text="120p").click()
-    expect(page.locator("#vp")).to_have_attribute("data-rendition", "120p", timeout=15_000)
+    quality = page.locator("#quality")
+    assert quality.locator("option").all_text_contents() == ["Auto", "120p", "360p"]
+    quality.select_option(label="120p")
+    expect(page.locator("#playing-level")).to_have_text("Playing 120p")
     before = current_time(page)
     wait_until(page, f"document.querySelector('#player')?.currentTime > {before + 0.5}", timeout=15_000)
 

@@ -2,12 +2,13 @@
 // as {session, events: [{seq, type, ...}]} every 10 s and when the page is hidden or left.
 //
 // Events (times in ms, positions in s):
-//   start     {startup_ms, position}            first frame after the viewer asked to play
+//   start     {startup_ms}                      first frame after the viewer asked to play
 //   heartbeat {position, rendition, codec, bitrate}   every 10 s while playing
 //   rebuffer  {ms, position}                    a stall that was not a seek
-//   switch    {rendition, codec, bitrate, auto} the picture on screen changed rendition
-//   error     {fatal, detail}
+//   switch    {rendition, codec, bitrate}       the picture on screen changed rendition
+//   error     {code, detail}                    hls.js's error name; "fatal" or "recovered"
 //   end       {position}
+// with rendition "720p", codec as the master's CODECS names it ("avc1.64001f", "av01.0.05M.08").
 // A 404 (the endpoint is not there yet) or 405 stops sending quietly; a network failure keeps the batch
 // for the next try, within bounds. The server is idempotent by (session, seq), so a resend is harmless.
 import { apiUrl, authHeaders } from "./api.js";
@@ -93,7 +94,7 @@ export function observePlayback(media, session, wantedAt) {
     playing() {
       if (!started) {
         started = true;
-        session.emit("start", { startup_ms: Math.round(performance.now() - wantedAt()), position: position() });
+        session.emit("start", { startup_ms: Math.round(performance.now() - wantedAt()) });
       }
       if (stalledAt !== null) {
         session.emit("rebuffer", { ms: Math.round(performance.now() - stalledAt), position: position() });

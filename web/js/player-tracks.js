@@ -165,7 +165,7 @@ export function trackMenus({ el, media, video, flash, mark, onSwitch }) {
       if (frag.type !== "main" || frag.level === onScreen) return;
       onScreen = frag.level;
       paintQuality();
-      if (hls.levels[onScreen]) onSwitch(hls.levels[onScreen], hls.autoLevelEnabled);
+      if (hls.levels[onScreen]) onSwitch(hls.levels[onScreen]);
     });
     hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, paintAudioMenu);
     hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, paintAudioMenu);

@@ -4,7 +4,7 @@
 import { get, put } from "./api.js";
 import { observePlayback, playbackSession } from "./playback.js";
 import { clock, icon, spokenTime } from "./player-controls.js";
-import { codecName, trackMenus } from "./player-tracks.js";
+import { trackMenus } from "./player-tracks.js";
 import { loadStoryboard, tileAt } from "./storyboard.js";
 
 const SAVE_EVERY_MS = 5000;
@@ -17,6 +17,16 @@ const VOLUME_KEY = "videoflix.volume";
 // A browser that decodes AV1 prefers it; one that cannot never sees it (hls.js drops levels whose
 // CODECS MediaSource refuses).
 export const canDecodeAv1 = () => Boolean(window.MediaSource?.isTypeSupported?.(AV1_PROBE));
+
+// A level as playback reports name it: {rendition: "720p", codec: "avc1.64001f", bitrate}.
+function reported(level) {
+  if (!level) return { rendition: null, codec: null, bitrate: null };
+  return {
+    rendition: level.height ? `${level.height}p` : null,
+    codec: level.videoCodec || null,
+    bitrate: Number.isFinite(level.bitrate) ? Math.round(level.bitrate) : null,
+  };
+}
 
 const TYPING = "textarea, select, [contenteditable=''], [contenteditable='true'], input:not([type=range]):not([type=checkbox]):not([type=button])";
 
@@ -45,7 +55,7 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
   const tracks = trackMenus({
     el, media, video, flash,
     mark: (key, value) => { box.dataset[key] = value; },
-    onSwitch: (level, auto) => session.emit("switch", { rendition: level.height, codec: codecName(level), bitrate: level.bitrate, auto }),
+    onSwitch: (level) => session.emit("switch", reported(level)),
   });
   const { captions, audio, quality } = tracks;
 
@@ -295,9 +305,7 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
     target: box,
     heartbeat: () => (media.paused ? null : {
       position: Math.round(media.currentTime * 10) / 10,
-      rendition: tracks.shown()?.height || media.videoHeight || null,
-      codec: codecName(tracks.shown()) || null,
-      bitrate: tracks.shown()?.bitrate || null,
+      ...reported(tracks.shown()),
     }),
   });
   const stopObserving = observePlayback(media, session, () => wantedAt);
@@ -326,7 +334,7 @@ export async function showPlayer(id, { render, el, fail, onLeave }) {
     hls.on(Hls.Events.ERROR, (_e, data) => {
       if (data.fatal || reported < 20) {
         reported += 1;
-        session.emit("error", { fatal: Boolean(data.fatal), detail: String(data.details || data.type) });
+        session.emit("error", { code: String(data.details || data.type).slice(0, 64), detail: data.fatal ? "fatal" : "recovered" });
       }
       if (!data.fatal) return;
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries++ < 2) hls.recoverMediaError();
