@@ -118,6 +118,7 @@ class Video(BaseModel):
     storyboard_url: str | None = Field(description="WebVTT of preview sprites, under a stream grant.")
     renditions: list[Rendition]
     watch_position: Number = Field(description="The caller's saved position in seconds (0 when none).")
+    views: int = Field(description="Views counted from playback sessions (30 s or half the video).")
 
     @classmethod
     def of(cls, shown: vocabulary.VideoView) -> Video:
@@ -145,6 +146,7 @@ class Video(BaseModel):
                 for r, url in urls.renditions
             ],
             watch_position=shown.watch_position,
+            views=video.views,
         )
 
 
