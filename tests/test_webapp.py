@@ -146,6 +146,7 @@ async def test_pages_forbid_other_scripts_and_framing_and_keep_the_referrer_to_t
     assert policy["frame-ancestors"] == "'none'"
     assert policy["object-src"] == "'none'"
     assert "blob:" in policy["media-src"]  # hls.js plays through MediaSource
+    assert "data:" in policy["media-src"]  # and its subtitle <track>s start as data:,WEBVTT
     assert reply.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     assert reply.headers["X-Content-Type-Options"] == "nosniff"
     assert reply.headers["X-Frame-Options"] == "DENY"
