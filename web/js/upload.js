@@ -1,6 +1,7 @@
 // Staff upload: resumable (tus, vendored tus-js-client) when the server offers it, else one multipart
 // POST; then the video's transcode progress, polled until it is ready.
-import { ApiError, apiUrl, authHeaders, get, readable } from "./api.js";
+import { ApiError, apiUrl, authHeaders, get } from "./api.js";
+import { humanError } from "./ui.js";
 
 const TUS_ENDPOINT = "/api/uploads/";
 const POLL_MS = 2000;
@@ -15,29 +16,59 @@ async function tusOffered() {
   }
 }
 
+// Back-off between the attempts after a dropped connection (tus-js-client's retryDelays): the
+// attempts restart from the first delay whenever a retry made progress.
+export const RETRY_DELAYS = [1000, 3000, 5000, 10000, 20000, 30000];
+
+// tus-js-client's own rule (retry unless a 4xx other than 409/423, and not while offline), plus a
+// sentence for the person waiting.
+function shouldRetry(err, attempt, options, sayRetry) {
+  const status = err.originalResponse ? err.originalResponse.getStatus() : 0;
+  const retry = (status < 400 || status >= 500 || status === 409 || status === 423)
+    && (typeof navigator === "undefined" || navigator.onLine !== false);
+  if (retry) sayRetry(options.retryDelays[attempt], attempt + 1, options.retryDelays.length, status);
+  return retry;
+}
+
 function uploadTus(file, fields, onProgress, say) {
   return new Promise((resolve, reject) => {
     let videoId = null;
+    let percent = 0;
+    let retrying = false;
     const upload = new tus.Upload(file, {
       endpoint: apiUrl(TUS_ENDPOINT),
       headers: authHeaders(),
       metadata: { ...fields, filename: file.name, filetype: file.type || "application/octet-stream" },
       chunkSize: 16 * 1024 * 1024,
-      retryDelays: [0, 1000, 3000, 5000],
+      retryDelays: RETRY_DELAYS,
       removeFingerprintOnSuccess: true,
-      onProgress: (sent, total) => onProgress(sent, total),
+      onShouldRetry: (err, attempt, options) => shouldRetry(err, attempt, options, (delay, n, of, status) => {
+        retrying = true;
+        const why = status ? `The server answered ${status}` : "The connection dropped";
+        say(`${why} at ${percent} %. Trying again in ${Math.round(delay / 1000)} s (attempt ${n} of ${of}); `
+          + "the upload goes on from where it stopped.");
+      }),
+      onProgress: (sent, total) => {
+        percent = Math.floor((100 * sent) / total);
+        if (retrying) {
+          retrying = false;
+          say("Connected again; the upload goes on.", true);
+        }
+        onProgress(sent, total);
+      },
       onAfterResponse: (_request, response) => {
         const id = response.getHeader("Video-Id");
         if (id) videoId = id;
       },
       onError: (err) => {
         const response = err.originalResponse;
-        if (response) {
+        if (response && response.getStatus()) {
           let data = null;
           try { data = JSON.parse(response.getBody()); } catch { /* not JSON */ }
           reject(new ApiError(response.getStatus(), data));
         } else {
-          reject(err);
+          reject(new ApiError(0, { detail: `The connection was lost at ${percent} % and did not come back. `
+            + "Choose the same file and press Upload to continue from there." }));
         }
       },
       onSuccess: () => (videoId ? resolve(videoId) : reject(new Error("The upload ended without a video id."))),
@@ -139,10 +170,14 @@ export async function showUpload({ render, el, say, fail, onLeave, me }) {
     };
     try {
       const id = resumable ? await uploadTus(file, fields, onProgress, say) : await uploadMultipart(file, fields, onProgress);
+      // Finished: the form is ready for the next file; the status line follows this one.
+      node.reset();
+      say(`“${fields.title}” is uploaded.`, true);
       status.textContent = "Uploaded; waiting for the transcoder.";
+      clearTimeout(poll);
       follow(id);
     } catch (err) {
-      say(err instanceof ApiError ? err.message : readable(0, { detail: String(err.message || err) }));
+      say(err instanceof ApiError ? err.message : humanError(err));
     } finally {
       button.disabled = false;
     }
