@@ -11,6 +11,7 @@ import json
 import time
 
 import pytest
+from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.browser.test_browser import (
     ADMIN,
@@ -25,8 +26,6 @@ from tests.browser.test_browser import (
 )
 from tests.mailbox import Mailbox, link_in
 from tests.media import make_clip, multipart
-
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402  (after the skip above)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(170)]
 PHONE = {"width": 375, "height": 812}
@@ -65,8 +64,18 @@ def catalogue(server, staff_token, tmp_path_factory):
         made[name] = reply
     videos = []
     for title, description, category, size in [
-        ("Ocean waves at dawn", "Slow breakers roll onto a quiet beach as the sun comes up.", "Nature", "640x360"),
-        ("How rockets fly", "Thrust, drag and the rocket equation, explained with bars.", "Science", "480x270"),
+        (
+            "Ocean waves at dawn",
+            "Slow breakers roll onto a quiet beach as the sun comes up.",
+            "Nature",
+            "640x360",
+        ),
+        (
+            "How rockets fly",
+            "Thrust, drag and the rocket equation, explained with bars.",
+            "Science",
+            "480x270",
+        ),
     ]:
         clip = make_clip(folder / f"{len(videos)}.mp4", size, seconds=3)
         fields = {"title": title, "description": description, "category": made[category]["id"]}
@@ -84,7 +93,9 @@ def catalogue(server, staff_token, tmp_path_factory):
 def browser():
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
         yield chromium
         chromium.close()
 
@@ -150,7 +161,9 @@ def test_the_home_page_fits_a_375_pixel_phone(browser, server, catalogue):
     try:
         log_in(page, server, *ADMIN)
         expect(page.locator("#hero")).to_be_visible()
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways page scroll"
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], (
+            "no sideways page scroll"
+        )
         box = page.locator("#catalogue .tile").first.bounding_box()
         assert 120 <= box["width"] <= 200, box
         shoot(page, "app-home-phone")
@@ -178,12 +191,17 @@ def test_search_shows_results_while_one_types_without_pressing_enter(page, serve
     expect(page.get_by_label("Search videos")).to_have_value("")
 
 
-def test_the_details_page_shows_description_category_my_list_and_plays(page, server, mailbox, catalogue, staff_token):
+def test_the_details_page_shows_description_category_my_list_and_plays(
+    page, server, mailbox, catalogue, staff_token
+):
     video = catalogue["videos"][0]
     chapters = [{"start": 0, "title": "Dawn"}, {"start": 1.5, "title": "The first wave"}]
     status, _ = server.call(
-        "PUT", f"/api/videos/{video['id']}/chapters/", json.dumps(chapters).encode(),
-        token=staff_token, content_type="application/json",
+        "PUT",
+        f"/api/videos/{video['id']}/chapters/",
+        json.dumps(chapters).encode(),
+        token=staff_token,
+        content_type="application/json",
     )
     token = viewer(server, mailbox, "details@example.com")
     has_mylist = server.call("GET", "/api/videos/mylist/", token=token)[0] == 200
@@ -330,8 +348,12 @@ def test_staff_edit_a_video_and_delete_another(page, server, catalogue, staff_to
     expect(notice(page)).to_have_text("Changes saved.")
     expect(page.locator("#details h1")).to_have_text("How rockets really fly")
     expect(page.locator("#details .meta")).to_contain_text("Nature")
-    server.call("PATCH", f"/api/videos/{video['id']}/", {"title": video["title"], "category": video["category"]},
-                token=staff_token)
+    server.call(
+        "PATCH",
+        f"/api/videos/{video['id']}/",
+        {"title": video["title"], "category": video["category"]},
+        token=staff_token,
+    )
 
     page.goto(server.url + "/#/")
     tile = page.locator(f'.tile[data-video="{doomed["id"]}"]')
@@ -350,10 +372,16 @@ def test_staff_cancel_and_retry_a_job_in_the_jobs_view(page, server, mailbox, ca
     log_in(page, server, *ADMIN)
     mailbox.stop()  # an SMTP outage: the signup mail waits in the queue
     try:
-        server.call("POST", "/api/accounts/signup/", {"email": "queued@example.com", "password": "queued-pass-1"})
+        server.call(
+            "POST", "/api/accounts/signup/", {"email": "queued@example.com", "password": "queued-pass-1"}
+        )
         page.get_by_role("link", name="Jobs").click()
         expect(page.locator("#jobs tbody tr").first).to_be_visible()
-        mail = page.locator('#jobs tr[data-state="queued"], #jobs tr[data-state="running"]').filter(has_text="mail").first
+        mail = (
+            page.locator('#jobs tr[data-state="queued"], #jobs tr[data-state="running"]')
+            .filter(has_text="mail")
+            .first
+        )
         expect(mail).to_be_visible(timeout=15_000)
         job_id = mail.get_attribute("data-job")
         mail.get_by_role("button", name="Cancel mail job").click()
@@ -387,7 +415,9 @@ def test_a_dropped_tus_upload_retries_by_itself_and_says_so_in_words(page, serve
     page.get_by_label("File").set_input_files(str(clip))
     page.get_by_label("Title").fill("Survived a dropped connection")
     page.get_by_role("button", name="Upload").click()
-    expect(notice(page)).to_contain_text("The connection dropped at 0 %. Trying again in 1 s (attempt 1 of 6)")
+    expect(notice(page)).to_contain_text(
+        "The connection dropped at 0 %. Trying again in 1 s (attempt 1 of 6)"
+    )
     assert "[object" not in notice(page).inner_text()
     expect(page.locator("#video-status")).to_have_attribute("data-status", "ready", timeout=60_000)
     assert dropped, "a PATCH was cut"
@@ -400,20 +430,50 @@ def test_an_upload_that_never_reconnects_ends_with_a_sentence(page, server, cata
     clip = make_clip(tmp_path / "lost.mp4", "160x120", seconds=1)
     log_in(page, server, *ADMIN)
     page.evaluate("import('/static/js/upload.js').then(m => m.RETRY_DELAYS.splice(0, 6, 10, 10))")
-    page.route("**/api/uploads/**", lambda r: r.abort("connectionreset") if r.request.method == "PATCH" else r.continue_())
+    page.route(
+        "**/api/uploads/**",
+        lambda r: r.abort("connectionreset") if r.request.method == "PATCH" else r.continue_(),
+    )
     page.get_by_role("link", name="Upload").click()
     page.get_by_label("File").set_input_files(str(clip))
     page.get_by_label("Title").fill("Never arrives")
     page.get_by_role("button", name="Upload").click()
-    expect(notice(page)).to_contain_text("The connection was lost at 0 % and did not come back.", timeout=15_000)
+    expect(notice(page)).to_contain_text(
+        "The connection was lost at 0 % and did not come back.", timeout=15_000
+    )
     assert "[object" not in notice(page).inner_text()
 
 
 SAMPLE_STATS = {
-    "views": 42, "unique_viewers": 17, "watch_time_s": 5230, "startup_ms": {"p50": 310, "p95": 890},
-    "rebuffer_ratio": 0.0123, "errors": 1,
+    "views": 42,
+    "unique_viewers": 17,
+    "watch_time_s": 5230,
+    "startup_ms": {"p50": 310, "p95": 890},
+    "rebuffer_ratio": 0.0123,
+    "errors": 1,
     "renditions": {"360p": {"codec": "avc1", "seconds": 3100}, "120p": {"codec": "avc1", "seconds": 420}},
-    "retention": [1, .97, .93, .9, .86, .84, .8, .77, .75, .71, .7, .68, .64, .61, .6, .57, .55, .52, .5, .46],
+    "retention": [
+        1,
+        0.97,
+        0.93,
+        0.9,
+        0.86,
+        0.84,
+        0.8,
+        0.77,
+        0.75,
+        0.71,
+        0.7,
+        0.68,
+        0.64,
+        0.61,
+        0.6,
+        0.57,
+        0.55,
+        0.52,
+        0.5,
+        0.46,
+    ],
 }
 
 
@@ -421,8 +481,12 @@ def test_staff_see_per_video_stats_with_a_retention_chart(page, server, catalogu
     video = catalogue["videos"][0]
     real, _ = server.call("GET", f"/api/videos/{video['id']}/stats/?days=7", token=staff_token)
     if real == 404:  # the stats API is another branch this round: the page is shown with its contract's shape
-        page.route("**/stats/?days=*", lambda route: route.fulfill(
-            status=200, content_type="application/json", body=json.dumps(SAMPLE_STATS)))
+        page.route(
+            "**/stats/?days=*",
+            lambda route: route.fulfill(
+                status=200, content_type="application/json", body=json.dumps(SAMPLE_STATS)
+            ),
+        )
     log_in(page, server, *ADMIN)
     page.goto(f"{server.url}/#/title/{video['id']}")
     page.get_by_role("link", name="Stats").click()
@@ -431,6 +495,8 @@ def test_staff_see_per_video_stats_with_a_retention_chart(page, server, catalogu
     expect(chart).to_be_visible()
     if real == 404:
         expect(page.locator(".stat-cards")).to_contain_text("42")
-        expect(chart).to_have_attribute("aria-label", "Audience retention: 100 % at the start, 46 % at the end")
+        expect(chart).to_have_attribute(
+            "aria-label", "Audience retention: 100 % at the start, 46 % at the end"
+        )
         expect(chart.locator("circle")).to_have_count(20)
     shoot(page, "app-stats")

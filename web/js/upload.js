@@ -71,12 +71,14 @@ function uploadTus(file, fields, onProgress, say) {
             + "Choose the same file and press Upload to continue from there." }));
         }
       },
-      onSuccess: () => (videoId ? resolve(videoId) : reject(new Error("The upload ended without a video id."))),
+      onSuccess: () => (videoId ? resolve({ id: videoId, resumed }) : reject(new Error("The upload ended without a video id."))),
     });
+    let resumed = false;
     // The same file chosen again after a reload continues where the server's offset says.
     upload.findPreviousUploads().then((previous) => {
       if (previous.length) {
         upload.resumeFromPreviousUpload(previous[0]);
+        resumed = true;
         say("Resuming the earlier upload of this file.", true);
       }
       upload.start();
@@ -97,7 +99,7 @@ function uploadMultipart(file, fields, onProgress) {
     xhr.onload = () => {
       let data = null;
       try { data = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
-      if (xhr.status === 201 && data) resolve(data.id);
+      if (xhr.status === 201 && data) resolve({ id: data.id, resumed: false });
       else reject(new ApiError(xhr.status, data));
     };
     xhr.send(body);
@@ -111,7 +113,7 @@ export async function showUpload({ render, el, say, fail, onLeave, me }) {
   }
   const categories = await get("/api/categories/");
   const resumable = await tusOffered();
-  const bar = el("progress", { id: "upload-progress", max: "100", value: "0" });
+  const bar = el("progress", { id: "upload-progress", max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
   const barText = el("span", { class: "muted", id: "upload-percent" }, "");
   const status = el("p", { class: "status", id: "video-status" });
   const transcode = el("progress", { id: "transcode-progress", max: "100", value: "0", hidden: true });
@@ -163,16 +165,18 @@ export async function showUpload({ render, el, say, fail, onLeave, me }) {
     if (!String(data.get("title")).trim()) return say("Give the video a title.");
     const fields = { title: data.get("title"), description: data.get("description"), category: data.get("category") };
     button.disabled = true;
+    bar.hidden = false;
     say("");
     const onProgress = (sent, total) => {
       bar.value = (100 * sent) / total;
       barText.textContent = `${Math.floor((100 * sent) / total)} % of ${(total / 1e6).toFixed(1)} MB`;
     };
     try {
-      const id = resumable ? await uploadTus(file, fields, onProgress, say) : await uploadMultipart(file, fields, onProgress);
+      const { id, resumed } = resumable
+        ? await uploadTus(file, fields, onProgress, say) : await uploadMultipart(file, fields, onProgress);
       // Finished: the form is ready for the next file; the status line follows this one.
       node.reset();
-      say(`“${fields.title}” is uploaded.`, true);
+      say(`“${fields.title}” is uploaded${resumed ? " (resumed from the earlier upload of this file)" : ""}.`, true);
       status.textContent = "Uploaded; waiting for the transcoder.";
       clearTimeout(poll);
       follow(id);
