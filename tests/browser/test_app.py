@@ -41,7 +41,13 @@ def mailbox():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, mailbox):
-    running = Server(tmp_path_factory.mktemp("app-server"), mailbox.port)
+    # Many logins and signups from one address in a few minutes: the limits are not what is tested here.
+    limits = {
+        "rate_limit_login": "1000/60",
+        "rate_limit_signup": "1000/3600",
+        "rate_limit_password_reset": "1000/3600",
+    }
+    running = Server(tmp_path_factory.mktemp("app-server"), mailbox.port, accounts=limits)
     yield running
     running.stop()
 

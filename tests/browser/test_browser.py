@@ -54,12 +54,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(170)]
 class Server:
     """server.py on a free loopback port, its log in a file."""
 
-    def __init__(self, folder: Path, mail_port: int) -> None:
+    def __init__(self, folder: Path, mail_port: int, accounts: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = folder / "config.yaml"
+        more = "".join(f"  {name}: {value}\n" for name, value in (accounts or {}).items())
         config.write_text(
-            "accounts:\n  bcrypt_rounds: 4\n"
+            f"accounts:\n  bcrypt_rounds: 4\n{more}"
             "transcode:\n  workers: 1\n  preset: ultrafast\n"
             "jobs:\n  poll_interval_s: 0.2\n"
         )
