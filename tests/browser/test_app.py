@@ -456,8 +456,11 @@ SAMPLE_STATS = {
     "watch_time_s": 5230,
     "startup_ms": {"p50": 310, "p95": 890},
     "rebuffer_ratio": 0.0123,
-    "errors": 1,
-    "renditions": {"360p": {"codec": "avc1", "seconds": 3100}, "120p": {"codec": "avc1", "seconds": 420}},
+    "errors": [{"code": "bufferStalledError", "count": 1}],
+    "renditions": [
+        {"rendition": "360p", "codec": "avc1", "seconds": 3100},
+        {"rendition": "120p", "codec": "avc1", "seconds": 420},
+    ],
     "retention": [
         1,
         0.97,
@@ -486,6 +489,16 @@ SAMPLE_STATS = {
 def test_staff_see_per_video_stats_with_a_retention_chart(page, server, catalogue, staff_token):
     video = catalogue["videos"][0]
     real, _ = server.call("GET", f"/api/videos/{video['id']}/stats/?days=7", token=staff_token)
+    if real == 200:  # three viewers' sessions, as the player reports them: all, two thirds, a third
+        for index, until in enumerate([3.0, 2.0, 1.0]):
+            watch(
+                server,
+                staff_token,
+                video["id"],
+                f"app-test-session-{index}",
+                until,
+                startup_ms=250 + 100 * index,
+            )
     if real == 404:  # the stats API is another branch this round: the page is shown with its contract's shape
         page.route(
             "**/stats/?days=*",
@@ -495,7 +508,7 @@ def test_staff_see_per_video_stats_with_a_retention_chart(page, server, catalogu
         )
     log_in(page, server, *ADMIN)
     page.goto(f"{server.url}/#/title/{video['id']}")
-    page.get_by_role("link", name="Stats").click()
+    page.locator("#details").get_by_role("link", name="Stats").click()
     expect(page.locator("#stats h1")).to_have_text(f"Stats: {video['title']}")
     chart = page.locator("#retention-chart")
     expect(chart).to_be_visible()
@@ -505,4 +518,32 @@ def test_staff_see_per_video_stats_with_a_retention_chart(page, server, catalogu
             "aria-label", "Audience retention: 100 % at the start, 46 % at the end"
         )
         expect(chart.locator("circle")).to_have_count(20)
+    if real == 200:
+        views = page.locator(".stat-cards div").filter(has_text="Views").first.locator("dd")
+        assert int(views.inner_text()) >= 1, "the sessions counted views"
+        expect(chart.locator("circle")).to_have_count(20)
     shoot(page, "app-stats")
+
+
+def watch(server, token: str, video_id: str, session: str, until: float, *, startup_ms: int) -> None:
+    """One playback session as the player reports it: start, a heartbeat every half second, end."""
+    events = [{"seq": 0, "type": "start", "startup_ms": startup_ms}]
+    position = 0.0
+    while position < until:
+        position += 0.5
+        events.append(
+            {
+                "seq": len(events),
+                "type": "heartbeat",
+                "position": position,
+                "rendition": "360p",
+                "codec": "avc1",
+                "bitrate": 400_000,
+                "played": 0.5,
+            }
+        )
+    events.append({"seq": len(events), "type": "end", "position": position})
+    status, reply = server.call(
+        "POST", f"/api/videos/{video_id}/playback/", {"session": session, "events": events}, token=token
+    )
+    assert status == 202, reply

@@ -6,7 +6,7 @@ import {
 } from "./account.js";
 import { goSearch, showDetails, showHome, showSearch } from "./browse.js";
 import { showPlayer } from "./player.js";
-import { showCategories, showJobs, showStats, videoTools } from "./staff.js";
+import { showCategories, showJobs, showOverview, showStats, videoTools } from "./staff.js";
 import { el, fail, go, onLeave, render, say, session, takeFlash } from "./ui.js";
 import { showUpload } from "./upload.js";
 
@@ -30,7 +30,8 @@ function renderNav() {
   if (me) {
     links.push(link("#/", "Home"));
     if (me.is_staff) {
-      links.push(link("#/upload", "Upload"), link("#/categories", "Categories"), link("#/jobs", "Jobs"));
+      links.push(link("#/upload", "Upload"), link("#/categories", "Categories"), link("#/jobs", "Jobs"),
+        link("#/stats", "Stats"));
     }
     links.push(link("#/profile", "Account", { class: "who", title: me.email, "aria-label": `Account (${me.email})` }));
     links.push(el("button", { class: "plain", type: "button", onclick: logout }, "Log out"));
@@ -112,6 +113,7 @@ async function route() {
     else if (path === "/categories") await showCategories();
     else if (path === "/jobs") await showJobs(params.get("state") || "");
     else if (path.startsWith("/stats/")) await showStats(decodeURIComponent(path.slice(7)));
+    else if (path === "/stats") await showOverview();
     else if (path.startsWith("/title/")) {
       await showDetails(decodeURIComponent(path.slice(7)), me.is_staff ? videoTools : null);
     } else if (path.startsWith("/video/")) {

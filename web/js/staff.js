@@ -189,14 +189,16 @@ export async function showStats(id, days = 7) {
     return;
   }
   const number = (value, digits = 0) => (typeof value === "number" ? value.toFixed(digits) : "—");
+  const ms = (value) => (typeof value === "number" ? `${Math.round(value)} ms` : "—");
   const cards = [
     ["Views", number(stats.views)],
     ["Unique viewers", number(stats.unique_viewers)],
     ["Watch time", typeof stats.watch_time_s === "number" ? clock(stats.watch_time_s) : "—"],
-    ["Startup p50", stats.startup_ms ? `${number(stats.startup_ms.p50)} ms` : "—"],
-    ["Startup p95", stats.startup_ms ? `${number(stats.startup_ms.p95)} ms` : "—"],
+    ["Startup p50", ms(stats.startup_ms?.p50)],
+    ["Startup p95", ms(stats.startup_ms?.p95)],
     ["Rebuffering", typeof stats.rebuffer_ratio === "number" ? `${(stats.rebuffer_ratio * 100).toFixed(2)} %` : "—"],
-    ["Errors", Array.isArray(stats.errors) ? String(stats.errors.length) : number(stats.errors)],
+    ["Errors", Array.isArray(stats.errors)
+      ? String(stats.errors.reduce((sum, e) => sum + (Number(e?.count) || 1), 0)) : number(stats.errors)],
   ];
   render(el("section", { class: "staff", id: "stats" },
     el("div", { class: "page-head" }, el("h1", { class: "page-title" }, `Stats: ${video.title}`),
@@ -207,6 +209,7 @@ export async function showStats(id, days = 7) {
     el("h2", {}, "Audience retention"),
     retentionChart(retentionPoints(stats.retention), video.duration),
     renditionTable(stats.renditions),
+    bytesTable(stats.bytes_by_codec),
     back));
 }
 
@@ -219,12 +222,12 @@ export function retentionPoints(retention) {
 }
 
 function retentionChart(points, duration) {
-  const W = 640, H = 240, L = 44, R = 12, T = 12, B = 30;
+  const W = 900, H = 260, L = 48, R = 16, T = 12, B = 30;
   const w = W - L - R, h = H - T - B;
   const x = (i) => L + (points.length > 1 ? (i / (points.length - 1)) * w : 0);
   const y = (v) => T + (1 - v) * h;
   const grid = [0, 0.25, 0.5, 0.75, 1].map((v) => [
-    svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }),
+    svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "gridline" }),
     svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "axis" }, `${Math.round(v * 100)} %`),
   ]);
   const ticks = duration ? [0, 0.5, 1].map((f) => svg("text", {
@@ -259,4 +262,47 @@ function renditionTable(renditions) {
     el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Rendition"), el("th", { scope: "col" }, "Codec"), el("th", { scope: "col" }, "Seconds"))),
     el("tbody", {}, entries.map(([name, r]) => el("tr", {},
       el("td", {}, String(name)), el("td", {}, r?.codec || "—"), el("td", {}, seconds(r).toFixed(0)))))));
+}
+
+function bytesTable(rows) {
+  if (!Array.isArray(rows) || !rows.length) return null;
+  const mb = (bytes) => `${(Number(bytes || 0) / 1e6).toFixed(1)} MB`;
+  return el("div", { class: "table-wrap" }, el("table", { class: "jobs", id: "bytes-by-codec" },
+    el("caption", {}, "Bytes served by codec (estimated)"),
+    el("thead", {}, el("tr", {}, ["Codec", "Seconds", "Bytes", "Per minute"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map((r) => el("tr", {},
+      el("td", {}, r.codec || "—"), el("td", {}, Number(r.seconds || 0).toFixed(0)), el("td", {}, mb(r.bytes)),
+      el("td", {}, r.seconds ? mb((r.bytes / r.seconds) * 60) : "—"))))));
+}
+
+// The staff overview: totals over a period and the most watched videos (GET /api/admin/stats/).
+export async function showOverview(days = 7) {
+  const stats = await optional(get(`/api/admin/stats/?days=${days}`));
+  const head = el("div", { class: "page-head" }, el("h1", { class: "page-title" }, "Audience"),
+    el("label", { class: "inline" }, "Last ",
+      el("select", { id: "overview-days", onchange: (e) => showOverview(Number(e.target.value)).catch(fail) },
+        [1, 7, 30, 90].map((d) => el("option", { value: String(d), selected: d === days }, `${d} day${d === 1 ? "" : "s"}`)))));
+  if (!stats) {
+    render(el("section", { class: "staff", id: "overview" }, head,
+      el("p", { class: "muted" }, "This server does not collect playback stats yet.")));
+    return;
+  }
+  const totals = stats.totals || {};
+  const cards = [
+    ["Views", totals.views ?? "—"], ["Watch time", typeof totals.watch_time_s === "number" ? clock(totals.watch_time_s) : "—"],
+    ["Sessions", totals.sessions ?? "—"], ["Videos watched", totals.videos_watched ?? "—"],
+  ];
+  const top = Array.isArray(stats.top_videos) ? stats.top_videos : [];
+  render(el("section", { class: "staff", id: "overview" }, head,
+    el("dl", { class: "stat-cards" }, cards.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, String(v))))),
+    el("div", { class: "table-wrap" }, el("table", { class: "jobs", id: "top-videos" },
+      el("caption", {}, "Most watched"),
+      el("thead", {}, el("tr", {}, ["Video", "Views", "Watch time", "All-time views", ""].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, top.length ? top.map((v) => el("tr", {},
+        el("td", {}, el("a", { href: `#/title/${enc(v.id)}` }, v.title || v.id)),
+        el("td", {}, String(v.views ?? 0)),
+        el("td", {}, clock(v.watch_time_s || 0)),
+        el("td", {}, String(v.total_views ?? "—")),
+        el("td", {}, el("a", { href: `#/stats/${enc(v.id)}`, "aria-label": `Stats of ${v.title}` }, "Stats"))))
+        : el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Nobody watched anything in this period.")))))));
 }
