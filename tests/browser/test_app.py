@@ -526,23 +526,23 @@ def test_staff_see_per_video_stats_with_a_retention_chart(page, server, catalogu
 
 
 def watch(server, token: str, video_id: str, session: str, until: float, *, startup_ms: int) -> None:
-    """One playback session as the player reports it: start, a heartbeat every half second, end."""
-    events = [{"seq": 0, "type": "start", "startup_ms": startup_ms}]
-    position = 0.0
-    while position < until:
-        position += 0.5
+    """One playback session as the player reports it: start, a heartbeat in each twentieth of the
+    3 s clip up to `until` seconds (the stats mark the twentieth a heartbeat's position falls in), end."""
+    step = 3.0 / 20
+    events: list[dict] = [{"seq": 0, "type": "start", "startup_ms": startup_ms}]
+    for bucket in range(round(until / step)):
         events.append(
             {
                 "seq": len(events),
                 "type": "heartbeat",
-                "position": position,
+                "position": round((bucket + 0.5) * step, 3),
                 "rendition": "360p",
                 "codec": "avc1",
                 "bitrate": 400_000,
-                "played": 0.5,
+                "played": step,
             }
         )
-    events.append({"seq": len(events), "type": "end", "position": position})
+    events.append({"seq": len(events), "type": "end", "position": until})
     status, reply = server.call(
         "POST", f"/api/videos/{video_id}/playback/", {"session": session, "events": events}, token=token
     )
