@@ -547,3 +547,29 @@ def watch(server, token: str, video_id: str, session: str, until: float, *, star
         "POST", f"/api/videos/{video_id}/playback/", {"session": session, "events": events}, token=token
     )
     assert status == 202, reply
+
+
+def test_an_unverified_user_can_have_the_verification_mail_sent_again(page, server, mailbox, catalogue):
+    email = "unverified@example.com"
+    status, _ = server.call("POST", "/api/accounts/signup/", {"email": email, "password": "unverified-1"})
+    assert status == 201
+    _wait_for_mail(mailbox, email)
+    before = len(mailbox.to(email))
+    page.goto(server.url + "/#/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill("unverified-1")
+    page.get_by_role("button", name="Log in").click()
+    expect(notice(page)).to_have_text("User account not verified.")
+    page.get_by_role("button", name="Resend the verification mail").click()
+    resend_exists = (
+        server.call("POST", "/api/accounts/signup/resend/", {"email": "nobody@example.com"})[0] != 404
+    )
+    if resend_exists:
+        expect(notice(page)).to_have_text(f"If {email} waits for verification, a new link is on its way.")
+        deadline = time.monotonic() + 15
+        while len(mailbox.to(email)) <= before:
+            assert time.monotonic() < deadline, "no second verify mail"
+            time.sleep(0.1)
+        assert "/signup/verify?code=" in link_in(mailbox.to(email)[-1])
+    else:  # the resend endpoint is another branch this round: the page says what to do instead
+        expect(notice(page)).to_contain_text("sign up again with the same address")

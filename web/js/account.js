@@ -22,15 +22,14 @@ async function resend(email) {
 }
 
 function resendButton(emailOf) {
-  return el("button", {
-    type: "button", class: "link", id: "resend",
-    onclick: async (event) => {
-      const email = emailOf();
-      if (!email) return say("Type your e-mail address first.");
-      event.currentTarget.disabled = true;
-      try { await resend(email); } catch (err) { fail(err); } finally { event.currentTarget.disabled = false; }
-    },
-  }, "Resend the verification mail");
+  const button = el("button", { type: "button", class: "link", id: "resend" }, "Resend the verification mail");
+  button.addEventListener("click", async () => {
+    const email = emailOf();
+    if (!email) return say("Type your e-mail address first.");
+    button.disabled = true;
+    try { await resend(email); } catch (err) { fail(err); } finally { button.disabled = false; }
+  });
+  return button;
 }
 
 export function showLogin({ loadMe }) {
