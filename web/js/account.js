@@ -157,7 +157,8 @@ export function showProfile({ loadMe }) {
       el("dt", {}, "Role"), el("dd", {}, me.is_staff ? "Staff" : "Viewer")),
     el("div", { class: "cards-2" },
       form("Change password",
-        [field("New password", "password", "password", { autocomplete: "new-password", required: true }),
+        [el("input", { type: "text", name: "username", autocomplete: "username", value: me.email, hidden: true, "aria-hidden": "true" }),
+          field("New password", "password", "password", { autocomplete: "new-password", required: true }),
           field("Repeat the new password", "again", "password", { autocomplete: "new-password", required: true })],
         "Change password",
         async ({ password, again }, node) => {
