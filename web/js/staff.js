@@ -120,8 +120,10 @@ export async function showJobs(state = "") {
       body))));
   filter.addEventListener("change", () => go(`#/jobs${filter.value ? `?state=${filter.value}` : ""}`));
   let timer = null;
-  onLeave(() => clearTimeout(timer));
+  let left = false;
+  onLeave(() => { left = true; clearTimeout(timer); });
   let titles = new Map();
+  let shown = null; // what the table shows: redrawn only when it changes, so the focus stays put
   async function load() {
     try {
       const [page, videos] = await Promise.all([
@@ -130,12 +132,19 @@ export async function showJobs(state = "") {
       ]);
       if (videos) titles = new Map(videos.map((v) => [v.id, v.title]));
       count.textContent = `${page.count} job${page.count === 1 ? "" : "s"}`;
-      body.replaceChildren(...page.results.map((job) => jobRow(job, titles, load)));
-      if (!page.results.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No jobs.")));
+      const now = JSON.stringify(page.results.map((j) => [j.id, j.state, j.attempts, Math.round(j.progress || 0), j.last_error]));
+      if (now !== shown) {
+        shown = now;
+        const focused = document.activeElement?.closest?.("tr[data-job]")?.dataset.job;
+        body.replaceChildren(...page.results.map((job) => jobRow(job, titles, load)));
+        if (!page.results.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No jobs.")));
+        if (focused) body.querySelector(`tr[data-job="${CSS.escape(focused)}"] button, tr[data-job="${CSS.escape(focused)}"] a`)?.focus();
+      }
     } catch (err) {
       fail(err);
     }
-    timer = setTimeout(load, JOBS_POLL_MS);
+    clearTimeout(timer);
+    if (!left) timer = setTimeout(load, JOBS_POLL_MS);
   }
   await load();
 }
@@ -153,7 +162,7 @@ function jobRow(job, titles, reload) {
     try {
       await post(`/api/admin/jobs/${enc(job.id)}/${verb}/`);
       say(verb === "retry" ? "The job is queued again." : "The job is cancelled.", true);
-      reload();
+      reload(true);
     } catch (err) { fail(err); }
   };
   const progress = job.state === "running" && job.progress ? ` ${Math.round(job.progress)} %` : "";

@@ -133,7 +133,8 @@ export async function showUpload({ render, el, say, fail, onLeave, me }) {
   render(node);
 
   let poll = null;
-  onLeave(() => clearTimeout(poll));
+  let left = false;
+  onLeave(() => { left = true; clearTimeout(poll); });
 
   async function follow(id) {
     try {
@@ -154,7 +155,7 @@ export async function showUpload({ render, el, say, fail, onLeave, me }) {
     } catch (err) {
       fail(err);
     }
-    poll = setTimeout(() => follow(id), POLL_MS);
+    if (!left) poll = setTimeout(() => follow(id), POLL_MS);
   }
 
   node.addEventListener("submit", async (event) => {
