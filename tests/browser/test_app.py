@@ -138,13 +138,15 @@ def test_the_home_page_has_a_hero_and_rows_of_equal_poster_tiles_with_durations(
     expect(page.locator("#hero h1")).to_have_text(catalogue["videos"][-1]["title"])  # the newest
     nature = page.locator("#category-nature")
     expect(nature.get_by_role("heading", name="Nature")).to_be_visible()
+    newest = page.locator("#newest .tile-title")
+    expect(newest).to_have_text([v["title"] for v in reversed(catalogue["videos"])])  # newest first
     tiles = page.locator("#catalogue .tile")
-    expect(tiles).to_have_count(2)
-    for index in range(2):
+    expect(tiles).to_have_count(4)  # each video in its category's row and in "New on Videoflix"
+    for index in range(4):
         expect(tiles.nth(index).locator("img")).to_have_js_property("complete", True)
         assert tiles.nth(index).locator("img").evaluate("i => i.naturalWidth") > 0, "the poster shows"
         expect(tiles.nth(index).locator(".duration")).to_have_text("0:03")
-    widths = {round(tiles.nth(i).bounding_box()["width"]) for i in range(2)}
+    widths = {round(tiles.nth(i).bounding_box()["width"]) for i in range(4)}
     assert len(widths) == 1, f"tiles of one width, not {widths}"
     fit = page.locator(".poster img").first.evaluate("i => getComputedStyle(i).objectFit")
     assert fit == "cover", "posters are cropped, not squeezed"

@@ -89,6 +89,7 @@ export async function showHome() {
   if (started?.length) rows.push(row("Continue watching", started, "continue"));
   if (mylist?.length) rows.push(row("My list", mylist, "mylist"));
   if (ranked.length) rows.push(row("Popular", ranked, "popular"));
+  if (videos.length > 1) rows.push(row("New on Videoflix", videos.slice(0, 20), "newest"));
   for (const category of categories) {
     const inside = videos.filter((v) => v.category === category.id);
     if (inside.length) rows.push(row(category.name, inside, `category-${category.slug}`));
