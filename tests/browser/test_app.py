@@ -364,7 +364,7 @@ def test_staff_edit_a_video_and_delete_another(page, server, catalogue, staff_to
     )
 
     page.goto(server.url + "/#/")
-    tile = page.locator(f'.tile[data-video="{doomed["id"]}"]')
+    tile = page.locator(f'#other .tile[data-video="{doomed["id"]}"]')  # no category: "More videos"
     if cancelled == 200:  # staff see a video that is not ready with its state
         expect(tile.locator(".badge")).to_have_text("Failed")
         expect(tile).to_have_attribute("aria-label", "To be deleted, 0:08, failed")
