@@ -32,7 +32,12 @@ async def test_probe_reads_size_duration_rate_codecs_and_audio(clips):
     assert info.level == 30  # x264 picks level 3.0 for 640x360 at 25 fps
     assert 0 < info.video_kbps < 1000
     assert info.has_audio is True
-    assert (info.audio_codec, info.audio_profile, info.audio_channels, info.audio_rate) == ("aac", "LC", 1, 44100)
+    assert (info.audio_codec, info.audio_profile, info.audio_channels, info.audio_rate) == (
+        "aac",
+        "LC",
+        1,
+        44100,
+    )
     assert 0 < info.audio_kbps < 200
     assert (info.container, info.still) == ("mov", False)
 
@@ -130,7 +135,9 @@ async def test_a_child_killed_by_the_memory_limit_is_a_sentence_naming_the_limit
 
 
 async def test_a_child_that_cannot_even_start_within_the_memory_limit_is_the_same_sentence(clips):
-    with pytest.raises(OverLimit, match=r"needs more than the 8 MiB of memory allowed \(media.probe_memory_mb\)"):
+    with pytest.raises(
+        OverLimit, match=r"needs more than the 8 MiB of memory allowed \(media.probe_memory_mb\)"
+    ):
         await probe(clips["small"], limits=SourceLimits(memory_mb=8))
 
 
