@@ -139,7 +139,7 @@ class Packets(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    times: list[float]
+    times: list[list[float]]
 
 
 class Refusal(BaseModel):
@@ -361,28 +361,29 @@ async def probe(path: Path, *, limits: SourceLimits | None = None) -> MediaInfo:
 
 def packet_times(
     path: Path,
-    stream: str,
+    streams: list[str],
     container: str = "",
     *,
     count: int = 0,
     keys: bool = False,
     timeout_s: float = 30.0,
-) -> list[float] | None:
-    """The times of one stream's packets (`v:0`, `a:0`; the first `count`; only keyframes with `keys`),
-    read by the probe's child without decoding, within the probe's default memory limit; None when they
-    cannot be read."""
-    args = child_command("packets", path, container, "--stream", stream, "--count", str(count))
+) -> list[list[float]] | None:
+    """The times of the packets of each stream (`v:0`, `a:0`; the first `count` of each; only keyframes
+    with `keys`), read in one pass by the probe's child without decoding, within the probe's default memory
+    limit; None when they cannot be read."""
+    args = child_command("packets", path, container, "--count", str(count), *(["--keys"] if keys else []))
     try:
         done = subprocess.run(
-            [*args, *(["--keys"] if keys else [])],
+            [*args, *(f"--stream={stream}" for stream in streams)],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=timeout_s,
             preexec_fn=lambda: limit_memory(SourceLimits().memory_mb),
         )
-        return Packets.model_validate_json(done.stdout).times
+        times = Packets.model_validate_json(done.stdout).times
     except (OSError, subprocess.SubprocessError, ValidationError):
         return None
+    return times if len(times) == len(streams) else None
 
 
 def stream_start(
@@ -390,18 +391,18 @@ def stream_start(
 ) -> list[float] | None:
     """The presentation times of the first packets of one stream (`v:0`, `a:0`), sorted; None when they
     cannot be read."""
-    times = packet_times(path, stream, container, count=packets, timeout_s=timeout_s)
-    return sorted(times) if times else None
+    times = packet_times(path, [stream], container, count=packets, timeout_s=timeout_s)
+    return sorted(times[0]) if times and times[0] else None
 
 
 def audio_start_gap(path: Path, container: str = "") -> float | None:
     """How far the audio starts from the picture once the packets before the picture's start (the AAC
     encoder's priming, which an MP4 hides with an edit list and MPEG-TS cannot) are dropped, in seconds;
-    None when unknown."""
-    video = stream_start(path, "v:0", container=container)
-    audio = stream_start(path, "a:0", container=container)
-    if not video or not audio:
+    None when unknown. One pass reads the first packets of both streams."""
+    times = packet_times(path, ["v:0", "a:0"], container, count=8)
+    if not times or not times[0] or not times[1]:
         return None
+    video, audio = sorted(times[0]), sorted(times[1])
     kept = [t for t in audio if t >= video[0] - 0.0005]
     return abs(kept[0] - video[0]) if kept else None
 
@@ -411,9 +412,9 @@ def max_keyframe_gap(
 ) -> float | None:
     """The longest stretch between two keyframes of the video (the last one running to the end), read
     from the packets without decoding; None when it cannot be read."""
-    times = packet_times(path, "v:0", container, keys=True, timeout_s=timeout_s)
-    if not times:
+    found = packet_times(path, ["v:0"], container, keys=True, timeout_s=timeout_s)
+    if not found or not found[0]:
         return None
-    times.sort()
+    times = sorted(found[0])
     points = [*times, max(duration, times[-1])]
     return max(b - a for a, b in itertools.pairwise(points)) if len(points) > 1 else 0.0

@@ -8,13 +8,15 @@ opens it for FFmpeg: the file protocol alone, the demuxers of the allowlist (the
 the demuxer the probe found once it is known, and no decoded picture above `--max-pixels`.
 
     probe_child.py info FILE --formats mov,matroska,... --max-pixels N [--format DEMUXER]
-    probe_child.py packets FILE --formats ... --format DEMUXER --stream v:0|a:0 [--count N] [--keys]
+    probe_child.py packets FILE --formats ... --format DEMUXER --stream v:0 [--stream a:0] [--count N]
+                   [--keys]
 
 `info` prints the container and its streams, the rotation of the first video stream (read from its
 first decoded frame: PyAV exposes a stream's display matrix on frames only) and, when the stream states
-no average frame rate, the times of its first packets. `packets` prints the times of one stream's
-packets (only its keyframes with --keys), read without decoding. A refusal is {"refused": WHY}: WHY is
-"format" (a demuxer off the list), "memory" (an allocation failed) or "unreadable".
+no average frame rate, the times of its first packets. `packets` prints the times of each named
+stream's packets (the first N of each with --count, only keyframes with --keys), read in one pass
+without decoding. A refusal is {"refused": WHY}: WHY is "format" (a demuxer off the list), "memory" (an
+allocation failed) or "unreadable".
 """
 
 from __future__ import annotations
@@ -157,21 +159,33 @@ def info(av: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def packets(av: Any, args: argparse.Namespace) -> dict[str, Any]:
-    kind, _, number = args.stream.partition(":")
+    """The times of the packets of each stream asked for (`v:0`, `a:0`), in one pass over the file."""
+    kinds = {"v": "video", "a": "audio"}
     with open_source(av, args.file, args.formats, args.format, 0) as container:
-        chosen = [s for s in container.streams if s.type == {"v": "video", "a": "audio"}[kind]]
-        times: list[float] = []
-        if len(chosen) > int(number or 0):
-            stream = chosen[int(number or 0)]
-            for packet in container.demux(stream):
-                if packet.size == 0 or (args.keys and not packet.is_keyframe):
-                    continue
-                at = packet.pts if packet.pts is not None else packet.dts
-                if at is not None:
-                    times.append(float(at * packet.time_base))
-                if args.count and len(times) >= args.count:
-                    break
-        return {"times": times}
+        wanted: dict[int, list[float]] = {}
+        order: list[list[float]] = []
+        for name in args.stream:
+            kind, _, number = name.partition(":")
+            chosen = [s for s in container.streams if s.type == kinds[kind]]
+            times: list[float] = []
+            order.append(times)
+            if len(chosen) > int(number or 0):
+                wanted[chosen[int(number or 0)].index] = times
+        streams = [container.streams[index] for index in wanted]
+        for packet in container.demux(streams) if streams else ():
+            times = wanted.get(packet.stream.index, [])
+            if (
+                packet.size == 0
+                or (args.keys and not packet.is_keyframe)
+                or (args.count and len(times) >= args.count)
+            ):
+                continue
+            at = packet.pts if packet.pts is not None else packet.dts
+            if at is not None:
+                times.append(float(at * packet.time_base))
+            if args.count and all(len(t) >= args.count for t in wanted.values()):
+                break
+        return {"times": order}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -185,7 +199,7 @@ def parser() -> argparse.ArgumentParser:
         if mode == "info":
             sub.add_argument("--max-pixels", type=int, default=0)
         else:
-            sub.add_argument("--stream", default="v:0")
+            sub.add_argument("--stream", action="append", required=True, help="v:0, a:0; one or more")
             sub.add_argument("--count", type=int, default=0)
             sub.add_argument("--keys", action="store_true", help="keyframes only")
     return main
