@@ -371,14 +371,16 @@ def packet_times(
     """The times of the packets of each stream (`v:0`, `a:0`; the first `count` of each; only keyframes
     with `keys`), read in one pass by the probe's child without decoding, within the probe's default memory
     limit; None when they cannot be read."""
+    limits = SourceLimits()
     args = child_command("packets", path, container, "--count", str(count), *(["--keys"] if keys else []))
+    args += ["--max-pixels", str(limits.decoder_max_pixels)]  # find_stream_info decodes a few frames
     try:
         done = subprocess.run(
             [*args, *(f"--stream={stream}" for stream in streams)],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=timeout_s,
-            preexec_fn=lambda: limit_memory(SourceLimits().memory_mb),
+            preexec_fn=lambda: limit_memory(limits.memory_mb),
         )
         times = Packets.model_validate_json(done.stdout).times
     except (OSError, subprocess.SubprocessError, ValidationError):

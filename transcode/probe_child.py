@@ -37,7 +37,9 @@ class NotAllowed(Exception):
 
 def open_source(av: Any, path: str, formats: str, demuxer: str, max_pixels: int) -> Any:
     """The source opened as input_args opens it: `file:` protocol only, an allowed demuxer only."""
-    options = {"max_pixels": str(max_pixels)} if max_pixels else {}
+    # One decoder thread: find_stream_info decodes a few frames, and each thread of a decoder's pool
+    # reserves its stack and its frames in the address space the limit counts (64 cores, 64 threads).
+    options = {"threads": "1", **({"max_pixels": str(max_pixels)} if max_pixels else {})}
     try:
         return av.open(
             f"file:{path}",
@@ -161,7 +163,7 @@ def info(av: Any, args: argparse.Namespace) -> dict[str, Any]:
 def packets(av: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The times of the packets of each stream asked for (`v:0`, `a:0`), in one pass over the file."""
     kinds = {"v": "video", "a": "audio"}
-    with open_source(av, args.file, args.formats, args.format, 0) as container:
+    with open_source(av, args.file, args.formats, args.format, args.max_pixels) as container:
         wanted: dict[int, list[float]] = {}
         order: list[list[float]] = []
         for name in args.stream:
@@ -196,9 +198,8 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("file")
         sub.add_argument("--formats", required=True, help="the demuxers allowed, comma-separated")
         sub.add_argument("--format", default="", help="the demuxer to use (the one the probe found)")
-        if mode == "info":
-            sub.add_argument("--max-pixels", type=int, default=0)
-        else:
+        sub.add_argument("--max-pixels", type=int, default=0, help="the largest picture a decoder may make")
+        if mode == "packets":
             sub.add_argument("--stream", action="append", required=True, help="v:0, a:0; one or more")
             sub.add_argument("--count", type=int, default=0)
             sub.add_argument("--keys", action="store_true", help="keyframes only")
