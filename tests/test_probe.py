@@ -154,6 +154,8 @@ async def test_a_child_that_outlives_the_timeout_is_killed_and_named(clips):
         '{"format": "mov", "streams": [{"index": -1, "type": "video", "codec": "h264"}]}',
         '{"format": "mov", "streams": [{"index": 0, "type": "video", "codec": "h264", "width": "640"}]}',
         '{"refused": "because"}',
+        '{"format": "mov", "duration": Infinity, "streams": [{"index": 0, "type": "video", "codec": "vp9"}]}',
+        '{"format": "mov", "streams": [{"index": 0, "type": "video", "codec": "h264", "average_rate": NaN}]}',
     ],
 )
 async def test_what_the_child_prints_is_validated_before_it_is_believed(clips, monkeypatch, printed):

@@ -102,7 +102,7 @@ def is_still_image(format_name: str, codec: str, duration: float, fps: float = 0
 class Stream(BaseModel):
     """One stream as the probe's child reports it (transcode/probe_child.py)."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     index: int = Field(ge=0)
     type: str
@@ -124,7 +124,7 @@ class Stream(BaseModel):
 class Report(BaseModel):
     """What the probe's child prints for a file it could read."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     format: str
     duration: float | None = None
@@ -137,7 +137,7 @@ class Report(BaseModel):
 class Packets(BaseModel):
     """What the probe's child prints for a packet scan: the times of one stream's packets."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     times: list[list[float]]
 
@@ -145,7 +145,7 @@ class Packets(BaseModel):
 class Refusal(BaseModel):
     """What the probe's child prints for a file it could not read."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     refused: Literal["format", "memory", "unreadable"]
     detail: str = ""
@@ -160,7 +160,7 @@ def from_report(report: Report) -> MediaInfo:
     audio = next((s for s in report.streams if s.type == "audio"), None)
     rotation = report.rotation % 360
     width, height = displayed(video.width, video.height, rotation)
-    duration = report.duration or video.duration or 0.0
+    duration = max(0.0, report.duration or video.duration or 0.0)
     fps = video.average_rate or video.base_rate
     return MediaInfo(
         duration=duration,

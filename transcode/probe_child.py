@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import struct
 import sys
 from typing import Any
@@ -129,7 +130,8 @@ def first_packets(av: Any, container: Any, record: dict[str, Any], max_pixels: i
             except av.error.FFmpegError:
                 frames = []
             if frames:
-                found["rotation"] = round(frames[0].rotation or 0)
+                turn = float(frames[0].rotation or 0)
+                found["rotation"] = round(turn) if math.isfinite(turn) else 0
                 decoding = False
             elif given >= FIRST_FRAME_PACKETS:
                 decoding = False
