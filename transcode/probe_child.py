@@ -2,10 +2,12 @@
 
 transcode/probe.py runs this file as a script (`python -I probe_child.py ...`) in a process of its own,
 under the address-space limit and the timeout of `media.probe_*`, and validates what it prints; nothing
-here reads FFmpeg's log text. It imports only the standard library and PyAV, so that it starts fast and
-owes nothing to the rest of the application. The source is opened as transcode.ffmpeg.input_args
-opens it for FFmpeg: the file protocol alone, the demuxers of the allowlist (the parent passes them),
-the demuxer the probe found once it is known, and no decoded picture above `--max-pixels`.
+here reads FFmpeg's log text. It imports only the standard library and PyAV (whose import is most of its
+time), so that it owes nothing to the rest of the application. The source is opened as
+transcode.ffmpeg.input_args opens it for FFmpeg: the file protocol alone, the demuxers of the allowlist
+(the parent passes them), the demuxer the probe found once it is known, and no decoded picture above
+`--max-pixels`. PyAV's wheel brings its own FFmpeg libraries (8.1), which name demuxers and codecs as
+the pinned FFmpeg binary (9.0) that transcodes does.
 
     probe_child.py info FILE --formats mov,matroska,... --max-pixels N [--format DEMUXER]
     probe_child.py packets FILE --formats ... --format DEMUXER --stream v:0 [--stream a:0] [--count N]
