@@ -8,6 +8,7 @@ import pytest
 
 from tests.media import make_clip, make_huge_frames, make_image, run_ffmpeg
 from transcode import probe as probing
+from transcode import probe_child
 from transcode.probe import (
     NotAVideo,
     OverLimit,
@@ -60,16 +61,25 @@ async def test_probe_turns_a_rotated_clip_into_its_displayed_size(tmp_path):
     assert (info.width, info.height) == (180, 320)
 
 
-async def test_probe_measures_the_rate_of_a_file_that_states_no_average(tmp_path):
-    # Variable frame rate in Matroska: FFmpeg states no average rate, the probe times the first packets.
-    clip = tmp_path / "vfr.mkv"
-    run_ffmpeg(
-        *["-f", "lavfi", "-i", "testsrc=size=64x48:rate=30", "-frames:v", "60"],
-        *["-vf", "setpts='N/30/TB+if(gte(N,30),1/60/TB,0)'", "-fps_mode", "passthrough"],
-        *["-c:v", "libx264", "-preset", "ultrafast", str(clip)],
+def test_the_child_times_the_first_packets_of_a_stream_that_states_no_average_rate(clips):
+    import av
+
+    with av.open(str(clips["silent"])) as container:
+        record = {"index": 0, "codec": "h264", "width": 320, "average_rate": 0.0}
+        found = probe_child.first_packets(av, container, record, max_pixels=1_000_000)
+    assert len(found["packet_times"]) == 25  # the whole second at 25 fps (fewer than RATE_PACKETS)
+    assert probing.packet_rate(found["packet_times"]) == pytest.approx(25, rel=0.01)
+
+
+async def test_probe_takes_the_measured_rate_when_no_average_is_stated(clips, monkeypatch):
+    stream = '{"index": 0, "type": "video", "codec": "h264", "width": 64, "height": 48, "base_rate": 1000.0}'
+    times = ", ".join(str(n / 50) for n in range(20))
+    printed = (
+        f'{{"format": "matroska,webm", "duration": 1.0, "streams": [{stream}], "packet_times": [{times}]}}'
     )
-    info = await probe(clip)
-    assert 25 < info.rate < 35
+    monkeypatch.setattr(probing, "child_command", lambda *args: [sys.executable, "-c", f"print({printed!r})"])
+    info = await probe(clips["small"])
+    assert (info.fps, info.rate, info.container) == (1000.0, pytest.approx(50), "matroska")
 
 
 @pytest.mark.parametrize("codec", ["png", "gif"])
