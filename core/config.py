@@ -198,7 +198,7 @@ class MediaSettings(Section):
     probe_memory_mb: int = Field(
         1024,
         ge=16,
-        description="Address space the probe of an upload may use, in MiB (FFmpeg's libraries take ~270).",
+        description="Address space the probe of an upload may use, in MiB (Python and PyAV take ~125).",
     )
     probe_timeout_s: float = Field(30.0, gt=0, description="Seconds the probe of an upload may take.")
     grant_max_age_s: int = Field(
