@@ -13,7 +13,7 @@ import pytest
 
 from tests.transcoding.helpers import upload, wait_for_status
 from transcode import pertitle
-from transcode.ffmpeg import ffmpeg_binary, ffprobe_binary
+from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import EncodeSettings, plan_rungs
 from transcode.pertitle import crf_for_target, vmaf_score, window_starts
 from transcode.probe import MediaInfo, probe
@@ -132,7 +132,6 @@ async def test_the_top_rung_lands_within_two_vmaf_points_of_the_target(
     assert abs(vmaf - TARGET) <= 2, (kind, chosen, vmaf, doc["encoding"])
 
 
-@pytest.mark.skipif(ffprobe_binary() is None, reason="finding keyframes without decoding needs ffprobe")
 async def test_a_compliant_source_is_still_remuxed_without_a_probe(api, staff_token, tmp_path, db, settings):
     compliant = ("-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-b:v", "600k", "-maxrate", "600k")
     compliant += ("-bufsize", "1200k")
