@@ -34,6 +34,7 @@ from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
 from services.media import Media, build_media
 from services.publishing import PUBLISH, PublishJobs
 from services.throttle import Throttle
+from services.tracks import TracksService
 from services.transcoding import TRANSCODE, TranscodeJobs
 from services.uploads import UploadExpiry, UploadFiles, UploadService
 from transcode.pool import TranscodePool
@@ -84,6 +85,7 @@ class Services:
     sampler: Sampler
     health: Health
     uploads: UploadService
+    tracks: TracksService
     # Removes stale resumable uploads; None in a process that serves no uploads (the transcode role).
     upload_expiry: UploadExpiry | None
 
@@ -208,5 +210,6 @@ def build_services(
         ),
         health=Health(db.ping),
         uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
+        tracks=TracksService(videos, media, grants, catalogue, settings.media, clock),
         upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,
     )

@@ -20,6 +20,7 @@ from services.grants import Grants
 from services.health import Health
 from services.media import Media
 from services.throttle import Throttle
+from services.tracks import TracksService
 from services.uploads import UploadService
 
 
@@ -37,6 +38,7 @@ class HandlerServices:
     metrics: Metrics
     health: Health
     media: Media
+    tracks: TracksService
 
 
 def for_handlers(services: Services) -> HandlerServices:
@@ -52,4 +54,5 @@ def for_handlers(services: Services) -> HandlerServices:
         metrics=services.metrics,
         health=services.health,
         media=services.media,
+        tracks=services.tracks,
     )

@@ -11,7 +11,10 @@ the same below MEDIA_ROOT for the scratch folders of a transcode:
                                             (MPEG-TS: ladders made before CMAF, which keep playing)
         audio/index.m3u8, init.mp4, seg_NNNNN.m4s   the audio, encoded once for every rung (CMAF)
         thumbnail.jpg, storyboard.vtt       pictures
-        subs/<language>/index.m3u8          subtitles (segmented WebVTT; next round)
+    videos/<id>/tracks/<id>/subtitles.vtt   a subtitle track as uploaded (cleaned WebVTT), kept across ladders
+        subs/<track id>/index.m3u8          a subtitle track: seg_NNNNN.vtt (segmented WebVTT, one per
+                                            video segment) and subtitles.vtt (the whole file, for DASH)
+        chapters/<version>/chapters.vtt     the WebVTT chapters file
         audio/<language>/index.m3u8         an audio track (next round)
 
 A new kind of rendition adds its key function here and its name pattern to `LADDER_FILE`.
@@ -36,13 +39,17 @@ STORYBOARD = "storyboard.vtt"
 # The only names a ladder's files have: anything else (traversal, encodings, NUL) is simply not found.
 LADDER_FILE = re.compile(
     r"^(master\.m3u8|manifest\.mpd|thumbnail\.jpg|storyboard\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
-    r"|(\d{2,4}p|audio)/(index\.m3u8|init\.mp4|seg_\d{5}\.(ts|m4s)))$"
+    r"|(\d{2,4}p|audio)/(index\.m3u8|init\.mp4|seg_\d{5}\.(ts|m4s))"
+    r"|subs/[0-9a-f]{24}/(index\.m3u8|seg_\d{5}\.vtt|subtitles\.vtt)|chapters/[0-9a-f]{16}/chapters\.vtt)$"
 )
 # A whole segment of a rendition, or its init segment: what its playlist needs stored before it
 # (FFmpeg's unfinished segments end in .tmp).
 SEGMENT = re.compile(r"^(\d{2,4}p|audio)/(seg_\d+\.(ts|m4s)|init\.mp4)$")
-# A rendition's playlist (a rung's or the audio's).
-RENDITION_PLAYLIST = re.compile(r"^(\d{2,4}p|audio)/index\.m3u8$")
+# A rendition's playlist (a rung's, the audio's, a subtitle track's).
+RENDITION_PLAYLIST = re.compile(r"^(\d{2,4}p|audio|subs/[0-9a-f]{24})/index\.m3u8$")
+SUBS = "subs"
+TRACKS = "tracks"
+CHAPTERS = "chapters"
 
 
 def video_id_text(video_id: ObjectId | str) -> str:
@@ -90,9 +97,24 @@ def rung_playlist(height: int) -> str:
     return f"{height}p/index.m3u8"
 
 
-def subtitles_playlist(language: str) -> str:
-    """A subtitle rendition's playlist below the ladder folder (room for the next round)."""
-    return f"subs/{language}/index.m3u8"
+def subtitles_folder(track_id: str) -> str:
+    """A subtitle track's folder below the ladder folder (a new id for each upload: no stale cache)."""
+    return f"{SUBS}/{track_id}"
+
+
+def track_folder(video_id: ObjectId | str, track_id: str) -> str:
+    """Where a subtitle track is kept beside the ladders (a new ladder gets it again)."""
+    return f"{video_prefix(video_id)}{TRACKS}/{track_id}/"
+
+
+def track_source_key(video_id: ObjectId | str, track_id: str) -> str:
+    """A subtitle track's cleaned WebVTT, as kept."""
+    return f"{track_folder(video_id, track_id)}subtitles.vtt"
+
+
+def chapters_file(version: str) -> str:
+    """The chapters file below the ladder folder (a new folder for each change: no stale cache)."""
+    return f"{CHAPTERS}/{version}/chapters.vtt"
 
 
 def audio_playlist(language: str) -> str:

@@ -269,6 +269,38 @@ class Media:
         await self.storage.delete_prefix(keys.video_prefix(video_id))
         await self.remove_video(video_id)
 
+    # --- tracks added to a published ladder (subtitles, chapters) ------------------------------
+
+    async def read_ladder_file(self, video: Video, name: str) -> bytes:
+        """A file of the ladder a video is played from (a manifest, a playlist, a segment)."""
+        return await self.storage.read_bytes(f"{video.ladder_folder}/{name}")
+
+    async def write_ladder_files(self, video: Video, files: dict[str, str]) -> None:
+        """Store text files into the video's ladder, in the order given (the manifests last: a player
+        that reads the new master finds every file it names)."""
+        for name, text in files.items():
+            await self.storage.put_bytes(f"{video.ladder_folder}/{name}", text.encode())
+
+    async def delete_ladder_folder(self, video: Video, folder: str) -> None:
+        """A folder of the ladder (a subtitle track's) that no manifest names any more."""
+        with contextlib.suppress(StorageUnavailable):  # left behind, it goes with the ladder
+            await self.storage.delete_prefix(f"{video.ladder_folder}/{folder}/")
+
+    async def keep_track(self, video_id: Any, track_id: str, text: str) -> str:
+        """Keep a track's cleaned WebVTT beside the ladders (a retranscode's ladder gets it too)."""
+        key = keys.track_source_key(video_id, track_id)
+        await self.storage.put_bytes(key, text.encode())
+        return key
+
+    async def read_track(self, video_id: Any, track_id: str) -> str:
+        """A kept track's WebVTT."""
+        return (await self.storage.read_bytes(keys.track_source_key(video_id, track_id))).decode()
+
+    async def drop_track(self, video_id: Any, track_id: str) -> None:
+        """Forget a kept track file."""
+        with contextlib.suppress(StorageUnavailable):
+            await self.storage.delete_prefix(keys.track_folder(video_id, track_id))
+
     # --- serving ------------------------------------------------------------------------------
 
     async def course_spec_master(self, video: Video, height: int, base_url: str) -> Body | None:
