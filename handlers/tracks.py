@@ -5,27 +5,38 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-import tornado.httputil
 import tornado.web
 from pydantic import AfterValidator, Field, RootModel, ValidationError
+from streaming_form_data import StreamingFormDataParser
+from streaming_form_data.parser import ParseFailedException
+from streaming_form_data.targets import ValueTarget
+from streaming_form_data.validators import MaxSizeValidator
+from streaming_form_data.validators import ValidationError as FieldTooLong
 
-from core.validation import Body, message_for
+from core.validation import Body, Declares, message_for
 from handlers.base import APIError, BaseHandler, staff_only, user_only
 from handlers.openapi import api
 from handlers.replies import Subtitle, Video
 from handlers.streaming import StreamedBodyHandler
-from services.tracks import SubtitleView
+from services.tracks import LANGUAGE_PATTERN, MAX_LANGUAGE, SubtitleView, language_tag
 
 KIB = 1024
 FORM_OVERHEAD = 16 * KIB  # the multipart framing and the small fields around the file
 MAX_TITLE = 200
+FIELDS = ("language", "label", "default")
+FIELD_MAX_BYTES = 4 * KIB
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 
 
 class SubtitleFields(Body):
     """The form fields beside `file` (an SRT or WebVTT file)."""
 
-    language: str = Field(max_length=64, description="A BCP 47 language tag: en, de-CH, pt-BR.")
+    language: Annotated[
+        str,
+        AfterValidator(language_tag),
+        Declares(pattern=LANGUAGE_PATTERN, maxLength=MAX_LANGUAGE),
+        Field(description="A BCP 47 language tag: en, de-CH, pt-BR."),
+    ]
     label: str = Field("", max_length=100, description="What a captions menu shows; default: the tag.")
     default: bool = Field(False, description="Players pick this track first (`true`/`false`).")
 
@@ -38,7 +49,9 @@ def not_blank(value: str) -> str:
 
 class ChapterBody(Body):
     start: float = Field(ge=0, allow_inf_nan=False, description="Seconds from the start.")
-    title: Annotated[str, Field(min_length=1, max_length=MAX_TITLE), AfterValidator(not_blank)]
+    title: Annotated[
+        str, Field(min_length=1, max_length=MAX_TITLE), AfterValidator(not_blank), Declares(pattern=r"\S")
+    ]
 
 
 class ChapterList(RootModel[list[ChapterBody]]):
@@ -114,15 +127,9 @@ class SubtitlesHandler(StreamedBodyHandler):
     @staff_only
     async def post(self, video_id: str) -> None:
         body, self.body = bytes(self.body or b""), None
-        arguments: dict[str, list[bytes]] = {}
-        files: dict[str, list[tornado.httputil.HTTPFile]] = {}
-        tornado.httputil.parse_body_arguments(
-            self.request.headers.get("Content-Type", ""), body, arguments, files
-        )
-        uploaded = files.get("file")
-        if not uploaded:
+        arguments, data = self.form(body)
+        if data is None:
             raise APIError(400, fields={"file": ["No file was submitted."]})
-        data = uploaded[0].body
         if len(data) > self.limit_bytes:
             raise APIError(413, self.too_large_detail())
         fields = self.validate(SubtitleFields, self.form_fields(arguments))
@@ -131,12 +138,32 @@ class SubtitlesHandler(StreamedBodyHandler):
         )
         self.send_json(subtitle_json(view), status=201)
 
+    def form(self, body: bytes) -> tuple[dict[str, list[bytes]], bytes | None]:
+        """The form's text fields and its file (None when none was sent), from the whole body."""
+        try:
+            parser = StreamingFormDataParser(headers=dict(self.request.headers))
+        except ParseFailedException as err:
+            raise APIError(400, "Multipart form data without a boundary.") from err
+        file = ValueTarget()
+        parser.register("file", file)
+        fields = {name: ValueTarget(validator=MaxSizeValidator(FIELD_MAX_BYTES)) for name in FIELDS}
+        for name, target in fields.items():
+            parser.register(name, target)
+        try:
+            parser.data_received(body)
+        except FieldTooLong as err:
+            raise APIError(400, "A form field is too long.") from err
+        except ParseFailedException as err:
+            raise APIError(400, "The multipart form data is malformed.") from err
+        found = {name: [target.value] for name, target in fields.items() if target._started}
+        return found, file.value if file._started else None
+
     @staticmethod
     def form_fields(arguments: dict[str, list[bytes]]) -> dict[str, Any]:
         """The text fields as the model takes them: UTF-8 strings, `default` a boolean."""
         found: dict[str, Any] = {}
         errors: dict[str, list[str]] = {}
-        for name in ("language", "label", "default"):
+        for name in FIELDS:
             if name not in arguments:
                 continue
             try:

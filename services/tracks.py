@@ -44,30 +44,32 @@ NOT_CMAF = (
     "This video's ladder was made before CMAF (MPEG-TS, no DASH manifest); retranscode it to add tracks."
 )
 EXTINF = re.compile(r"#EXTINF:([\d.]+),")
-# A well-formed BCP 47 language tag (RFC 5646 §2.1, private-use and grandfathered tags aside).
-LANGUAGE_TAG = re.compile(
-    r"^(?P<language>[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})"
-    r"(?:-(?P<script>[A-Za-z]{4}))?"
-    r"(?:-(?P<region>[A-Za-z]{2}|\d{3}))?"
-    r"(?:-(?:[A-Za-z\d]{5,8}|\d[A-Za-z\d]{3}))*"
-    r"(?:-[0-9A-WY-Za-wy-z](?:-[A-Za-z\d]{2,8})+)*"
-    r"(?:-[Xx](?:-[A-Za-z\d]{1,8})+)?$"
+# A well-formed BCP 47 language tag (RFC 5646 §2.1: language, script, region, variants, extensions,
+# private use; grandfathered tags aside). Plain groups only: the OpenAPI document shows it as a pattern.
+LANGUAGE_PATTERN = (
+    r"^(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})"
+    r"(?:-[A-Za-z]{4})?"
+    r"(?:-(?:[A-Za-z]{2}|[0-9]{3}))?"
+    r"(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*"
+    r"(?:-[0-9A-WY-Za-wy-z](?:-[A-Za-z0-9]{2,8})+)*"
+    r"(?:-[Xx](?:-[A-Za-z0-9]{1,8})+)?$"
 )
+LANGUAGE_TAG = re.compile(LANGUAGE_PATTERN)
 MAX_LANGUAGE = 35
 
 
 def language_tag(value: str) -> str:
     """A BCP 47 tag in its conventional case (`pt-BR`, `zh-Hant-TW`); ValueError when not one."""
-    value = value.strip()
-    match = LANGUAGE_TAG.match(value)
-    if len(value) > MAX_LANGUAGE or match is None:
+    if len(value) > MAX_LANGUAGE or LANGUAGE_TAG.match(value) is None:
         raise ValueError(f"{value[:40]!r} is not a BCP 47 language tag (such as en, de-CH or pt-BR).")
     parts = value.split("-")
     out = [parts[0].lower()]
-    for part in parts[1:]:
-        if len(part) == 4 and part.isalpha() and match.group("script") == part:
+    singleton = False  # after an extension's or private use's singleton, every subtag is lower case
+    for index, part in enumerate(parts[1:], start=1):
+        singleton = singleton or len(part) == 1
+        if not singleton and index == 1 and len(part) == 4 and part.isalpha():
             out.append(part.title())
-        elif len(part) in (2, 3) and match.group("region") == part:
+        elif not singleton and ((len(part) == 2 and part.isalpha()) or (len(part) == 3 and part.isdigit())):
             out.append(part.upper())
         else:
             out.append(part.lower())
@@ -167,7 +169,7 @@ class TracksService:
         video = await self._video(video_id)
         self._check_ladder(video)
         try:
-            tag = language_tag(language)
+            tag = language_tag(language.strip())
         except ValueError as err:
             raise InvalidField("language", str(err)) from err
         label = " ".join(label.split()) or tag
