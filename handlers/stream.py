@@ -221,7 +221,7 @@ class EdgePlaylistHandler(BaseHandler):
             "expires": "When the token expires (Unix seconds).",
             "video_id": "The video.",
             "ladder": "The ladder's folder.",
-            "rendition": "The rendition: a rung (`720p`), `audio`, or a subtitle track (`subs/<id>`).",
+            "rendition": "The rendition: a rung (`720p`) or `audio`.",
         },
     )
     @public
@@ -235,7 +235,8 @@ class EdgePlaylistHandler(BaseHandler):
 routes = [
     (r"/api/stream/([^/]+)/(.+)", GrantStreamHandler),
     (
-        r"/api/edge/([A-Za-z0-9_-]+)/(\d{1,12})/videos/([0-9a-f]{24})/(hls-[A-Za-z0-9_-]+)/(\d{2,4}p|audio|subs/[0-9a-f]{24})/index\.m3u8",
+        r"/api/edge/([A-Za-z0-9_-]+)/(\d{1,12})/videos/([0-9a-f]{24})/(hls-[A-Za-z0-9_-]+)/"
+        r"(\d{2,4}p|av1-\d{2,4}p|audio|audio-[0-9a-f]{6,24}|subs-[0-9a-f]{6,24})/index\.m3u8",
         EdgePlaylistHandler,
     ),
     (r"/api/video/([^/]+)/(\d{2,4})p/([^/]+?)/?", CourseSpecHandler),

@@ -99,7 +99,7 @@ class Grants:
             thumbnail_url=below("thumbnail.jpg") if finished and video.thumbnail_path else None,
             storyboard_url=below("storyboard.vtt") if finished and video.storyboard_path else None,
             renditions=tuple((r, below(f"{r.height}p/index.m3u8")) for r in video.renditions),
-            subtitles=tuple((t.id, below(f"subs/{t.id}/subtitles.vtt")) for t in video.subtitles if finished),
+            subtitles=tuple((t.id, below(f"subs-{t.id}/subtitles.vtt")) for t in video.subtitles if finished),
             chapters_url=below(video.chapters_path) if finished and video.chapters_path else None,
         )
 

@@ -16,9 +16,9 @@ retranscoded first). One track per language (a new upload replaces it); at most 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,14 +28,15 @@ from bson import ObjectId
 from core.clock import Clock
 from core.config import MediaSettings
 from core.errors import Conflict, InvalidField, NotFound
+from core.storage import StorageUnavailable
 from models.users import User
 from models.videos import READY, Chapter, SubtitleTrack, Video, Videos
 from services.catalogue import CatalogueService
 from services.grants import Grants
 from services.media import Media, keys
 from transcode import subtitles
-from transcode.cmaf import boxes
-from transcode.subtitles import Listed, SubtitleError
+from transcode.presentation import Presentation, TextTrack
+from transcode.subtitles import SubtitleError
 
 log = logging.getLogger("videoflix.tracks")
 
@@ -43,7 +44,6 @@ NOT_READY = "Tracks can be added once the video is ready."
 NOT_CMAF = (
     "This video's ladder was made before CMAF (MPEG-TS, no DASH manifest); retranscode it to add tracks."
 )
-EXTINF = re.compile(r"#EXTINF:([\d.]+),")
 # A well-formed BCP 47 language tag (RFC 5646 §2.1: language, script, region, variants, extensions,
 # private use; grandfathered tags aside). Plain groups only: the OpenAPI document shows it as a pattern.
 LANGUAGE_PATTERN = (
@@ -85,32 +85,6 @@ class SubtitleView:
     label: str
     default: bool
     url: str | None
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """What a subtitle track is aligned to: the ladder's segment durations (its first rung's
-    playlist, every rung cut at the same instants) and the 90 kHz value of its presentation 0."""
-
-    durations: tuple[float, ...]
-    mpegts: int
-
-
-def first_decode_time(init: bytes, segment: bytes) -> tuple[int, int]:
-    """(tfdt of the segment's first fragment, the track's timescale)."""
-    timescale = decode_time = 0
-    for kind, start, _ in boxes(init):
-        if kind == b"mdhd":
-            at = start + (20 if init[start] else 12)
-            timescale = int.from_bytes(init[at : at + 4], "big")
-    for kind, start, _ in boxes(segment):
-        if kind == b"tfdt":
-            wide = segment[start] == 1
-            decode_time = int.from_bytes(segment[start + 4 : start + (12 if wide else 8)], "big")
-            break
-        if kind == b"mdat":
-            break
-    return decode_time, timescale
 
 
 class TracksService:
@@ -167,7 +141,7 @@ class TracksService:
         """Read, clean and publish a subtitle file as the video's track for `language` (replacing the
         one it had); the new track as the caller sees it."""
         video = await self._video(video_id)
-        self._check_ladder(video)
+        self._check_ready(video)
         try:
             tag = language_tag(language.strip())
         except ValueError as err:
@@ -182,7 +156,7 @@ class TracksService:
         track_id = str(ObjectId())
         async with self._editing(video.id):
             video = await self._video(video_id)
-            self._check_ladder(video)
+            record = await self._record(video)
             source = await self.media.keep_track(video.id, track_id, text)
             new = SubtitleTrack(track_id, tag, label, default, source)
             replaced = [t for t in video.subtitles if t.language == tag]
@@ -191,9 +165,9 @@ class TracksService:
                 for t in video.subtitles
                 if t.language != tag
             ] + [new]
-            timeline = await self._timeline(video)
-            await self._write_track(video, new, cues, timeline)
-            updated = await self._publish(video, tracks)
+            await self._write_track(video, new, cues, record)
+            listed = TextTrack(keys.subtitles_folder(track_id), tag, label, default, subtitles.WHOLE)
+            updated = await self._publish(video, record.with_text(listed), tracks)
             for old in replaced:
                 await self._forget(video, old)
         log.info(
@@ -209,60 +183,56 @@ class TracksService:
             gone = [t for t in video.subtitles if t.id == track_id]
             if not gone:
                 raise NotFound()
-            await self._publish(video, [t for t in video.subtitles if t.id != track_id])
+            record = await self._record(video)
+            folder = keys.subtitles_folder(track_id)
+            kept = [t for t in video.subtitles if t.id != track_id]
+            await self._publish(video, record.without_text(folder), kept)
             await self._forget(video, gone[0])
 
-    def _check_ladder(self, video: Video) -> None:
+    def _check_ready(self, video: Video) -> None:
         if video.status != READY or not video.hls_path:
             raise Conflict(NOT_READY)
-        if not video.dash_path:
-            raise Conflict(NOT_CMAF)
 
-    async def _timeline(self, video: Video) -> Timeline:
-        """The segment durations of the ladder's first rung, and where its presentation 0 lies."""
-        rung = min((r.height for r in video.renditions), default=None)
-        if rung is None:
-            raise Conflict(NOT_READY)
-        playlist = (await self.media.read_ladder_file(video, f"{rung}p/index.m3u8")).decode()
-        durations = tuple(float(d) for d in EXTINF.findall(playlist))
-        init = await self.media.read_ladder_file(video, f"{rung}p/init.mp4")
-        first = re.search(r"^(seg_\d{5}\.m4s)$", playlist, re.M)
-        if first is None or not durations:
+    async def _record(self, video: Video) -> Presentation:
+        """The presentation record of the video's ladder (transcode/presentation.py); 409 when it
+        has none: not ready yet, or made before CMAF."""
+        self._check_ready(video)
+        record = await self.media.read_presentation(video)
+        if record is None or not record.videos or not record.videos[0].segments:
             raise Conflict(NOT_CMAF)
-        segment = await self.media.read_ladder_file(video, f"{rung}p/{first.group(1)}")
-        decode_time, timescale = first_decode_time(init, segment)
-        return Timeline(durations, subtitles.mpegts(decode_time, timescale))
+        return record
 
     async def _write_track(
-        self, video: Video, track: SubtitleTrack, cues: Sequence[subtitles.Cue], timeline: Timeline
+        self, video: Video, track: SubtitleTrack, cues: Sequence[subtitles.Cue], record: Presentation
     ) -> None:
-        segments, playlist = subtitles.segment(cues, timeline.durations, timeline.mpegts)
+        """A track's files in the ladder: one WebVTT segment per segment of its first video rendition
+        (every rendition is cut at the same instants), the playlist over them, and the whole file."""
+        rendition = record.videos[0]
+        timescale = rendition.track.timescale
+        durations = [duration / timescale for _, _, duration in rendition.segments]
+        mpegts = subtitles.mpegts(rendition.segments[0][1], timescale)
+        segments, playlist = subtitles.segment(cues, durations, mpegts)
         folder = keys.subtitles_folder(track.id)
         files = {f"{folder}/{subtitles.segment_name(n)}": text for n, text in enumerate(segments, start=1)}
         files[f"{folder}/{subtitles.WHOLE}"] = subtitles.vtt_text(cues)
-        files[f"{folder}/index.m3u8"] = playlist
-        await self.media.write_ladder_files(video, files)
+        files[f"{folder}/index.m3u8"] = playlist  # last: it names the others
+        for name, text in files.items():
+            await self.media.put_ladder_bytes(video, name, text.encode())
 
-    async def _publish(self, video: Video, tracks: Sequence[SubtitleTrack]) -> Video:
-        """Rewrite the MPD, then the master (the authorisation point, last) to list `tracks`; then the
-        document. The updated video."""
-        listed = [Listed(keys.subtitles_folder(t.id), t.language, t.label, t.default) for t in tracks]
-        master = (await self.media.read_ladder_file(video, keys.MASTER)).decode()
-        mpd = (await self.media.read_ladder_file(video, keys.MANIFEST)).decode()
-        await self.media.write_ladder_files(
-            video,
-            {
-                keys.MANIFEST: subtitles.mpd_with_subtitles(mpd, listed),
-                keys.MASTER: subtitles.master_with_subtitles(master, listed),
-            },
-        )
+    async def _publish(self, video: Video, record: Presentation, tracks: Sequence[SubtitleTrack]) -> Video:
+        """The manifests rewritten from the record (the master last), then the document: the updated
+        video."""
+        await self.media.write_presentation(video, record)
         updated = await self.videos.set_subtitles(video.id, tracks, self.clock())
         if updated is None:
             raise NotFound()
         return updated
 
     async def _forget(self, video: Video, track: SubtitleTrack) -> None:
-        await self.media.delete_ladder_folder(video, keys.subtitles_folder(track.id))
+        """A track no manifest lists any more: its files (left behind if the store fails: they go with
+        the ladder)."""
+        with contextlib.suppress(StorageUnavailable):
+            await self.media.remove_ladder_folder(video, keys.subtitles_folder(track.id))
         await self.media.drop_track(video.id, track.id)
 
     # --- chapters -----------------------------------------------------------------------------
@@ -273,7 +243,7 @@ class TracksService:
         async with self._editing(ObjectId(video_id) if ObjectId.is_valid(video_id) else ObjectId()):
             video = await self._video(video_id)
             if chapters:
-                self._check_ladder(video)
+                self._check_ready(video)
             duration = video.duration or 0.0
             starts = [start for start, _ in chapters]
             if starts != sorted(starts) or len(set(starts)) != len(starts):
@@ -285,13 +255,12 @@ class TracksService:
             listed = [Chapter(round(start, 3), " ".join(title.split())) for start, title in chapters]
             path = None
             if listed:
-                path = keys.chapters_file(secrets.token_hex(8))
+                path = keys.CHAPTERS
                 text = subtitles.chapters_vtt([subtitles.Chapter(c.start, c.title) for c in listed], duration)
-                await self.media.write_ladder_files(video, {path: text})
+                await self.media.put_ladder_bytes(video, path, text.encode())
             updated = await self.videos.set_chapters(video.id, listed, path, self.clock())
             if updated is None:
                 raise NotFound()
-            if video.chapters_path and video.chapters_path != path:
-                folder = video.chapters_path.rsplit("/", 1)[0]
-                await self.media.delete_ladder_folder(video, folder)
+            if not listed and video.chapters_path:  # a URL given out before finds no chapters now
+                await self.media.put_ladder_bytes(video, video.chapters_path, b"WEBVTT\n")
             return updated

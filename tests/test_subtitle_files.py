@@ -8,11 +8,8 @@ from services.tracks import language_tag
 from transcode.subtitles import (
     Chapter,
     Cue,
-    Listed,
     SubtitleError,
     chapters_vtt,
-    master_with_subtitles,
-    mpd_with_subtitles,
     parse,
     segment,
 )
@@ -72,35 +69,6 @@ def test_segments_follow_the_video_segments_and_map_local_zero_to_the_first_frag
     assert "a" in segments[0] and "across" not in segments[0]
     assert "across" in segments[1] and "across" in segments[2] and "last" in segments[2]
     assert "#EXTINF:1.200000,\nseg_00003.vtt" in playlist and playlist.endswith("#EXT-X-ENDLIST\n")
-
-
-MASTER = """#EXTM3U
-#EXT-X-VERSION:7
-#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="default",DEFAULT=YES,AUTOSELECT=YES,URI="audio/index.m3u8"
-#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=2x2,CODECS="avc1.64000c,mp4a.40.2",AUDIO="aud"
-120p/index.m3u8
-#EXT-X-STREAM-INF:BANDWIDTH=2,RESOLUTION=4x4,CODECS="avc1.64000c,mp4a.40.2",AUDIO="aud"
-360p/index.m3u8
-"""
-
-
-def test_the_master_lists_the_tracks_once_however_often_it_is_rewritten():
-    tracks = [Listed("subs/a", "en", 'Eng"lish', True), Listed("subs/b", "de", "Deutsch", False)]
-    once = master_with_subtitles(MASTER, tracks)
-    assert master_with_subtitles(once, tracks) == once
-    assert once.count("TYPE=SUBTITLES") == 2 and once.count(',SUBTITLES="subs"') == 2
-    assert 'NAME="English",LANGUAGE="en",DEFAULT=YES' in once
-    assert master_with_subtitles(once, []) == MASTER
-
-
-def test_the_mpd_lists_each_track_as_a_text_adaptation_set():
-    mpd = '<MPD>\n  <Period id="0">\n    <AdaptationSet id="0"/>\n  </Period>\n</MPD>\n'
-    tracks = [Listed("subs/a", "en", "English & more", True)]
-    once = mpd_with_subtitles(mpd, tracks)
-    assert mpd_with_subtitles(once, tracks) == once
-    assert 'contentType="text" mimeType="text/vtt" lang="en"' in once
-    assert "<BaseURL>subs/a/subtitles.vtt</BaseURL>" in once and "English &amp; more" in once
-    assert mpd_with_subtitles(once, []) == mpd
 
 
 def test_chapters_run_to_the_next_one_and_the_last_to_the_end():

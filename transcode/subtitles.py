@@ -22,7 +22,6 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from xml.sax.saxutils import quoteattr
 
 import webvtt
 from webvtt.errors import MalformedCaptionError, MalformedFileError
@@ -47,6 +46,7 @@ ALLOWED_TAG = re.compile(
     r"|(?:\d{1,9}:)?[0-5]\d:[0-5]\d\.\d{3})$"
 )
 MAX_CUE_CHARS = 1000
+WHOLE = "subtitles.vtt"  # a track's whole file, beside its segments: the MPD's and the JSON's URL
 
 
 class SubtitleError(ValueError):
@@ -236,73 +236,3 @@ def chapters_vtt(chapters: Sequence[Chapter], duration: float) -> str:
         title = html.escape(chapter.title, quote=False).replace("-->", "--&gt;")
         cues.append(Cue(chapter.start, max(end, chapter.start + 0.001), " ".join(title.split())))
     return vtt_text(cues)
-
-
-# --- the manifests: subtitle renditions listed in the master and the MPD ------------------------
-
-SUBTITLE_GROUP = "subs"
-SUBS_MEDIA = re.compile(r"^#EXT-X-MEDIA:TYPE=SUBTITLES,")
-SUBS_ATTRIBUTE = re.compile(r',SUBTITLES="[^"]*"')
-TEXT_SET = re.compile(r'^\s*<AdaptationSet [^>]*contentType="text".*?</AdaptationSet>\n', re.M | re.S)
-ROLE = "urn:mpeg:dash:role:2011"
-WHOLE = "subtitles.vtt"  # a track's whole file, beside its segments: the MPD's and the JSON's URL
-
-
-def is_variant(line: str) -> bool:
-    return line.startswith("#EXT-X-STREAM-INF:")
-
-
-@dataclass(frozen=True)
-class Listed:
-    """A subtitle track as the manifests list it: its folder below the ladder (`subs/<id>`)."""
-
-    folder: str
-    language: str
-    label: str
-    default: bool
-
-
-def quoted(value: str) -> str:
-    """An m3u8 quoted-string (no quote or line break may be in it)."""
-    return re.sub(r'["\r\n]', "", value)
-
-
-def master_with_subtitles(master: str, tracks: Sequence[Listed]) -> str:
-    """The master playlist listing exactly `tracks` as its SUBTITLES group, every variant naming it
-    (any earlier subtitle group replaced; none when `tracks` is empty)."""
-    lines = [line for line in master.splitlines() if not SUBS_MEDIA.match(line)]
-    lines = [
-        SUBS_ATTRIBUTE.sub("", line) if line.startswith("#EXT-X-STREAM-INF:") else line for line in lines
-    ]
-    media = [
-        f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{SUBTITLE_GROUP}",NAME="{quoted(t.label)}",'
-        f'LANGUAGE="{quoted(t.language)}",DEFAULT={"YES" if t.default else "NO"},'
-        f'AUTOSELECT={"YES" if t.default else "NO"},FORCED=NO,URI="{t.folder}/index.m3u8"'
-        for t in tracks
-    ]
-    out: list[str] = []
-    for line in lines:
-        if media and line.startswith("#EXT-X-STREAM-INF:") and media[0] not in out:
-            out += media
-        if tracks and line.startswith("#EXT-X-STREAM-INF:"):
-            line += f',SUBTITLES="{SUBTITLE_GROUP}"'
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-def mpd_with_subtitles(mpd: str, tracks: Sequence[Listed], first_id: int = 100) -> str:
-    """The DASH manifest listing exactly `tracks` as text AdaptationSets, each one WebVTT file."""
-    mpd = TEXT_SET.sub("", mpd)
-    sets = []
-    for index, track in enumerate(tracks):
-        role = "main" if track.default else "subtitle"
-        sets.append(
-            f'    <AdaptationSet id="{first_id + index}" contentType="text" mimeType="text/vtt" '
-            f"lang={quoteattr(track.language)}>\n"
-            f"      <Label>{html.escape(track.label, quote=False)}</Label>\n"
-            f'      <Role schemeIdUri="{ROLE}" value="{role}"/>\n'
-            f"      <Representation id={quoteattr('text-' + track.folder.rsplit('/', 1)[-1])} "
-            f'bandwidth="256"><BaseURL>{track.folder}/{WHOLE}</BaseURL></Representation>\n'
-            "    </AdaptationSet>\n"
-        )
-    return mpd.replace("  </Period>", "".join(sets) + "  </Period>", 1)

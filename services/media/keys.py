@@ -11,11 +11,12 @@ the same below MEDIA_ROOT for the scratch folders of a transcode:
                                             (MPEG-TS: ladders made before CMAF, which keep playing)
         audio/index.m3u8, init.mp4, seg_NNNNN.m4s   the audio, encoded once for every rung (CMAF)
         thumbnail.jpg, storyboard.vtt       pictures
-    videos/<id>/tracks/<id>/subtitles.vtt   a subtitle track as uploaded (cleaned WebVTT), kept across ladders
-        subs/<track id>/index.m3u8          a subtitle track: seg_NNNNN.vtt (segmented WebVTT, one per
-                                            video segment) and subtitles.vtt (the whole file, for DASH)
-        chapters/<version>/chapters.vtt     the WebVTT chapters file
-        audio/<language>/index.m3u8         an audio track (next round)
+        av1-<height>p/                      an AV1 rung, on the H.264 rungs' segment boundaries
+        audio-<id>/                         an added audio track (another language), on the same timeline
+        subs-<id>/index.m3u8, seg_NNNNN.vtt, subtitles.vtt   a subtitle track (segmented and whole)
+        chapters.vtt                        chapters (WebVTT)
+        presentation.json                   what the two manifests list (transcode/presentation.py);
+                                            stored, never served
 
 A new kind of rendition adds its key function here and its name pattern to `LADDER_FILE`.
 """
@@ -36,20 +37,25 @@ INIT = "init.mp4"  # a CMAF rendition's init segment
 THUMBNAIL = "thumbnail.jpg"
 STORYBOARD = "storyboard.vtt"
 
+# A rendition's folder: an H.264 rung (`720p`), an AV1 rung (`av1-720p`), the source's sound (`audio`), an
+# added audio track (`audio-<id>`); a subtitle track's (`subs-<id>`: segmented WebVTT).
+RENDITION = r"(\d{2,4}p|av1-\d{2,4}p|audio|audio-[0-9a-f]{6,24})"
+SUBTITLES = r"subs-[0-9a-f]{6,24}"
 # The only names a ladder's files have: anything else (traversal, encodings, NUL) is simply not found.
+# (`presentation.json`, the record the manifests are written from, is stored but never served.)
 LADDER_FILE = re.compile(
-    r"^(master\.m3u8|manifest\.mpd|thumbnail\.jpg|storyboard\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
-    r"|(\d{2,4}p|audio)/(index\.m3u8|init\.mp4|seg_\d{5}\.(ts|m4s))"
-    r"|subs/[0-9a-f]{24}/(index\.m3u8|seg_\d{5}\.vtt|subtitles\.vtt)|chapters/[0-9a-f]{16}/chapters\.vtt)$"
+    r"^(master\.m3u8|manifest\.mpd|thumbnail\.jpg|storyboard\.vtt|chapters\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
+    rf"|{RENDITION}/(index\.m3u8|init\.mp4|seg_\d{{5}}\.(ts|m4s))"
+    rf"|{SUBTITLES}/(index\.m3u8|seg_\d{{5}}\.vtt|subtitles\.vtt))$"
 )
 # A whole segment of a rendition, or its init segment: what its playlist needs stored before it
 # (FFmpeg's unfinished segments end in .tmp).
-SEGMENT = re.compile(r"^(\d{2,4}p|audio)/(seg_\d+\.(ts|m4s)|init\.mp4)$")
+SEGMENT = re.compile(rf"^({RENDITION}/(seg_\d+\.(ts|m4s)|init\.mp4)|{SUBTITLES}/seg_\d+\.vtt)$")
 # A rendition's playlist (a rung's, the audio's, a subtitle track's).
-RENDITION_PLAYLIST = re.compile(r"^(\d{2,4}p|audio|subs/[0-9a-f]{24})/index\.m3u8$")
-SUBS = "subs"
-TRACKS = "tracks"
-CHAPTERS = "chapters"
+RENDITION_PLAYLIST = re.compile(rf"^({RENDITION}|{SUBTITLES})/index\.m3u8$")
+PRESENTATION = "presentation.json"
+CHAPTERS = "chapters.vtt"
+TRACKS = "tracks"  # videos/<id>/tracks/<track id>/subtitles.vtt: a subtitle track as uploaded, cleaned
 
 
 def video_id_text(video_id: ObjectId | str) -> str:
@@ -99,7 +105,7 @@ def rung_playlist(height: int) -> str:
 
 def subtitles_folder(track_id: str) -> str:
     """A subtitle track's folder below the ladder folder (a new id for each upload: no stale cache)."""
-    return f"{SUBS}/{track_id}"
+    return f"subs-{track_id}"
 
 
 def track_folder(video_id: ObjectId | str, track_id: str) -> str:
@@ -110,11 +116,6 @@ def track_folder(video_id: ObjectId | str, track_id: str) -> str:
 def track_source_key(video_id: ObjectId | str, track_id: str) -> str:
     """A subtitle track's cleaned WebVTT, as kept."""
     return f"{track_folder(video_id, track_id)}subtitles.vtt"
-
-
-def chapters_file(version: str) -> str:
-    """The chapters file below the ladder folder (a new folder for each change: no stale cache)."""
-    return f"{CHAPTERS}/{version}/chapters.vtt"
 
 
 def audio_playlist(language: str) -> str:
