@@ -34,7 +34,7 @@ from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
 from services.media import Media, build_media
 from services.publishing import PUBLISH, PublishJobs
 from services.throttle import Throttle
-from services.tracks import TracksService
+from services.tracks import LadderTracks, TracksService
 from services.transcoding import TRANSCODE, TranscodeJobs
 from services.uploads import UploadExpiry, UploadFiles, UploadService
 from transcode.pool import TranscodePool
@@ -136,6 +136,7 @@ def build_services(
     pool = TranscodePool(settings.transcode.workers)
     metrics = Metrics()
     upload_files = UploadFiles(Uploads(db), media.upload_bytes(), clock)
+    ladder_tracks = LadderTracks(videos, media, clock)  # a new ladder gets the video's tracks again
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
         TranscodeJobs(
@@ -148,7 +149,7 @@ def build_services(
             clock=clock,
             metrics=metrics,
         ),
-        PublishJobs(videos, media, settings.publish, clock=clock),
+        PublishJobs(videos, media, settings.publish, clock=clock, after_publish=[ladder_tracks.restore]),
     ]
     queue = JobQueue(
         jobs,
@@ -210,6 +211,6 @@ def build_services(
         ),
         health=Health(db.ping),
         uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
-        tracks=TracksService(videos, media, grants, catalogue, settings.media, clock),
+        tracks=TracksService(ladder_tracks, videos, grants, catalogue),
         upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,
     )

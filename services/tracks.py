@@ -2,11 +2,15 @@
 
 A subtitle upload is read and cleaned (transcode/subtitles.py), kept as WebVTT beside the ladders
 (`videos/<id>/tracks/<track>/`), and written into the ladder the video plays from as a rendition of
-its own: `subs/<track>/index.m3u8` over one WebVTT segment per video segment, and
-`subs/<track>/subtitles.vtt` whole (the MPD's text AdaptationSet and the JSON's `url`). The master
-playlist and the MPD are then rewritten to list exactly the video's tracks; no picture or sound is
-touched. Each upload gets a new track id, so a replaced track's files have new names and no cache
-serves the old ones.
+its own: `subs-<track>/index.m3u8` over one WebVTT segment per video segment, and
+`subs-<track>/subtitles.vtt` whole (the MPD's text AdaptationSet and the JSON's `url`). The track is
+added to the ladder's presentation record (transcode/presentation.py) and the master playlist and the
+MPD are written again from it; no picture or sound is touched. Each upload gets a new track id, so a
+replaced track's files have new names and no cache serves the old ones.
+
+`LadderTracks` is the ladder side (what is written where, one edit of a video at a time, and the
+tracks put into a new ladder after a retranscode: the publish job calls `restore`); `TracksService`
+holds the rules handlers call.
 
 Rules: only a ready video with a CMAF ladder takes tracks (409 otherwise: a video still being made
 has no final segments to align to; an MPEG-TS ladder made before CMAF has no MPD, and is
@@ -26,9 +30,8 @@ from dataclasses import dataclass
 from bson import ObjectId
 
 from core.clock import Clock
-from core.config import MediaSettings
 from core.errors import Conflict, InvalidField, NotFound
-from core.storage import StorageUnavailable
+from core.storage import ObjectMissing, StorageUnavailable
 from models.users import User
 from models.videos import READY, Chapter, SubtitleTrack, Video, Videos
 from services.catalogue import CatalogueService
@@ -87,28 +90,18 @@ class SubtitleView:
     url: str | None
 
 
-class TracksService:
-    """Subtitles and chapters of a video: what handlers ask, and the manifests rewritten after."""
+class LadderTracks:
+    """The tracks of the ladder a video plays from: written, listed in its manifests, taken away, and
+    put into a new ladder after a retranscode."""
 
-    def __init__(
-        self,
-        videos: Videos,
-        media: Media,
-        grants: Grants,
-        catalogue: CatalogueService,
-        settings: MediaSettings,
-        clock: Clock,
-    ) -> None:
+    def __init__(self, videos: Videos, media: Media, clock: Clock) -> None:
         self.videos = videos
-        self.catalogue = catalogue
         self.media = media
-        self.grants = grants
-        self.settings = settings
         self.clock = clock
         self._locks: dict[ObjectId, asyncio.Lock] = {}
 
     @asynccontextmanager
-    async def _editing(self, video_id: ObjectId) -> AsyncIterator[None]:
+    async def editing(self, video_id: ObjectId) -> AsyncIterator[None]:
         """One edit of a video's tracks at a time (in this process): each rewrites the manifests."""
         lock = self._locks.setdefault(video_id, asyncio.Lock())
         try:
@@ -117,6 +110,109 @@ class TracksService:
         finally:
             if not lock.locked() and not lock._waiters:
                 self._locks.pop(video_id, None)
+
+    async def record(self, video: Video) -> Presentation:
+        """The presentation record of the video's ladder; 409 when it has none: not ready yet, or
+        made before CMAF (or before the record)."""
+        check_ready(video)
+        record = await self.media.read_presentation(video)
+        if record is None or not record.videos or not record.videos[0].segments:
+            raise Conflict(NOT_CMAF)
+        return record
+
+    async def write(
+        self, video: Video, track: SubtitleTrack, cues: Sequence[subtitles.Cue], record: Presentation
+    ) -> Presentation:
+        """A track's files in the ladder: one WebVTT segment per segment of the record's first video
+        rendition (every rendition is cut at the same instants), the playlist over them, and the whole
+        file; the record with the track (not written yet)."""
+        rendition = record.videos[0]
+        timescale = rendition.track.timescale
+        durations = [duration / timescale for _, _, duration in rendition.segments]
+        mpegts = subtitles.mpegts(rendition.segments[0][1], timescale)
+        segments, playlist = subtitles.segment(cues, durations, mpegts)
+        folder = keys.subtitles_folder(track.id)
+        files = {f"{folder}/{subtitles.segment_name(n)}": text for n, text in enumerate(segments, start=1)}
+        files[f"{folder}/{subtitles.WHOLE}"] = subtitles.vtt_text(cues)
+        files[f"{folder}/index.m3u8"] = playlist  # last: it names the others
+        for name, text in files.items():
+            await self.media.put_ladder_bytes(video, name, text.encode())
+        listed = TextTrack(folder, track.language, track.label, track.default, subtitles.WHOLE)
+        return record.with_text(listed)
+
+    async def publish(self, video: Video, record: Presentation, tracks: Sequence[SubtitleTrack]) -> Video:
+        """The manifests rewritten from the record (the master last), then the document: the updated
+        video."""
+        await self.media.write_presentation(video, record)
+        updated = await self.videos.set_subtitles(video.id, tracks, self.clock())
+        if updated is None:
+            raise NotFound()
+        return updated
+
+    async def forget(self, video: Video, track: SubtitleTrack) -> None:
+        """A track no manifest lists any more: its files (left behind if the store fails: they go with
+        the ladder)."""
+        with contextlib.suppress(StorageUnavailable):
+            await self.media.remove_ladder_folder(video, keys.subtitles_folder(track.id))
+        await self.media.drop_track(video.id, track.id)
+
+    async def write_chapters(self, video: Video, chapters: Sequence[Chapter]) -> str:
+        """The chapters file in the ladder; its name there."""
+        duration = video.duration or 0.0
+        text = subtitles.chapters_vtt([subtitles.Chapter(c.start, c.title) for c in chapters], duration)
+        await self.media.put_ladder_bytes(video, keys.CHAPTERS, text.encode())
+        return keys.CHAPTERS
+
+    async def restore(self, video: Video) -> None:
+        """Once a new ladder is published (a retranscode): the video's subtitle tracks and chapters
+        written into it from what was kept, and its manifests rewritten. A track whose kept file is
+        gone is dropped; a store that fails leaves the ladder without them (logged)."""
+        if not video.subtitles and not video.chapters:
+            return
+        async with self.editing(video.id):
+            fresh = await self.videos.get(video.id)
+            if fresh is None or fresh.status != READY:
+                return
+            try:
+                await self._restore(fresh)
+            except (StorageUnavailable, Conflict) as err:
+                log.warning("video %s: its tracks could not be put into the new ladder: %s", video.id, err)
+
+    async def _restore(self, video: Video) -> None:
+        record = await self.record(video)
+        kept = []
+        for track in video.subtitles:
+            try:
+                text = await self.media.read_track(video.id, track.id)
+            except ObjectMissing:
+                log.warning("video %s: subtitle track %s was not kept; dropped", video.id, track.id)
+                continue
+            loop = asyncio.get_running_loop()
+            cues = await loop.run_in_executor(None, subtitles.parse, text.encode(), video.duration)
+            record = await self.write(video, track, cues, record)
+            kept.append(track)
+        if video.chapters:
+            await self.write_chapters(video, video.chapters)
+        await self.publish(video, record, kept)
+        log.info("video %s: %d subtitle track(s) put into its new ladder", video.id, len(kept))
+
+
+def check_ready(video: Video) -> None:
+    """Tracks go into a finished ladder only."""
+    if video.status != READY or not video.hls_path:
+        raise Conflict(NOT_READY)
+
+
+class TracksService:
+    """Subtitles and chapters of a video: the rules handlers call."""
+
+    def __init__(
+        self, ladder: LadderTracks, videos: Videos, grants: Grants, catalogue: CatalogueService
+    ) -> None:
+        self.ladder = ladder
+        self.videos = videos
+        self.grants = grants
+        self.catalogue = catalogue
 
     async def _video(self, video_id: str) -> Video:
         video = await self.videos.get(video_id)
@@ -141,7 +237,7 @@ class TracksService:
         """Read, clean and publish a subtitle file as the video's track for `language` (replacing the
         one it had); the new track as the caller sees it."""
         video = await self._video(video_id)
-        self._check_ready(video)
+        check_ready(video)
         try:
             tag = language_tag(language.strip())
         except ValueError as err:
@@ -152,12 +248,12 @@ class TracksService:
             cues = await loop.run_in_executor(None, subtitles.parse, data, video.duration)
         except SubtitleError as err:
             raise InvalidField("file", str(err)) from err
-        text = subtitles.vtt_text(cues)
         track_id = str(ObjectId())
-        async with self._editing(video.id):
+        ladder = self.ladder
+        async with ladder.editing(video.id):
             video = await self._video(video_id)
-            record = await self._record(video)
-            source = await self.media.keep_track(video.id, track_id, text)
+            record = await ladder.record(video)
+            source = await ladder.media.keep_track(video.id, track_id, subtitles.vtt_text(cues))
             new = SubtitleTrack(track_id, tag, label, default, source)
             replaced = [t for t in video.subtitles if t.language == tag]
             tracks = [
@@ -165,85 +261,37 @@ class TracksService:
                 for t in video.subtitles
                 if t.language != tag
             ] + [new]
-            await self._write_track(video, new, cues, record)
-            listed = TextTrack(keys.subtitles_folder(track_id), tag, label, default, subtitles.WHOLE)
-            updated = await self._publish(video, record.with_text(listed), tracks)
+            record = await ladder.write(video, new, cues, record)
+            updated = await ladder.publish(video, record, tracks)
             for old in replaced:
-                await self._forget(video, old)
-        log.info(
-            "video %s: subtitles %s (%s) added by %s, %d cues", video.id, tag, track_id, user.id, len(cues)
-        )
+                await ladder.forget(video, old)
+        log.info("video %s: subtitles %s added by %s, %d cues", video.id, tag, user.id, len(cues))
         [view] = [v for v in self.views(updated, user) if v.id == track_id]
         return view
 
     async def delete_subtitles(self, video_id: str, track_id: str) -> None:
         """Remove one subtitle track: from the manifests first, then its files."""
-        async with self._editing(ObjectId(video_id) if ObjectId.is_valid(video_id) else ObjectId()):
+        video = await self._video(video_id)
+        async with self.ladder.editing(video.id):
             video = await self._video(video_id)
             gone = [t for t in video.subtitles if t.id == track_id]
             if not gone:
                 raise NotFound()
-            record = await self._record(video)
-            folder = keys.subtitles_folder(track_id)
+            record = await self.ladder.record(video)
             kept = [t for t in video.subtitles if t.id != track_id]
-            await self._publish(video, record.without_text(folder), kept)
-            await self._forget(video, gone[0])
-
-    def _check_ready(self, video: Video) -> None:
-        if video.status != READY or not video.hls_path:
-            raise Conflict(NOT_READY)
-
-    async def _record(self, video: Video) -> Presentation:
-        """The presentation record of the video's ladder (transcode/presentation.py); 409 when it
-        has none: not ready yet, or made before CMAF."""
-        self._check_ready(video)
-        record = await self.media.read_presentation(video)
-        if record is None or not record.videos or not record.videos[0].segments:
-            raise Conflict(NOT_CMAF)
-        return record
-
-    async def _write_track(
-        self, video: Video, track: SubtitleTrack, cues: Sequence[subtitles.Cue], record: Presentation
-    ) -> None:
-        """A track's files in the ladder: one WebVTT segment per segment of its first video rendition
-        (every rendition is cut at the same instants), the playlist over them, and the whole file."""
-        rendition = record.videos[0]
-        timescale = rendition.track.timescale
-        durations = [duration / timescale for _, _, duration in rendition.segments]
-        mpegts = subtitles.mpegts(rendition.segments[0][1], timescale)
-        segments, playlist = subtitles.segment(cues, durations, mpegts)
-        folder = keys.subtitles_folder(track.id)
-        files = {f"{folder}/{subtitles.segment_name(n)}": text for n, text in enumerate(segments, start=1)}
-        files[f"{folder}/{subtitles.WHOLE}"] = subtitles.vtt_text(cues)
-        files[f"{folder}/index.m3u8"] = playlist  # last: it names the others
-        for name, text in files.items():
-            await self.media.put_ladder_bytes(video, name, text.encode())
-
-    async def _publish(self, video: Video, record: Presentation, tracks: Sequence[SubtitleTrack]) -> Video:
-        """The manifests rewritten from the record (the master last), then the document: the updated
-        video."""
-        await self.media.write_presentation(video, record)
-        updated = await self.videos.set_subtitles(video.id, tracks, self.clock())
-        if updated is None:
-            raise NotFound()
-        return updated
-
-    async def _forget(self, video: Video, track: SubtitleTrack) -> None:
-        """A track no manifest lists any more: its files (left behind if the store fails: they go with
-        the ladder)."""
-        with contextlib.suppress(StorageUnavailable):
-            await self.media.remove_ladder_folder(video, keys.subtitles_folder(track.id))
-        await self.media.drop_track(video.id, track.id)
+            await self.ladder.publish(video, record.without_text(keys.subtitles_folder(track_id)), kept)
+            await self.ladder.forget(video, gone[0])
 
     # --- chapters -----------------------------------------------------------------------------
 
     async def set_chapters(self, video_id: str, chapters: Sequence[tuple[float, str]]) -> Video:
         """Set a video's chapters (start seconds, title): sorted, unique, within its duration; an
         empty list removes them. Served as JSON and as a WebVTT chapters file in its ladder."""
-        async with self._editing(ObjectId(video_id) if ObjectId.is_valid(video_id) else ObjectId()):
+        video = await self._video(video_id)
+        async with self.ladder.editing(video.id):
             video = await self._video(video_id)
             if chapters:
-                self._check_ready(video)
+                check_ready(video)
             duration = video.duration or 0.0
             starts = [start for start, _ in chapters]
             if starts != sorted(starts) or len(set(starts)) != len(starts):
@@ -253,14 +301,10 @@ class TracksService:
                     "chapters", f"Every chapter starts before the video's end ({duration:.3f} s)."
                 )
             listed = [Chapter(round(start, 3), " ".join(title.split())) for start, title in chapters]
-            path = None
-            if listed:
-                path = keys.CHAPTERS
-                text = subtitles.chapters_vtt([subtitles.Chapter(c.start, c.title) for c in listed], duration)
-                await self.media.put_ladder_bytes(video, path, text.encode())
-            updated = await self.videos.set_chapters(video.id, listed, path, self.clock())
+            path = await self.ladder.write_chapters(video, listed) if listed else None
+            updated = await self.videos.set_chapters(video.id, listed, path, self.ladder.clock())
             if updated is None:
                 raise NotFound()
             if not listed and video.chapters_path:  # a URL given out before finds no chapters now
-                await self.media.put_ladder_bytes(video, video.chapters_path, b"WEBVTT\n")
+                await self.ladder.media.put_ladder_bytes(video, video.chapters_path, b"WEBVTT\n")
             return updated

@@ -3,14 +3,16 @@ HLS SUBTITLES rendition aligned to the video's segments, the MPD's text sets, an
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import struct
 
 import pytest
+from bson import ObjectId
 
 from tests.media import make_clip, multipart
-from tests.transcoding.helpers import upload, wait_for_status
+from tests.transcoding.helpers import upload, wait_for, wait_for_status
 from transcode.cmaf import boxes
 
 pytestmark = pytest.mark.slow
@@ -288,3 +290,27 @@ async def test_chapters_that_make_no_sense_answer_400(api, staff_token, user_tok
     assert reply.code == 400 and "At most 2 chapters." in reply.data["chapters"]
     assert (await api.put(url, [], token=user_token)).code == 403
     assert (await api.put("/api/videos/" + "0" * 24 + "/chapters/", [], token=staff_token)).code == 404
+
+
+async def test_a_retranscoded_video_keeps_its_subtitles_and_chapters(
+    api, staff_token, user_token, ready_video, db
+):
+    track = (await add(api, staff_token, ready_video, SRT, default="true")).data
+    chapters = [{"start": 1, "title": "One"}]
+    assert (await api.put(f"/api/videos/{ready_video}/chapters/", chapters, token=staff_token)).code == 200
+    old_ladder = (await db.videos.find_one({"_id": ObjectId(ready_video)}))["hls_path"]
+    assert (await api.post(f"/api/videos/{ready_video}/retranscode/", token=staff_token)).code == 202
+    await wait_for(db, ready_video, lambda doc: doc["status"] == "ready" and doc["hls_path"] != old_ladder)
+    video = await video_json(api, user_token, ready_video)
+    assert [t["id"] for t in video["subtitles"]] == [track["id"]] and video["chapters"] == chapters
+    listed = f'URI="subs-{track["id"]}/index.m3u8"'
+    for _ in range(100):  # the publish job puts the tracks in just after the new ladder is named
+        master = (await api.get(video["hls_url"])).body.decode()
+        if listed in master:
+            break
+        await asyncio.sleep(0.05)
+    assert listed in master and ',SUBTITLES="subs"' in master
+    whole = await api.get(video["subtitles"][0]["url"])
+    assert whole.code == 200 and b"First words" in whole.body
+    served = await api.get(video["chapters_url"])
+    assert served.code == 200 and b"One" in served.body
