@@ -59,6 +59,7 @@ LANGUAGE_PATTERN = (
 )
 LANGUAGE_TAG = re.compile(LANGUAGE_PATTERN)
 MAX_LANGUAGE = 35
+STORE_CONCURRENCY = 8  # a track's segment files stored at once (one per video segment)
 
 
 def language_tag(value: str) -> str:
@@ -130,13 +131,22 @@ class LadderTracks:
         timescale = rendition.track.timescale
         durations = [duration / timescale for _, _, duration in rendition.segments]
         mpegts = subtitles.mpegts(rendition.segments[0][1], timescale)
-        segments, playlist = subtitles.segment(cues, durations, mpegts)
+        loop = asyncio.get_running_loop()
+        try:
+            segments, playlist = await loop.run_in_executor(None, subtitles.segment, cues, durations, mpegts)
+        except SubtitleError as err:
+            raise InvalidField("file", str(err)) from err
         folder = keys.subtitles_folder(track.id)
         files = {f"{folder}/{subtitles.segment_name(n)}": text for n, text in enumerate(segments, start=1)}
         files[f"{folder}/{subtitles.WHOLE}"] = subtitles.vtt_text(cues)
-        files[f"{folder}/index.m3u8"] = playlist  # last: it names the others
-        for name, text in files.items():
-            await self.media.put_ladder_bytes(video, name, text.encode())
+        limit = asyncio.Semaphore(STORE_CONCURRENCY)
+
+        async def put(name: str, text: str) -> None:
+            async with limit:
+                await self.media.put_ladder_bytes(video, name, text.encode())
+
+        await asyncio.gather(*(put(name, text) for name, text in files.items()))
+        await put(f"{folder}/index.m3u8", playlist)  # last: it names the others
         listed = TextTrack(folder, track.language, track.label, track.default, subtitles.WHOLE)
         return record.with_text(listed)
 
@@ -253,7 +263,7 @@ class TracksService:
         async with ladder.editing(video.id):
             video = await self._video(video_id)
             record = await ladder.record(video)
-            source = await ladder.media.keep_track(video.id, track_id, subtitles.vtt_text(cues))
+            source = keys.track_source_key(video.id, track_id)
             new = SubtitleTrack(track_id, tag, label, default, source)
             replaced = [t for t in video.subtitles if t.language == tag]
             tracks = [
@@ -261,8 +271,13 @@ class TracksService:
                 for t in video.subtitles
                 if t.language != tag
             ] + [new]
-            record = await ladder.write(video, new, cues, record)
-            updated = await ladder.publish(video, record, tracks)
+            try:
+                record = await ladder.write(video, new, cues, record)
+                await ladder.media.keep_track(video.id, track_id, subtitles.vtt_text(cues))
+                updated = await ladder.publish(video, record, tracks)
+            except BaseException:
+                await ladder.forget(video, new)  # nothing names its files: they go
+                raise
             for old in replaced:
                 await ladder.forget(video, old)
         log.info("video %s: subtitles %s added by %s, %d cues", video.id, tag, user.id, len(cues))

@@ -88,3 +88,15 @@ def test_language_tags_are_kept_in_their_usual_case(given, tag):
 def test_what_is_not_a_language_tag_is_refused(given):
     with pytest.raises(ValueError, match="BCP 47"):
         language_tag(given)
+
+
+def test_cues_repeated_across_too_many_segments_are_refused():
+    long_cues = [Cue(0.0, 100.0, "x" * 1000) for _ in range(400)]
+    with pytest.raises(SubtitleError, match="overlap so much"):
+        segment(long_cues, [1.0] * 100, 0)
+
+
+def test_a_file_of_too_many_cues_is_refused():
+    data = "".join(f"{n}\n00:00:01,000 --> 00:00:02,000\nx\n\n" for n in range(1, 10_002)).encode()
+    with pytest.raises(SubtitleError, match="Line 40002: more than 10000 cues"):
+        parse(data, None)

@@ -18,7 +18,9 @@ LOCAL + (MPEGTS - initPTS) / 90000 with initPTS that same `tfdt`, so a cue shows
 
 from __future__ import annotations
 
+import bisect
 import html
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +48,8 @@ ALLOWED_TAG = re.compile(
     r"|(?:\d{1,9}:)?[0-5]\d:[0-5]\d\.\d{3})$"
 )
 MAX_CUE_CHARS = 1000
+MAX_CUES = 10_000  # a three-hour film has some 3,000; webvtt-py reads ~5,000 a second
+MAX_SEGMENTED_BYTES = 32 * 1024 * 1024
 WHOLE = "subtitles.vtt"  # a track's whole file, beside its segments: the MPD's and the JSON's URL
 
 
@@ -85,7 +89,7 @@ def check_lines(text: str, kind: str) -> None:
     timing = VTT_TIMING if kind == "vtt" else SRT_TIMING
     if kind == "vtt" and not VTT_HEADER.match(lines[0]):
         raise SubtitleError("Line 1: a WebVTT file starts with WEBVTT.")
-    found = False
+    found = 0
     block_start = True  # the line follows a blank one (or starts the file)
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
@@ -100,7 +104,11 @@ def check_lines(text: str, kind: str) -> None:
             start, end = seconds(*parts[:4]), seconds(*parts[4:8])
             if end <= start:
                 raise SubtitleError(f"Line {number}: the cue ends before it starts.")
-            found = True
+            found += 1
+            if found > MAX_CUES:
+                raise SubtitleError(
+                    f"Line {number}: more than {MAX_CUES} cues; at most {MAX_CUES} are taken."
+                )
         elif kind == "srt" and block_start and not stripped.isdigit() and not found:
             raise SubtitleError(f"Line {number}: expected a cue number or a cue timing.")
         elif kind == "srt" and stripped.isdigit() and block_start:
@@ -195,15 +203,26 @@ def mpegts(decode_time: int, timescale: int) -> int:
 def segment(cues: Sequence[Cue], durations: Sequence[float], mpegts_zero: int) -> tuple[list[str], str]:
     """The WebVTT segments of a subtitle track, one per video segment (`durations`, in the ladder's
     order, the first starting at 0), and the playlist over them (`seg_NNNNN.vtt`, numbered from 1). A
-    cue across a boundary is in both segments (players drop the repeat)."""
+    cue across a boundary is in every segment it overlaps (players drop the repeats); SubtitleError
+    when the repeats would make the track larger than MAX_SEGMENTED_BYTES."""
     header = f"X-TIMESTAMP-MAP=MPEGTS:{mpegts_zero},LOCAL:00:00:00.000"
-    segments, start = [], 0.0
-    for index, length in enumerate(durations):
-        end = start + length
-        last = index == len(durations) - 1
-        inside = [c for c in cues if c.start < end + (1e9 if last else 0) and c.end > start]
-        segments.append(vtt_text(inside, header))
-        start = end
+    starts = list(itertools.accumulate(durations, initial=0.0))[:-1]
+    placed: list[list[str]] = [[] for _ in durations]
+    total = 0
+    for cue in cues:
+        block = cue_block(cue)
+        first = max(bisect.bisect_right(starts, cue.start) - 1, 0)
+        last = max(bisect.bisect_left(starts, cue.end) - 1, first)  # the segment holding its end
+        total += len(block) * (last - first + 1)
+        if total > MAX_SEGMENTED_BYTES:
+            raise SubtitleError(
+                "The cues overlap so much that the track would repeat more than "
+                f"{MAX_SEGMENTED_BYTES // (1024 * 1024)} MiB of text across the video's segments."
+            )
+        for index in range(first, min(last, len(placed) - 1) + 1):
+            placed[index].append(block)
+    head = "WEBVTT\n" + header + "\n"
+    segments = [head + "".join("\n" + block for block in blocks) for blocks in placed]
     target = max((int(d + 0.999) for d in durations), default=1)
     lines = [
         "#EXTM3U",
