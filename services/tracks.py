@@ -162,8 +162,9 @@ class LadderTracks:
     async def forget(self, video: Video, track: SubtitleTrack) -> None:
         """A track no manifest lists any more: its files (left behind if the store fails: they go with
         the ladder)."""
-        with contextlib.suppress(StorageUnavailable):
-            await self.media.remove_ladder_folder(video, keys.subtitles_folder(track.id))
+        if video.playable_path is not None:
+            with contextlib.suppress(StorageUnavailable):
+                await self.media.remove_ladder_folder(video, keys.subtitles_folder(track.id))
         await self.media.drop_track(video.id, track.id)
 
     async def write_chapters(self, video: Video, chapters: Sequence[Chapter]) -> str:
@@ -292,9 +293,12 @@ class TracksService:
             gone = [t for t in video.subtitles if t.id == track_id]
             if not gone:
                 raise NotFound()
-            record = await self.ladder.record(video)
             kept = [t for t in video.subtitles if t.id != track_id]
-            await self.ladder.publish(video, record.without_text(keys.subtitles_folder(track_id)), kept)
+            record = await self.ladder.media.read_presentation(video) if video.status == READY else None
+            if record is None:  # no ladder lists it now (a retranscode failed): the document alone
+                await self.videos.set_subtitles(video.id, kept, self.ladder.clock())
+            else:
+                await self.ladder.publish(video, record.without_text(keys.subtitles_folder(track_id)), kept)
             await self.ladder.forget(video, gone[0])
 
     # --- chapters -----------------------------------------------------------------------------

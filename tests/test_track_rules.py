@@ -53,3 +53,13 @@ async def test_a_video_with_no_tracks_lists_none(api, services, staff_token, use
     shown = await api.get(f"/api/videos/{video_id}/", token=staff_token)
     tracks = (shown.data["subtitles"], shown.data["chapters"], shown.data["chapters_url"])
     assert tracks == ([], [], None)
+
+
+async def test_a_track_of_a_video_without_a_ladder_can_still_be_removed(api, services, staff_token):
+    track = {"id": "a" * 24, "language": "en", "label": "English", "default": True, "source": ""}
+    video_id = await insert(services, status="failed", subtitles=[track])
+    shown = await api.get(f"/api/videos/{video_id}/subtitles/", token=staff_token)
+    assert [(t["id"], t["url"]) for t in shown.data] == [("a" * 24, None)]  # no ladder: no URL
+    removed = await api.delete(f"/api/videos/{video_id}/subtitles/{'a' * 24}/", token=staff_token)
+    assert removed.code == 204
+    assert (await api.get(f"/api/videos/{video_id}/subtitles/", token=staff_token)).data == []
