@@ -164,6 +164,9 @@ class AccountSettings(Section):
     rate_limit_password_reset: str = Field(
         "5/3600", pattern=RATE, description="Password reset requests allowed: COUNT/SECONDS."
     )
+    rate_limit_signup_resend: str = Field(
+        "3/3600", pattern=RATE, description="Verify mails sent again allowed: COUNT/SECONDS."
+    )
 
 
 class MediaSettings(Section):
@@ -373,6 +376,23 @@ class MetricsSettings(Section):
     )
 
 
+class AnalyticsSettings(Section):
+    raw_events_days: float = Field(
+        7.0, gt=0, description="Days raw playback events are kept (a TTL index); aggregates stay."
+    )
+    max_body_kb: int = Field(128, ge=1, le=1024, description="Largest playback report body, in KiB.")
+    rate_limit_playback: str = Field(
+        "60/60", pattern=RATE, description="Playback reports allowed per user: COUNT/SECONDS."
+    )
+    view_min_s: float = Field(30.0, gt=0, description="Seconds watched that count a view ...")
+    view_min_share: float = Field(
+        0.5, gt=0, le=1, description="... or this share of the video watched, whichever comes first."
+    )
+    popular_cache_s: float = Field(
+        30.0, ge=0, description="Seconds the views-in-7-days ranking (?ordering=popular) is cached."
+    )
+
+
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -386,6 +406,7 @@ class Settings(Section):
     jobs: JobSettings = Field(default_factory=JobSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
 
     @model_validator(mode="after")
     def _admin_needs_both(self) -> Settings:

@@ -17,6 +17,8 @@ from handlers import (
     categories,
     health,
     metrics,
+    mylist,
+    playback,
     schema,
     stream,
     tracks,
@@ -34,6 +36,8 @@ HANDLER_MODULES: list[ModuleType] = [
     health,
     accounts,
     categories,
+    mylist,  # before videos: /api/videos/mylist/ is not a video id
+    playback,
     videos,
     tracks,
     tus,

@@ -137,6 +137,7 @@ class Video(BaseModel):
     )
     chapters: list[Chapter] = Field(description="Chapters, by start.")
     chapters_url: str | None = Field(description="The chapters as a WebVTT file, under the stream grant.")
+    views: int = Field(description="Views counted from playback sessions (30 s or half the video).")
 
     @classmethod
     def of(cls, shown: vocabulary.VideoView) -> Video:
@@ -170,6 +171,7 @@ class Video(BaseModel):
             ],
             chapters=[Chapter(start=c.start, title=c.title) for c in video.chapters],
             chapters_url=urls.chapters_url,
+            views=video.views,
         )
 
 

@@ -9,9 +9,11 @@ next write.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import posixpath
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +42,8 @@ INDEXES = [
 ]
 
 CACHE_ENTRIES = 256
+# Counted views reach the cached lists within this many seconds (a view is not worth a list rebuild).
+VIEWS_REFRESH_S = 10.0
 # Writes of only these fields cannot change what users list (ready videos by title, category, age).
 LIST_NEUTRAL = frozenset({"transcode_progress", "updated_at"})
 
@@ -162,6 +166,7 @@ class Video:
     subtitles: tuple[SubtitleTrack, ...] = ()
     chapters: tuple[Chapter, ...] = ()
     chapters_path: str | None = None  # the WebVTT chapters file, below the ladder folder
+    views: int = 0  # views counted from playback sessions, all time
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Video:
@@ -191,6 +196,7 @@ class Video:
             subtitles=tuple(SubtitleTrack.from_doc(t) for t in doc.get("subtitles") or ()),
             chapters=tuple(Chapter(float(c["start"]), str(c["title"])) for c in doc.get("chapters") or ()),
             chapters_path=doc.get("chapters_path"),
+            views=int(doc.get("views", 0)),
         )
 
     @property
@@ -309,11 +315,15 @@ class Videos:
         self.cache_ttl_s = cache_ttl_s
         self._lists: Cache[VideoQuery, list[Video]] = new_cache(cache_ttl_s)
         self._streamed: Cache[ObjectId, Video | None] = new_cache(cache_ttl_s)
+        self._views_changed = False
+        self._lists_built = time.monotonic()
 
     def invalidate(self) -> None:
         """Forget every cached list and document (after any write)."""
         self._lists.clear()
         self._streamed.clear()
+        self._views_changed = False
+        self._lists_built = time.monotonic()
 
     async def for_streaming(self, video_id: str) -> Video | None:
         """One video for the stream handlers, which ask for it on every segment: cached like the lists."""
@@ -348,6 +358,8 @@ class Videos:
             cursor = self.collection.find(query.filter()).sort(NEWEST_FIRST).skip(offset)
             docs = await (cursor.limit(limit) if limit is not None else cursor).to_list(None)
             return [Video.from_doc(doc) for doc in docs], count
+        if self._views_changed and time.monotonic() - self._lists_built >= VIEWS_REFRESH_S:
+            self.invalidate()
         cached = self._lists.get(query)
         if cached is None:
             cached = self._lists[query] = await self._matching(query)
@@ -463,6 +475,14 @@ class Videos:
             "chapters_path": path,
         }
         return await self._set(video_id, fields, now)
+
+    async def add_view(self, video_id: ObjectId) -> None:
+        """One more view; the cached lists show it within VIEWS_REFRESH_S seconds."""
+        await self.collection.update_one({"_id": video_id}, {"$inc": {"views": 1}})
+        cached = self._streamed.get(video_id)
+        if cached is not None:  # kept, not dropped: players' reports read it every few seconds
+            self._streamed[video_id] = dataclasses.replace(cached, views=cached.views + 1)
+        self._views_changed = True
 
     async def delete(self, video_id: ObjectId) -> bool:
         result = await self.collection.delete_one({"_id": video_id})
