@@ -67,7 +67,6 @@ class SubtitlesHandler(StreamedBodyHandler):
     """GET lists a video's subtitle tracks; POST (staff) uploads one, held in memory up to the limit."""
 
     body: bytearray | None = None
-    too_large = False
 
     @property
     def limit_bytes(self) -> int:
