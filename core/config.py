@@ -201,6 +201,10 @@ class MediaSettings(Section):
         description="Address space the probe of an upload may use, in MiB (Python and PyAV take ~125).",
     )
     probe_timeout_s: float = Field(30.0, gt=0, description="Seconds the probe of an upload may take.")
+    max_subtitle_kb: int = Field(
+        1024, ge=1, le=64 * 1024, description="Largest subtitle file (SRT or WebVTT) accepted, in KiB."
+    )
+    max_chapters: int = Field(500, ge=1, le=10_000, description="Most chapters a video may have.")
     grant_max_age_s: int = Field(
         6 * 3600, ge=60, description="Seconds a stream URL (its signed grant) stays valid."
     )

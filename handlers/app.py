@@ -21,6 +21,7 @@ from handlers import (
     playback,
     schema,
     stream,
+    tracks,
     tus,
     videos,
     webapp,
@@ -38,6 +39,7 @@ HANDLER_MODULES: list[ModuleType] = [
     mylist,  # before videos: /api/videos/mylist/ is not a video id
     playback,
     videos,
+    tracks,
     tus,
     stream,
     admin,

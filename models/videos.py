@@ -98,6 +98,45 @@ class Rendition:
 
 
 @dataclass(frozen=True)
+class SubtitleTrack:
+    """A subtitle track of a video: its id (its folder below the ladder is ``subs/<id>``), BCP 47
+    language, label, whether players pick it by default, and where its WebVTT source is kept."""
+
+    id: str
+    language: str
+    label: str
+    default: bool
+    source: str
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> SubtitleTrack:
+        return cls(
+            id=str(doc["id"]),
+            language=doc.get("language", "und"),
+            label=doc.get("label", ""),
+            default=bool(doc.get("default")),
+            source=doc.get("source", ""),
+        )
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "language": self.language,
+            "label": self.label,
+            "default": self.default,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter: where it starts (seconds) and its title."""
+
+    start: float
+    title: str
+
+
+@dataclass(frozen=True)
 class Video:
     """A video as the services hand it out: what staff set, where its transcode stands, and where its
     ladder lies. `playable` is the document's flag (a ladder, growing or whole, was announced); what a
@@ -124,6 +163,9 @@ class Video:
     thumbnail_path: str | None
     storyboard_path: str | None
     uploaded_by: str | None
+    subtitles: tuple[SubtitleTrack, ...] = ()
+    chapters: tuple[Chapter, ...] = ()
+    chapters_path: str | None = None  # the WebVTT chapters file, below the ladder folder
     views: int = 0  # views counted from playback sessions, all time
 
     @classmethod
@@ -151,6 +193,9 @@ class Video:
             thumbnail_path=doc.get("thumbnail_path"),
             storyboard_path=doc.get("storyboard_path"),
             uploaded_by=doc.get("uploaded_by"),
+            subtitles=tuple(SubtitleTrack.from_doc(t) for t in doc.get("subtitles") or ()),
+            chapters=tuple(Chapter(float(c["start"]), str(c["title"])) for c in doc.get("chapters") or ()),
+            chapters_path=doc.get("chapters_path"),
             views=int(doc.get("views", 0)),
         )
 
@@ -418,6 +463,22 @@ class Videos:
             "dash_path": dash_path,
             "thumbnail_path": thumbnail_path,
             "storyboard_path": storyboard_path,
+        }
+        return await self._set(video_id, fields, now)
+
+    async def set_subtitles(
+        self, video_id: ObjectId, tracks: Sequence[SubtitleTrack], now: datetime
+    ) -> Video | None:
+        """The video's subtitle tracks, as a whole list; None when the video is gone."""
+        return await self._set(video_id, {"subtitles": [t.to_doc() for t in tracks]}, now)
+
+    async def set_chapters(
+        self, video_id: ObjectId, chapters: Sequence[Chapter], path: str | None, now: datetime
+    ) -> Video | None:
+        """The video's chapters and the WebVTT file that lists them; None when the video is gone."""
+        fields = {
+            "chapters": [{"start": c.start, "title": c.title} for c in chapters],
+            "chapters_path": path,
         }
         return await self._set(video_id, fields, now)
 

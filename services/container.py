@@ -38,6 +38,7 @@ from services.media import Media, build_media
 from services.mylist import MyListService
 from services.publishing import PUBLISH, PublishJobs
 from services.throttle import Throttle
+from services.tracks import LadderTracks, TracksService
 from services.transcoding import TRANSCODE, TranscodeJobs
 from services.uploads import UploadExpiry, UploadFiles, UploadService
 from transcode.pool import TranscodePool
@@ -88,6 +89,7 @@ class Services:
     sampler: Sampler
     health: Health
     uploads: UploadService
+    tracks: TracksService
     analytics: AnalyticsService
     mylist: MyListService
     # Removes stale resumable uploads; None in a process that serves no uploads (the transcode role).
@@ -142,6 +144,7 @@ def build_services(
     pool = TranscodePool(settings.transcode.workers)
     metrics = Metrics()
     upload_files = UploadFiles(Uploads(db), media.upload_bytes(), clock)
+    ladder_tracks = LadderTracks(videos, media, clock)  # a new ladder gets the video's tracks again
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
         TranscodeJobs(
@@ -154,7 +157,7 @@ def build_services(
             clock=clock,
             metrics=metrics,
         ),
-        PublishJobs(videos, media, settings.publish, clock=clock),
+        PublishJobs(videos, media, settings.publish, clock=clock, after_publish=[ladder_tracks.restore]),
     ]
     queue = JobQueue(
         jobs,
@@ -240,6 +243,7 @@ def build_services(
         ),
         health=Health(db.ping),
         uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
+        tracks=TracksService(ladder_tracks, videos, grants, catalogue),
         analytics=analytics,
         mylist=MyListService(mylist_rows, catalogue, clock),
         upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,

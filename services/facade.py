@@ -22,6 +22,7 @@ from services.health import Health
 from services.media import Media
 from services.mylist import MyListService
 from services.throttle import Throttle
+from services.tracks import TracksService
 from services.uploads import UploadService
 
 
@@ -39,6 +40,7 @@ class HandlerServices:
     metrics: Metrics
     health: Health
     media: Media
+    tracks: TracksService
     analytics: AnalyticsService
     mylist: MyListService
 
@@ -56,6 +58,7 @@ def for_handlers(services: Services) -> HandlerServices:
         metrics=services.metrics,
         health=services.health,
         media=services.media,
+        tracks=services.tracks,
         analytics=services.analytics,
         mylist=services.mylist,
     )
