@@ -182,6 +182,12 @@ def fold(session: Session, events: Sequence[Any], video: Video, now: datetime) -
             rendition = rendition_name(video, event.rendition) or rendition
             codec = codec_family(event.codec) if event.codec else codec
             key = rendition or "unknown"
+            # retention: every twentieth the seconds played since the last report ran through (they
+            # end at the position reported), not just the one a heartbeat lands in
+            start = max(0.0, position - played)
+            first, last = bucket_of(start, duration), bucket_of(max(start, position - 0.001), duration)
+            if first is not None and last is not None:
+                buckets.update(range(first, last + 1))
             inc["watched_s"] += played
             inc[f"renditions.{key}.{codec}"] += played
             bits = event.bitrate if event.bitrate is not None else bandwidth_of(video, rendition)
@@ -205,9 +211,6 @@ def fold(session: Session, events: Sequence[Any], video: Video, now: datetime) -
             if not isinstance(event, HeartbeatEvent):
                 position = min(event.position, duration) if duration else event.position
             max_position = max(max_position, position)
-            bucket = bucket_of(position, duration)
-            if bucket is not None:
-                buckets.add(bucket)
     sets.update(max_seq=fresh[-1].seq, position=position, rendition=rendition, codec=codec, updated=now)
     change: dict[str, Any] = {"$set": sets, "$max": {"max_position": max_position}}
     if inc:

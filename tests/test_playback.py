@@ -81,6 +81,20 @@ SCRIPT = [
 ]
 
 
+async def test_retention_counts_every_twentieth_played_through_and_none_skipped_by_a_seek(
+    api, add_video, user_token, staff_token
+):
+    video = await add_video(duration=100.0)
+    events = [
+        heartbeat(0, 10, played=10),  # 0-10 s: the 1st and 2nd twentieths
+        heartbeat(1, 80, played=10),  # a seek, then 70-80 s: the 15th and 16th
+        {"seq": 2, "type": "end", "position": 95},  # a jump to the end is not watching it
+    ]
+    assert (await report(api, video, session_id(), events, user_token)).code == 202
+    stats = (await api.get(f"/api/videos/{video}/stats/", token=staff_token)).data
+    assert stats["retention"] == [1 if n in (0, 1, 14, 15) else 0 for n in range(20)]
+
+
 async def test_a_scripted_session_shows_in_the_videos_stats(api, add_video, user_token, staff_token):
     video = await add_video(duration=100.0)
     reply = await report(api, video, session_id(), SCRIPT, user_token)
@@ -97,8 +111,8 @@ async def test_a_scripted_session_shows_in_the_videos_stats(api, add_video, user
         {"rendition": "720p", "codec": "avc1", "seconds": 20},
         {"rendition": "360p", "codec": "avc1", "seconds": 10},
     ]
-    # positions 10, 20 and 30 of 100 s fall in the 3rd, 5th and 7th twentieth
-    assert stats["retention"] == [1 if n in (2, 4, 6) else 0 for n in range(20)]
+    # the first 30 s of 100 s played: the first six twentieths reached, none after
+    assert stats["retention"] == [1 if n < 6 else 0 for n in range(20)]
     assert stats["errors"] == [{"code": "media", "count": 1}]
     # 20 s at the reported 3 Mbit/s, then 10 s at the 360p rung's declared 800 kbit/s
     assert stats["bytes_by_codec"] == [{"codec": "avc1", "seconds": 30, "bytes": 7_500_000 + 1_000_000}]
