@@ -431,8 +431,11 @@ def test_the_player_reports_a_playback_session_that_the_stats_show(page, server,
         route.fulfill(response=response)
 
     page.route(re.compile(r".*/api/videos/[^/]+/playback/$"), playback)
+    # from the start (not where an earlier test left off), so the session can reach a view
+    server.call("PUT", f"/api/videos/{ready_video['id']}/progress/", {"position": 0}, token=staff_token)
     open_player(page, server, ready_video)
-    playing_past(page, 1.5)
+    # more than half of the 20 s clip, so the session counts as a view
+    playing_past(page, 11.0, timeout=60_000)
     page.goto(server.url + "/#/")  # leaving the player sends what it has
     wait_until(page, "document.querySelector('#catalogue') !== null")
     page.wait_for_timeout(500)
@@ -455,6 +458,11 @@ def test_the_player_reports_a_playback_session_that_the_stats_show(page, server,
     status, stats = server.call("GET", f"/api/videos/{ready_video['id']}/stats/", token=staff_token)
     assert status == 200, stats
     assert stats["startup_ms"]["p50"] is not None and stats["startup_ms"]["p50"] > 0, stats
+    # what the issue asks of a video watched in Chromium: its view, startup time, seconds per rendition
+    assert stats["views"] >= 1, stats
+    watched = {(r["rendition"], r["codec"]): r["seconds"] for r in stats["renditions"]}
+    assert watched and set(watched) <= {("120p", "avc1"), ("360p", "avc1")}, stats
+    assert sum(watched.values()) >= 10, stats
 
 
 def test_the_player_fits_a_phone_and_works_by_touch(browser, server, ready_video, tracks):
