@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -95,7 +96,7 @@ class AudioTracks:
         queue: JobQueue,
         settings: MediaSettings,
         transcode: TranscodeSettings,
-        locks: PresentationLocks,
+        locks: EditLock,
         clock: Clock = utcnow,
     ) -> None:
         self.locks = locks
@@ -188,14 +189,9 @@ class AudioTracks:
             await self.videos.remove_audio_track(video.id, track_id, self.clock())
 
 
-class PresentationLocks:
-    """One change to a video's presentation at a time in this process (read, change, write)."""
-
-    def __init__(self) -> None:
-        self._locks: dict[ObjectId, asyncio.Lock] = {}
-
-    def __call__(self, video_id: ObjectId) -> asyncio.Lock:
-        return self._locks.setdefault(video_id, asyncio.Lock())
+# One edit of a video's presentation at a time in this process (read, change, write): the same lock as
+# the subtitle tracks' (services/tracks.py `LadderTracks.editing`), as both rewrite the manifests.
+EditLock = Callable[[ObjectId], AbstractAsyncContextManager[None]]
 
 
 class AudioTrackJobs(JobType):
@@ -212,7 +208,7 @@ class AudioTrackJobs(JobType):
         settings: TranscodeSettings,
         *,
         encode_settings: Callable[[], Any],
-        locks: PresentationLocks,
+        locks: EditLock,
         clock: Clock = utcnow,
     ) -> None:
         self.locks = locks

@@ -14,13 +14,16 @@ from core.config import Settings
 from core.metrics import Metrics
 from services.accounts import AccountService
 from services.admin import AdminService
+from services.analytics import AnalyticsService
 from services.audio_tracks import AudioTracks
 from services.catalogue import CatalogueService
 from services.container import Services
 from services.grants import Grants
 from services.health import Health
 from services.media import Media
+from services.mylist import MyListService
 from services.throttle import Throttle
+from services.tracks import TracksService
 from services.uploads import UploadService
 
 
@@ -39,6 +42,9 @@ class HandlerServices:
     health: Health
     media: Media
     audio_tracks: AudioTracks
+    tracks: TracksService
+    analytics: AnalyticsService
+    mylist: MyListService
 
 
 def for_handlers(services: Services) -> HandlerServices:
@@ -55,4 +61,7 @@ def for_handlers(services: Services) -> HandlerServices:
         health=services.health,
         media=services.media,
         audio_tracks=services.audio_tracks,
+        tracks=services.tracks,
+        analytics=services.analytics,
+        mylist=services.mylist,
     )

@@ -18,6 +18,7 @@ failed publish); if it never does, the sweeper removes it after `media.sweep_gra
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -25,7 +26,7 @@ from bson import ObjectId
 from core.clock import Clock, utcnow
 from core.config import PublishSettings
 from core.storage import StorageUnavailable
-from models.videos import FAILED, Rendition, Videos
+from models.videos import FAILED, Rendition, Video, Videos
 from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
 from services.media import Media, ScratchMissing
 from services.media.keys import MANIFEST, MASTER, STORYBOARD, THUMBNAIL
@@ -56,12 +57,20 @@ class PublishJobs(JobType):
     concurrency = 2
 
     def __init__(
-        self, videos: Videos, media: Media, settings: PublishSettings, *, clock: Clock = utcnow
+        self,
+        videos: Videos,
+        media: Media,
+        settings: PublishSettings,
+        *,
+        clock: Clock = utcnow,
+        after_publish: Sequence[Callable[[Video], Awaitable[None]]] = (),
     ) -> None:
         self.videos = videos
         self.media = media
         self.settings = settings
         self.clock = clock
+        # what a new ladder gets once it is the video's (the tracks added to the one before it)
+        self.after_publish = tuple(after_publish)
 
     async def run(self, ctx: JobContext) -> None:
         video_id, run = ctx.payload["video_id"], ctx.payload["run"]
@@ -86,6 +95,8 @@ class PublishJobs(JobType):
         if ready is None:
             await self.media.discard(video_id, run)  # deleted meanwhile
             raise JobStopped("the video is gone")
+        for step in self.after_publish:
+            await step(ready)
         await self.media.retire(video_id, run)
         log.info("video %s ready: its ladder %s is published", video_id, ladder.prefix)
 
