@@ -26,6 +26,7 @@ from models.users import Users
 from models.videos import Videos
 from services.accounts import AccountService
 from services.admin import AdminService
+from services.av1 import AV1, Av1Jobs, Av1Planner, after_publish
 from services.catalogue import CatalogueService
 from services.grants import Grants
 from services.health import Health
@@ -60,7 +61,11 @@ def listening_url(host: str, port: int) -> str:
 
 # The job types each role runs; every role may queue any of them. A publish runs where its scratch is:
 # a transcode node (services/publishing.py).
-ROLE_JOBS = {"all": (MAIL, TRANSCODE, PUBLISH), "api": (MAIL,), "transcode": (TRANSCODE, PUBLISH, MAIL)}
+ROLE_JOBS = {
+    "all": (MAIL, TRANSCODE, PUBLISH, AV1),
+    "api": (MAIL,),
+    "transcode": (TRANSCODE, PUBLISH, AV1, MAIL),
+}
 
 
 @dataclass
@@ -84,6 +89,7 @@ class Services:
     sampler: Sampler
     health: Health
     uploads: UploadService
+    av1: Av1Planner  # queue_av1(video_id): the AV1 follow-up of a video (view counts call it)
     # Removes stale resumable uploads; None in a process that serves no uploads (the transcode role).
     upload_expiry: UploadExpiry | None
 
@@ -146,7 +152,14 @@ def build_services(
             clock=clock,
             metrics=metrics,
         ),
-        PublishJobs(videos, media, settings.publish, clock=clock),
+        PublishJobs(
+            videos,
+            media,
+            settings.publish,
+            clock=clock,
+            after_ready=after_publish(videos, settings.transcode),
+        ),
+        Av1Jobs(videos, media, pool, settings.transcode, media_settings=settings.media, clock=clock),
     ]
     queue = JobQueue(
         jobs,
@@ -208,5 +221,6 @@ def build_services(
         ),
         health=Health(db.ping),
         uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
+        av1=Av1Planner(queue, videos, settings.transcode),
         upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,
     )

@@ -18,6 +18,7 @@ failed publish); if it never does, the sweeper removes it after `media.sweep_gra
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bson import ObjectId
@@ -25,14 +26,16 @@ from bson import ObjectId
 from core.clock import Clock, utcnow
 from core.config import PublishSettings
 from core.storage import StorageUnavailable
-from models.videos import FAILED, Rendition, Videos
-from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
+from models.videos import FAILED, Rendition, Video, Videos
+from services.jobs import JobContext, JobQueue, JobStopped, JobType, PermanentError, RetryableError
 from services.media import Media, ScratchMissing
 from services.media.keys import MANIFEST, MASTER, STORYBOARD, THUMBNAIL
 
 log = logging.getLogger("videoflix.transcode")
 
 PUBLISH = "publish"
+# What follows a CMAF ladder's publish: (the queue, the video's id, the video as it was before).
+AfterReady = Callable[[JobQueue, ObjectId, Video], Awaitable[None]]
 # What a video shows while its encoded ladder waits to be published.
 PUBLISHING_PERCENT = 99
 GONE = "The encoded ladder is no longer on the machine that made it; retranscode the video."
@@ -56,16 +59,24 @@ class PublishJobs(JobType):
     concurrency = 2
 
     def __init__(
-        self, videos: Videos, media: Media, settings: PublishSettings, *, clock: Clock = utcnow
+        self,
+        videos: Videos,
+        media: Media,
+        settings: PublishSettings,
+        *,
+        clock: Clock = utcnow,
+        after_ready: AfterReady | None = None,
     ) -> None:
         self.videos = videos
         self.media = media
         self.settings = settings
         self.clock = clock
+        self.after_ready = after_ready  # the follow-up of a CMAF ladder (services/av1.py: its AV1 rungs)
 
     async def run(self, ctx: JobContext) -> None:
         video_id, run = ctx.payload["video_id"], ctx.payload["run"]
-        if await self.videos.get(video_id) is None:
+        before = await self.videos.get(video_id)
+        if before is None:
             await self.media.discard(video_id, run)
             raise JobStopped("the video is gone")
         try:
@@ -88,6 +99,8 @@ class PublishJobs(JobType):
             raise JobStopped("the video is gone")
         await self.media.retire(video_id, run)
         log.info("video %s ready: its ladder %s is published", video_id, ladder.prefix)
+        if ladder.dash and self.after_ready is not None:  # CMAF: AV1 follows (MPEG-TS: never)
+            await self.after_ready(ctx.queue, video_id, before)
 
     async def _stopped(self, job: dict[str, Any], error: str) -> None:
         """The ladder is not published: the video says why. Its scratch stays for a retry by staff until

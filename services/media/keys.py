@@ -9,6 +9,7 @@ the same below MEDIA_ROOT for the scratch folders of a transcode:
         master.m3u8, manifest.mpd           the HLS master playlist and the DASH manifest (CMAF ladders)
         <height>p/index.m3u8                one rung: init.mp4 + seg_NNNNN.m4s (CMAF), or seg_NNNNN.ts
                                             (MPEG-TS: ladders made before CMAF, which keep playing)
+        av1_<height>p/index.m3u8            an AV1 rung (CMAF ladders; added by the AV1 follow-up job)
         audio/index.m3u8, init.mp4, seg_NNNNN.m4s   the audio, encoded once for every rung (CMAF)
         thumbnail.jpg, storyboard.vtt       pictures
         subs/<language>/index.m3u8          subtitles (segmented WebVTT; next round)
@@ -36,13 +37,13 @@ STORYBOARD = "storyboard.vtt"
 # The only names a ladder's files have: anything else (traversal, encodings, NUL) is simply not found.
 LADDER_FILE = re.compile(
     r"^(master\.m3u8|manifest\.mpd|thumbnail\.jpg|storyboard\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
-    r"|(\d{2,4}p|audio)/(index\.m3u8|init\.mp4|seg_\d{5}\.(ts|m4s)))$"
+    r"|(\d{2,4}p|av1_\d{2,4}p|audio)/(index\.m3u8|init\.mp4|seg_\d{5}\.(ts|m4s)))$"
 )
 # A whole segment of a rendition, or its init segment: what its playlist needs stored before it
 # (FFmpeg's unfinished segments end in .tmp).
-SEGMENT = re.compile(r"^(\d{2,4}p|audio)/(seg_\d+\.(ts|m4s)|init\.mp4)$")
+SEGMENT = re.compile(r"^(\d{2,4}p|av1_\d{2,4}p|audio)/(seg_\d+\.(ts|m4s)|init\.mp4)$")
 # A rendition's playlist (a rung's or the audio's).
-RENDITION_PLAYLIST = re.compile(r"^(\d{2,4}p|audio)/index\.m3u8$")
+RENDITION_PLAYLIST = re.compile(r"^(\d{2,4}p|av1_\d{2,4}p|audio)/index\.m3u8$")
 
 
 def video_id_text(video_id: ObjectId | str) -> str:

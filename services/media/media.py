@@ -243,6 +243,39 @@ class Media:
         for path, rel in [*playlists, *last, (scratch / keys.MASTER, keys.MASTER)]:
             await self.storage.put_file(path, prefix + rel)
 
+    async def read_text(self, key: str) -> str:
+        """A small text file of a published ladder (a playlist, the MPD). ObjectMissing when absent."""
+        return (await self.storage.read_bytes(key)).decode()
+
+    async def add_renditions(
+        self, video_id: Any, run: str, ladder: str, folders: list[str], manifests: dict[str, str]
+    ) -> None:
+        """Add whole renditions (`folders` of a run's scratch, e.g. the AV1 rungs) to the published ladder
+        `ladder` (``videos/<id>/hls-<run>/``), then replace its manifests with `manifests` (name → text):
+        the MPD, the master last, so nothing lists a rendition before all of its files are there.
+        Local storage: each folder renamed into the ladder; an object store: every file stored, the
+        playlists after their segments."""
+        scratch = self.scratch_ladder(video_id, run)
+        if not scratch.is_dir():
+            raise ScratchMissing(str(scratch))
+        if self.in_place:
+            target = self.root / ladder.rstrip("/")
+            if not target.is_dir():
+                raise ObjectMissing("The ladder is gone.")
+            for name in folders:
+                await remove_tree(target / name)  # a rendition left by an earlier attempt
+                await asyncio.get_running_loop().run_in_executor(
+                    None, move_into_place, scratch / name, target / name
+                )
+        else:
+            for name in folders:
+                files = await asyncio.get_running_loop().run_in_executor(None, files_below, scratch / name)
+                media = [(path, f"{name}/{rel}") for path, rel in files if not rel.endswith(".m3u8")]
+                await put_files(self.storage, media, ladder, asyncio.Semaphore(PUBLISH_CONCURRENCY))
+                await self.storage.put_file(scratch / name / "index.m3u8", f"{ladder}{name}/index.m3u8")
+        for name in sorted(manifests, key=lambda n: n == keys.MASTER):
+            await self.storage.put_bytes(ladder + name, manifests[name].encode())
+
     async def retire(self, video_id: Any, run: str) -> None:
         """Once the video names run's ladder: drop its other ladders (older ones, leftovers of a runner
         that died mid-upload) and the run's scratch. A store that fails leaves them for the next time."""

@@ -1,0 +1,268 @@
+"""The `av1` job: AV1 rungs beside the H.264 ones of a published CMAF ladder, listed once all are whole.
+
+A follow-up of the publish job (`transcode.av1: after`), or of popularity (`popular`: the audience side
+calls `Av1Planner.queue_av1` once a video passes `transcode.av1_min_views` views in 7 days), so the
+time to first playable never moves. It runs in the transcode pool: the kept source is fetched (from the
+store if need be), SVT-AV1 encodes every rung the ladder has, with key frames where the H.264 segments
+begin (transcode/av1.py), into scratch. Then the AV1 folders are published into the ladder (a rename
+on local storage, stored files in a bucket) and only then are the MPD and the master rewritten to list
+them: a player never sees a level it cannot load.
+
+It never touches what plays: a failed or stopped AV1 job leaves the H.264 ladder as it was. A video
+deleted or retranscoded meanwhile (its `hls_path` is no longer the job's) makes the job give up
+cleanly; a retranscode's new ladder has no AV1 until its own job lists it. MPEG-TS ladders (no MPD)
+never get AV1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import posixpath
+import secrets
+from typing import Any
+
+from bson import ObjectId
+
+from core.clock import Clock, utcnow
+from core.config import MediaSettings, TranscodeSettings
+from core.storage import ObjectMissing, StorageUnavailable
+from models.videos import READY, Video, Videos
+from services.jobs import JobContext, JobQueue, JobStopped, JobType, PermanentError, RetryableError
+from services.media import Media, ScratchMissing
+from services.media.keys import MANIFEST, MASTER
+from services.publishing import AfterReady
+from services.transcoding import encode_settings, source_limits
+from transcode.av1 import (
+    AV1_CODEC,
+    Av1Spec,
+    audio_of_mpd,
+    av1_folder,
+    encode_av1,
+    master_with_av1,
+    mpd_with_av1,
+    read_av1_rungs,
+    segment_starts,
+)
+from transcode.ffmpeg import ffmpeg_binary
+from transcode.ladder import plan_rungs
+from transcode.pool import TranscodePool
+from transcode.probe import SourceRefused, probe
+from transcode.worker import CANCEL_FILE, CANCELLED, DONE, INVALID
+
+log = logging.getLogger("videoflix.transcode")
+
+AV1 = "av1"
+H264_CODEC = "avc1"
+
+
+def av1_key(video_id: ObjectId | str) -> str:
+    """The key of a video's one AV1 job."""
+    return f"{AV1}:{video_id}"
+
+
+def wants_av1(video: Video | None, hls_path: str | None = None) -> bool:
+    """A ready CMAF ladder (it has an MPD) without AV1 yet; with `hls_path`, still that ladder."""
+    return (
+        video is not None
+        and video.status == READY
+        and bool(video.hls_path and video.dash_path)
+        and (hls_path is None or video.hls_path == hls_path)
+    )
+
+
+async def queue_av1(queue: JobQueue, videos: Videos, settings: TranscodeSettings, video_id: Any) -> bool:
+    """Queue the AV1 job of a video's current ladder unless AV1 is off, the ladder is not a ready CMAF
+    one, it lists AV1 already, or a job for that ladder exists (queued, running, done or failed: staff
+    retry a failed one). Idempotent; True when a job was queued."""
+    if settings.av1 == "off":
+        return False
+    video = await videos.get(video_id)
+    if video is None or not wants_av1(video) or AV1_CODEC in video.codecs:
+        return False
+    key = av1_key(video.id)
+    existing = await queue.jobs.by_key(key)
+    if existing is not None and (existing.get("payload") or {}).get("hls_path") == video.hls_path:
+        return False
+    await queue.enqueue(AV1, {"video_id": video.id, "hls_path": video.hls_path}, key=key)
+    log.info("video %s: AV1 rungs queued", video.id)
+    return True
+
+
+class Av1Planner:
+    """When a video gets its AV1 rungs: what the audience side (view counts) and staff tools call."""
+
+    def __init__(self, queue: JobQueue, videos: Videos, settings: TranscodeSettings) -> None:
+        self.queue = queue
+        self.videos = videos
+        self.settings = settings
+
+    async def queue_av1(self, video_id: Any) -> bool:
+        """Queue the video's AV1 job (see `queue_av1`); idempotent, safe to call on every view."""
+        return await queue_av1(self.queue, self.videos, self.settings, video_id)
+
+    async def on_views(self, video_id: Any, views_7d: int) -> bool:
+        """With `transcode.av1: popular`, queue the AV1 job once the video has `av1_min_views` views in
+        7 days; True when a job was queued."""
+        if self.settings.av1 != "popular" or views_7d < self.settings.av1_min_views:
+            return False
+        return await self.queue_av1(video_id)
+
+
+def after_publish(videos: Videos, settings: TranscodeSettings) -> AfterReady:
+    """What the publish job calls once a CMAF ladder is ready: `after` queues its AV1 job; `popular`
+    only for a video that had AV1 before (a popular video retranscoded); views queue the others."""
+
+    async def follow(queue: JobQueue, video_id: ObjectId, before: Video) -> None:
+        had_av1 = AV1_CODEC in before.codecs
+        if settings.av1 == "after" or (settings.av1 == "popular" and had_av1):
+            with contextlib.suppress(Exception):  # the ladder plays either way; staff can queue it again
+                await queue_av1(queue, videos, settings, video_id)
+
+    return follow
+
+
+class Av1Jobs(JobType):
+    """Runs `av1` jobs in the transcode pool; the H.264 ladder plays throughout, whatever happens."""
+
+    name = AV1
+    title = "AV1 encoding"
+
+    def __init__(
+        self,
+        videos: Videos,
+        media: Media,
+        pool: TranscodePool,
+        settings: TranscodeSettings,
+        *,
+        media_settings: MediaSettings | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.videos = videos
+        self.media = media
+        self.pool = pool
+        self.settings = settings  # attempts and back-off as a transcode's
+        self.media_settings = media_settings or MediaSettings()
+        self.clock = clock
+        self.concurrency = pool.workers
+
+    async def run(self, ctx: JobContext) -> None:
+        video_id: ObjectId = ctx.payload["video_id"]
+        hls_path: str = ctx.payload["hls_path"]
+        if not wants_av1(await self.videos.get(video_id), hls_path):
+            log.info("video %s: its AV1 job has nothing to do (the ladder changed or is gone)", video_id)
+            return
+        run_id = f"av1-{ctx.job['attempts']}-{secrets.token_hex(3)}"
+        scratch = self.media.scratch_ladder(video_id, run_id)
+        watcher = asyncio.get_running_loop().create_task(self._stop_on_request(ctx, scratch))
+        ladder = posixpath.dirname(hls_path) + "/"
+        try:
+            spec = await self._prepare(ctx, video_id, ladder, scratch, run_id)
+            if spec is None:
+                return
+            outcome = await self.pool.run(spec, self._events(ctx), work=encode_av1)
+            if outcome.kind == CANCELLED:
+                raise JobStopped(outcome.error)
+            if outcome.kind == INVALID:
+                raise PermanentError(outcome.error or "The source cannot be encoded to AV1.")
+            if outcome.kind != DONE:
+                raise RetryableError(outcome.error or "The AV1 encode failed.")
+            if not await ctx.still_held():
+                raise JobStopped("the job was cancelled or taken over")
+            await self._list(video_id, hls_path, ladder, run_id, [rung.height for rung in spec.rungs])
+            log.info("video %s: AV1 rungs listed after %.1f s of encoding", video_id, outcome.seconds)
+        finally:
+            watcher.cancel()
+            await self.media.discard(video_id, run_id)
+
+    async def _prepare(
+        self, ctx: JobContext, video_id: ObjectId, ladder: str, scratch: Any, run_id: str
+    ) -> Av1Spec | None:
+        """The AV1 pass over the ladder's own rungs, key frames at its segments' starts."""
+        video = await self.videos.get(video_id)
+        if video is None or not video.renditions:
+            return None
+        heights = sorted({r.height for r in video.renditions})
+        try:
+            playlist = await self.media.read_text(f"{ladder}{heights[-1]}p/index.m3u8")
+            source = await self.media.fetch_source(video_id, video.source or "")
+        except ObjectMissing as err:
+            raise PermanentError(f"The AV1 rungs cannot be made: {err.detail}") from err
+        except StorageUnavailable as err:
+            raise RetryableError(str(err)) from err
+        limits = source_limits(self.media_settings)
+        try:
+            info = await probe(source, limits=limits)
+        except SourceRefused as err:
+            raise PermanentError(str(err)) from err
+        encode = encode_settings(self.settings)
+        rungs = tuple(rung for rung in plan_rungs(info, encode) if rung.height in heights)
+        if not rungs:
+            return None
+        await ctx.progress(1)
+        return Av1Spec(
+            key=f"{video_id}:{run_id}",
+            ffmpeg=self.settings.ffmpeg or ffmpeg_binary(),
+            source=str(source),
+            out_dir=str(scratch),
+            info=info,
+            rungs=rungs,
+            preset=self.settings.av1_preset,
+            crf=self.settings.av1_crf,
+            segment_s=self.settings.segment_s,
+            cuts=tuple(segment_starts(playlist)),
+            timeout_s=self.settings.timeout_base_s + self.settings.timeout_factor * info.duration,
+            nice=self.settings.nice,
+            progress_interval_s=max(0.5, self.settings.progress_interval_s),
+            stall_s=self.settings.stall_s,
+            max_pixels=limits.decoder_max_pixels,
+        )
+
+    async def _list(
+        self, video_id: ObjectId, hls_path: str, ladder: str, run_id: str, heights: list[int]
+    ) -> None:
+        """Publish the whole AV1 rungs into the ladder, then rewrite its MPD and master to list them."""
+        if not wants_av1(await self.videos.get(video_id), hls_path):
+            log.info("video %s: AV1 rungs dropped, the ladder changed while they were made", video_id)
+            return
+        scratch = self.media.scratch_ladder(video_id, run_id)
+        av1 = await asyncio.get_running_loop().run_in_executor(None, read_av1_rungs, scratch, heights)
+        try:
+            master = await self.media.read_text(ladder + MASTER)
+            mpd = await self.media.read_text(ladder + MANIFEST)
+            audio_codecs, audio_bps = audio_of_mpd(mpd)
+            manifests = {
+                MANIFEST: mpd_with_av1(mpd, av1),
+                MASTER: master_with_av1(master, av1, audio_codecs, audio_bps),
+            }
+            folders = [av1_folder(height) for height in heights]
+            await self.media.add_renditions(video_id, run_id, ladder, folders, manifests)
+        except StorageUnavailable as err:
+            raise RetryableError(str(err)) from err
+        except (ObjectMissing, ScratchMissing):
+            log.info("video %s: AV1 rungs dropped, the ladder is gone", video_id)
+            return
+        await self.videos.list_codecs(video_id, hls_path, [H264_CODEC, AV1_CODEC], self.clock())
+
+    def _events(self, ctx: JobContext) -> Any:
+        """The worker's progress, onto the job (staff see it move)."""
+        tasks: set[asyncio.Task[None]] = set()
+
+        def sink(kind: str, value: Any) -> None:
+            if kind == "progress":
+                task = asyncio.get_running_loop().create_task(ctx.progress(int(value)))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        return sink
+
+    @staticmethod
+    async def _stop_on_request(ctx: JobContext, scratch: Any) -> None:
+        """When the queue asks the job to stop, ask the worker (the cancel file it looks for)."""
+        await ctx.stopped.wait()
+        with contextlib.suppress(OSError):
+            (scratch / CANCEL_FILE).write_text(ctx.stop_reason or "cancelled")
+
+    async def on_failed(self, job: dict[str, Any], error: str) -> None:
+        log.warning("video %s keeps its H.264 ladder alone: %s", job["payload"]["video_id"], error)
