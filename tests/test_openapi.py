@@ -278,9 +278,9 @@ async def test_the_job_type_filter_is_declared_as_the_job_types_the_app_runs_wit
     api, document, services, staff_token
 ):
     [kind] = [p for p in document["paths"]["/api/admin/jobs/"]["get"]["parameters"] if p["name"] == "type"]
-    assert kind["schema"]["enum"] == list(services.queue.types) == ["mail", "transcode", "publish"]
+    assert kind["schema"]["enum"] == list(services.queue.types) == ["mail", "transcode", "publish", "av1"]
     reply = await api.get("/api/admin/jobs/?type=nope", token=staff_token)
-    assert (reply.code, reply.data) == (400, {"type": ["Select one of: mail, transcode, publish."]})
+    assert (reply.code, reply.data) == (400, {"type": ["Select one of: mail, transcode, publish, av1."]})
     assert (await api.get("/api/admin/jobs/?type=mail", token=staff_token)).code == 200
 
 
