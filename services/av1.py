@@ -8,10 +8,12 @@ begin (transcode/av1.py), into scratch. Then the AV1 folders are published into 
 on local storage, stored files in a bucket) and only then are the MPD and the master rewritten to list
 them: a player never sees a level it cannot load.
 
-It never touches what plays: a failed or stopped AV1 job leaves the H.264 ladder as it was. A video
-deleted or retranscoded meanwhile (its `hls_path` is no longer the job's) makes the job give up
-cleanly; a retranscode's new ladder has no AV1 until its own job lists it. MPEG-TS ladders (no MPD)
-never get AV1.
+It makes way for new uploads: it starts its encode only while no transcode runs in its process, and
+stops it (handed back to the queue, the attempt not counted) when one starts, so an AV1 pass never
+delays a new video's first playable moment. It never touches what plays: a failed or stopped AV1 job
+leaves the H.264 ladder as it was. A video deleted or retranscoded meanwhile (its `hls_path` is no
+longer the job's) makes the job give up cleanly; a retranscode's new ladder has no AV1 until its own
+job lists it. MPEG-TS ladders (no MPD) never get AV1.
 """
 
 from __future__ import annotations
@@ -29,11 +31,19 @@ from core.clock import Clock, utcnow
 from core.config import MediaSettings, TranscodeSettings
 from core.storage import ObjectMissing, StorageUnavailable
 from models.videos import READY, Video, Videos
-from services.jobs import JobContext, JobQueue, JobStopped, JobType, PermanentError, RetryableError
+from services.jobs import (
+    SHUTDOWN,
+    JobContext,
+    JobQueue,
+    JobStopped,
+    JobType,
+    PermanentError,
+    RetryableError,
+)
 from services.media import Media, ScratchMissing
 from services.media.keys import MANIFEST, MASTER
 from services.publishing import AfterReady
-from services.transcoding import encode_settings, source_limits
+from services.transcoding import TRANSCODE, encode_settings, source_limits
 from transcode.av1 import (
     AV1_CODEC,
     Av1Spec,
@@ -55,6 +65,7 @@ log = logging.getLogger("videoflix.transcode")
 
 AV1 = "av1"
 H264_CODEC = "avc1"
+YIELD_CHECK_S = 0.5  # how often an AV1 encode looks for a transcode it must make way for
 
 
 def av1_key(video_id: ObjectId | str) -> str:
@@ -161,7 +172,12 @@ class Av1Jobs(JobType):
             spec = await self._prepare(ctx, video_id, ladder, scratch, run_id)
             if spec is None:
                 return
-            outcome = await self.pool.run(spec, self._events(ctx), work=encode_av1)
+            await self._wait_for_transcodes(ctx)
+            yielding = asyncio.get_running_loop().create_task(self._make_way(ctx))
+            try:
+                outcome = await self.pool.run(spec, self._events(ctx), work=encode_av1)
+            finally:
+                yielding.cancel()
             if outcome.kind == CANCELLED:
                 raise JobStopped(outcome.error)
             if outcome.kind == INVALID:
@@ -175,6 +191,7 @@ class Av1Jobs(JobType):
         finally:
             watcher.cancel()
             await self.media.discard(video_id, run_id)
+            await self.media.release_source(video_id)
 
     async def _prepare(
         self, ctx: JobContext, video_id: ObjectId, ladder: str, scratch: Any, run_id: str
@@ -244,6 +261,27 @@ class Av1Jobs(JobType):
             log.info("video %s: AV1 rungs dropped, the ladder is gone", video_id)
             return
         await self.videos.list_codecs(video_id, hls_path, [H264_CODEC, AV1_CODEC], self.clock())
+
+    @staticmethod
+    def _transcoding(ctx: JobContext) -> bool:
+        """A transcode job runs in this process (a new ladder: first playable waits on it)."""
+        return any(running.type.name == TRANSCODE for running in ctx.queue.running.values())
+
+    async def _wait_for_transcodes(self, ctx: JobContext) -> None:
+        """Start the encode only once no transcode runs here (the lease is renewed meanwhile)."""
+        while self._transcoding(ctx):
+            if ctx.stopped.is_set():
+                raise JobStopped(ctx.stop_reason)
+            await asyncio.sleep(YIELD_CHECK_S)
+
+    async def _make_way(self, ctx: JobContext) -> None:
+        """While the encode runs: when a transcode starts here, stop it and hand the job back to the
+        queue (as at a shutdown: queued again at once, the attempt not counted); it waits for the
+        transcode before it encodes again."""
+        while not self._transcoding(ctx):
+            await asyncio.sleep(YIELD_CHECK_S)
+        log.info("an AV1 encode makes way for a transcode; it is queued again")
+        ctx.stop(SHUTDOWN)
 
     def _events(self, ctx: JobContext) -> Any:
         """The worker's progress, onto the job (staff see it move)."""

@@ -14,6 +14,7 @@ from tests.media import make_clip
 from tests.test_storage_s3 import bucket, moto, s3_media  # noqa: F401 (fixtures)
 from tests.transcoding.helpers import upload, wait_for, wait_for_job, wait_for_status
 from transcode.cmaf import read_fragment, read_init
+from transcode.ffmpeg import ffmpeg_binary
 
 pytestmark = pytest.mark.slow
 
@@ -193,6 +194,48 @@ async def test_a_video_deleted_while_its_av1_job_waits_leaves_nothing_behind(
     assert (await api.delete(f"/api/videos/{video_id}/", token=staff_token)).code == 204
     assert await db.jobs.find_one({"key": f"av1:{video_id}"}) is None
     assert not (Path(settings.media.root) / "videos" / video_id).exists()
+
+
+def logging_ffmpeg(tmp_path: Path) -> tuple[Path, Path]:
+    """The real FFmpeg reading its input at real time, each run logged as `h264` or `av1`."""
+    runs, wrapper = tmp_path / "runs", tmp_path / "ffmpeg-logged"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *libsvtav1*) echo av1 >> "{runs}";; *) echo h264 >> "{runs}";; esac\n'
+        f'exec "{ffmpeg_binary()}" -readrate 1 "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper, runs
+
+
+async def runs_logged(runs: Path, count: int, timeout: float = 60.0) -> list[str]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(lines := runs.read_text().split() if runs.exists() else []) < count:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"FFmpeg ran {lines}, not {count} times")
+        await asyncio.sleep(0.05)
+    return lines
+
+
+async def test_an_av1_encode_makes_way_for_a_new_upload_and_runs_again_after_it(
+    api, staff_token, clip, clips, db, settings, tmp_path
+):
+    wrapper, runs = logging_ffmpeg(tmp_path)
+    settings.transcode.ffmpeg = str(wrapper)
+    settings.transcode.av1 = "after"
+    first = await upload(api, staff_token, clip)
+    assert await runs_logged(runs, 2) == ["h264", "av1"]  # the AV1 pass of the first video runs
+
+    second = await upload(api, staff_token, clips["small"], title="new upload")
+    await wait_for_status(db, second, "ready")
+    assert (await runs_logged(runs, 3))[:3] == ["h264", "av1", "h264"]
+    waiting = await db.videos.find_one({"_id": ObjectId(first)})
+    assert waiting["codecs"] == ["avc1"]  # its AV1 pass stopped for the upload
+
+    await av1_listed(db, first)
+    job = await wait_for_job(db, first, lambda j: j["state"] == "done", kind="av1")
+    assert job["attempts"] == 1 and job["last_error"] is None  # the yield cost no attempt
+    assert runs.read_text().split()[3:].count("av1") >= 1
 
 
 class TestObjectStorage:
