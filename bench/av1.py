@@ -109,7 +109,7 @@ async def main_async(args: argparse.Namespace) -> None:
             time_ratios.append(av1_s / h264_s)
             for rendition in doc["renditions"]:
                 height = rendition["height"]
-                h264, av1 = rung_bytes(ladder / f"{height}p"), rung_bytes(ladder / f"av1_{height}p")
+                h264, av1 = rung_bytes(ladder / f"{height}p"), rung_bytes(ladder / f"av1-{height}p")
                 byte_ratios.append(av1 / h264)
                 kbps = [round(size * 8 / args.seconds / 1000) for size in (h264, av1)]
                 rows.append(

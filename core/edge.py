@@ -47,6 +47,10 @@ from xml.sax.saxutils import escape, quoteattr
 
 # A ladder folder as stored: videos/<ObjectId>/<one folder name>; nothing else can be signed.
 FOLDER = re.compile(r"^videos/[0-9a-f]{24}/[A-Za-z0-9._-]+$")
+# A Representation's own BaseURL (a subtitle track's whole WebVTT file), relative to the ladder.
+REPRESENTATION_BASE = re.compile(
+    r"(?<=>)<BaseURL>([A-Za-z0-9_-]+/[A-Za-z0-9_.-]+)</BaseURL>(?=</Representation>)"
+)
 URI_ATTRIBUTE = re.compile(r'URI="([^"]*)"')
 # The MPD's first Period: a BaseURL goes before it. A SegmentTemplate as transcode/cmaf.py writes it.
 PERIOD = re.compile(r"^(\s*)<Period\b", re.MULTILINE)
@@ -225,7 +229,13 @@ class S3Edge:
                 f"<Initialization sourceURL={url(found['initialization'])}/>{timeline}{urls}</SegmentList>"
             )
 
-        return TEMPLATE.sub(segment_list, text)
+        def whole_file(match: re.Match[str]) -> str:  # a text track: one file, named by its BaseURL
+            key = join_inside(folder, match.group(1))
+            if not key:
+                raise ValueError(f"not a file of a ladder: {match.group(1)!r}")
+            return f"<BaseURL>{escape(self.presigned(key, expires))}</BaseURL>"
+
+        return REPRESENTATION_BASE.sub(whole_file, TEMPLATE.sub(segment_list, text))
 
     def check(self, token: str, expires: int, folder: str, now: float | None = None) -> bool:
         return self.tokens.check(token, expires, folder, now)

@@ -235,7 +235,8 @@ class EdgePlaylistHandler(BaseHandler):
 routes = [
     (r"/api/stream/([^/]+)/(.+)", GrantStreamHandler),
     (
-        r"/api/edge/([A-Za-z0-9_-]+)/(\d{1,12})/videos/([0-9a-f]{24})/(hls-[A-Za-z0-9_-]+)/(\d{2,4}p|av1_\d{2,4}p|audio)/index\.m3u8",
+        r"/api/edge/([A-Za-z0-9_-]+)/(\d{1,12})/videos/([0-9a-f]{24})/(hls-[A-Za-z0-9_-]+)/"
+        r"(\d{2,4}p|av1-\d{2,4}p|audio|audio-[0-9a-f]{6,24}|subs-[0-9a-f]{6,24})/index\.m3u8",
         EdgePlaylistHandler,
     ),
     (r"/api/video/([^/]+)/(\d{2,4})p/([^/]+?)/?", CourseSpecHandler),

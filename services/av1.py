@@ -40,19 +40,16 @@ from services.jobs import (
     PermanentError,
     RetryableError,
 )
-from services.media import Media, ScratchMissing
-from services.media.keys import MANIFEST, MASTER
+from services.media import Media
 from services.publishing import AfterReady
 from services.transcoding import TRANSCODE, encode_settings, source_limits
 from transcode.av1 import (
     AV1_CODEC,
     Av1Spec,
-    audio_of_mpd,
     av1_folder,
     encode_av1,
-    master_with_av1,
-    mpd_with_av1,
     read_av1_rungs,
+    rung_files,
     segment_starts,
 )
 from transcode.ffmpeg import ffmpeg_binary
@@ -239,27 +236,28 @@ class Av1Jobs(JobType):
     async def _list(
         self, video_id: ObjectId, hls_path: str, ladder: str, run_id: str, heights: list[int]
     ) -> None:
-        """Publish the whole AV1 rungs into the ladder, then rewrite its MPD and master to list them."""
-        if not wants_av1(await self.videos.get(video_id), hls_path):
+        """Store the whole AV1 rungs beside the ladder, then add them to its presentation record and
+        write its MPD and master again from it (the master last): listed only once all are there."""
+        video = await self.videos.get(video_id)
+        if video is None or not wants_av1(video, hls_path):
             log.info("video %s: AV1 rungs dropped, the ladder changed while they were made", video_id)
             return
         scratch = self.media.scratch_ladder(video_id, run_id)
-        av1 = await asyncio.get_running_loop().run_in_executor(None, read_av1_rungs, scratch, heights)
+        loop = asyncio.get_running_loop()
+        av1 = await loop.run_in_executor(None, read_av1_rungs, scratch, heights)
+        files = await loop.run_in_executor(None, rung_files, scratch, [av1_folder(h) for h in heights])
         try:
-            master = await self.media.read_text(ladder + MASTER)
-            mpd = await self.media.read_text(ladder + MANIFEST)
-            audio_codecs, audio_bps = audio_of_mpd(mpd)
-            manifests = {
-                MANIFEST: mpd_with_av1(mpd, av1),
-                MASTER: master_with_av1(master, av1, audio_codecs, audio_bps),
-            }
-            folders = [av1_folder(height) for height in heights]
-            await self.media.add_renditions(video_id, run_id, ladder, folders, manifests)
+            await self.media.add_ladder_files(video, files)
+            # Read as late as possible: a track added meanwhile (subtitles, audio) stays listed.
+            presentation = await self.media.read_presentation(video)
+            if presentation is None or not wants_av1(await self.videos.get(video_id), hls_path):
+                log.info("video %s: AV1 rungs dropped, the ladder is gone or has no record", video_id)
+                return
+            await self.media.write_presentation(
+                video, presentation.without_videos(AV1_CODEC).with_videos(av1)
+            )
         except StorageUnavailable as err:
             raise RetryableError(str(err)) from err
-        except (ObjectMissing, ScratchMissing):
-            log.info("video %s: AV1 rungs dropped, the ladder is gone", video_id)
-            return
         await self.videos.list_codecs(video_id, hls_path, [H264_CODEC, AV1_CODEC], self.clock())
 
     @staticmethod

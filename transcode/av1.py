@@ -1,21 +1,21 @@
-"""AV1 rungs beside the H.264 ones: the SVT-AV1 command, its supervised run, and the manifests that list them.
+"""AV1 rungs beside the H.264 ones: the SVT-AV1 command, its supervised run, and the rungs it made.
 
 A follow-up pass, once the H.264 ladder is published (services/av1.py), so first playable never waits
-for it. It decodes the source once more and writes one folder per rung (`av1_720p/`: init.mp4 +
+for it. It decodes the source once more and writes one folder per rung (`av1-720p/`: init.mp4 +
 seg_NNNNN.m4s + index.m3u8), no audio: the AV1 variants name the ladder's audio group. Key frames are
 forced at the instants where the H.264 ladder's segments begin (read from its top rung's playlist), and
 SVT-AV1 adds none of its own (`scd=0`, a key-frame interval longer than any segment), so the AV1
 segments start where the H.264 ones do and a player may switch codec at any segment.
 
-Listing: the master and the MPD gain the AV1 rungs only once every one of them is whole, and only
-with their exact CODECS (`av01.…` from av1C): a player that cannot decode AV1 never sees a difference.
+Listing: the AV1 rungs join the ladder's presentation record (transcode/presentation.py), and the
+master and the MPD are written from it again, only once every one of them is whole; their CODECS
+(`av01.…`) come from their own av1C: a player that cannot decode AV1 never sees a difference.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import select
 import shutil
 import subprocess
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from transcode.cmaf import AUDIO_GROUP, Rendition, _representation, read_rendition
+from transcode.cmaf import Rendition, read_rendition
 from transcode.ffmpeg import input_args
 from transcode.ladder import KEEP_TIMESTAMPS, EncodeSettings, Rung, hls_args
 from transcode.manifests import SEGMENT, measure
@@ -41,14 +41,14 @@ from transcode.worker import (
     tail,
 )
 
-AV1_STEM = "av1_"
+AV1_STEM = "av1-"
 AV1_CODEC = "av01"
 # SVT-AV1 writes its banner to stderr whatever FFmpeg's log level; 1: errors only.
 SVT_ENV = {"SVT_LOG": "1"}
 
 
 def av1_folder(height: int) -> str:
-    """The folder of the AV1 rung of that height, beside the H.264 `<height>p/`."""
+    """The folder of the AV1 rung of that height, beside the H.264 `<height>p/` (services/media/keys.py)."""
     return f"{AV1_STEM}{height}p"
 
 
@@ -223,58 +223,11 @@ def read_av1_rungs(out_dir: Path, heights: list[int]) -> list[Rendition]:
     return found
 
 
-# --- the manifests, with the AV1 rungs added ---------------------------------------------------------
-
-STREAM_INF = re.compile(r"^#EXT-X-STREAM-INF:(?P<attrs>.*)\n(?P<uri>\S+)\n?", re.MULTILINE)
-AUDIO_REPRESENTATION = re.compile(r'<Representation id="audio" codecs="([^"]+)" bandwidth="(\d+)"')
-AV1_SET_ID = 2  # the H.264 set is 0, the audio 1
-AV1_SET = re.compile(
-    r'    <AdaptationSet id="\d+" contentType="video"'
-    r'(?:(?!</AdaptationSet>).)*?codecs="av01.*?</AdaptationSet>\n',
-    re.DOTALL,
-)
-
-
-def master_with_av1(master: str, av1: list[Rendition], audio_codecs: str, audio_bps: int) -> str:
-    """The master with one EXT-X-STREAM-INF per AV1 rung after the H.264 ones (any earlier AV1 ones
-    replaced): its exact CODECS, the ladder's frame rate and audio group."""
-    kept = STREAM_INF.sub(lambda m: "" if m["uri"].startswith(AV1_STEM) else m[0], master).rstrip("\n")
-    rate = re.search(r"FRAME-RATE=([\d.]+)", master)
-    grouped = f'AUDIO="{AUDIO_GROUP}"' in master
-    lines = [kept]
-    for video in av1:
-        extra_peak, extra_avg = (audio_bps, audio_bps) if grouped else (0, 0)
-        attrs = f"BANDWIDTH={video.peak_bps + extra_peak}"
-        if video.average_bps:
-            attrs += f",AVERAGE-BANDWIDTH={video.average_bps + extra_avg}"
-        attrs += f",RESOLUTION={video.track.width}x{video.track.height}"
-        if rate:
-            attrs += f",FRAME-RATE={rate[1]}"
-        codecs = video.track.codecs + (f",{audio_codecs}" if grouped and audio_codecs else "")
-        attrs += f',CODECS="{codecs}"' + (f',AUDIO="{AUDIO_GROUP}"' if grouped else "")
-        lines += [f"#EXT-X-STREAM-INF:{attrs}", f"{video.name}/index.m3u8"]
-    return "\n".join(lines) + "\n"
-
-
-def audio_of_mpd(mpd: str) -> tuple[str, int]:
-    """(codecs, peak bit/s) of the ladder's audio Representation; ("", 0) without audio."""
-    found = AUDIO_REPRESENTATION.search(mpd)
-    return (found[1], int(found[2])) if found else ("", 0)
-
-
-def mpd_with_av1(mpd: str, av1: list[Rendition]) -> str:
-    """The MPD with the AV1 rungs as a video AdaptationSet of their own, after the H.264 one (any
-    earlier AV1 set replaced): a DASH player picks the set whose codecs it can decode."""
-    mpd = AV1_SET.sub("", mpd)
-    rate = re.search(r'contentType="video"[^>]*frameRate="([^"]+)"', mpd)
-    frame_rate = f' frameRate="{rate[1]}"' if rate else ""
-    lines = [
-        f'    <AdaptationSet id="{AV1_SET_ID}" contentType="video" mimeType="video/mp4" '
-        f'segmentAlignment="true" startWithSAP="1"{frame_rate}>'
+def rung_files(out_dir: Path, folders: list[str]) -> list[tuple[Path, str]]:
+    """Every file of these rung folders as `(path, name inside the ladder)`."""
+    return [
+        (path, f"{folder}/{path.name}")
+        for folder in folders
+        for path in sorted((out_dir / folder).iterdir())
+        if path.is_file() and not path.name.startswith(".")
     ]
-    for video in av1:
-        size = f' width="{video.track.width}" height="{video.track.height}" sar="1:1"'
-        lines.append(_representation(video, size))
-    lines.append("    </AdaptationSet>\n")
-    end = mpd.index("</AdaptationSet>\n") + len("</AdaptationSet>\n")  # the H.264 set comes first
-    return mpd[:end] + "\n".join(lines) + mpd[end:]

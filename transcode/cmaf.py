@@ -1,10 +1,9 @@
-"""What a CMAF rendition holds, read from its own MP4 boxes, and the manifests written from that.
+"""What a CMAF rendition holds, read from its own MP4 boxes.
 
 FFmpeg writes each rendition (a video rung, the audio) as `init.mp4` + `seg_NNNNN.m4s` + a growing
-`index.m3u8`. Python writes the two manifests that reference those same files: the HLS master
-(`master.m3u8`: an audio group, one variant per rung with its exact CODECS) and the DASH manifest
-(`manifest.mpd`: one video AdaptationSet, one audio AdaptationSet, an exact SegmentTimeline). Every
-number comes from the boxes, never from FFmpeg's log:
+`index.m3u8`. The two manifests that reference those same files (transcode/presentation.py: the HLS
+master with exact CODECS, the DASH manifest with an exact SegmentTimeline) take every number from the
+boxes, never from FFmpeg's log:
 
 - init.mp4: `mdhd` timescale, `hdlr` handler, the sample entry's size or channels and rate, the
   RFC 6381 codec string from `avcC` / `av1C` / `esds`, and `elst` (the B-frame delay an edit list
@@ -18,13 +17,11 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"moof", b"traf", b"mvex", b"edts", b"dinf"}
 VISUAL_ENTRIES = {b"avc1", b"avc3", b"hvc1", b"hev1", b"av01"}
 VISUAL_ENTRY_HEADER = 78  # bytes of a VisualSampleEntry before its child boxes
 AUDIO_ENTRY_HEADER = 28
-AUDIO_GROUP = "aud"
 CHANNEL_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
 MOOF_READ = 256 * 1024  # a segment's moof is at its start; 120 frames' trun is ~2 KiB
 
@@ -194,29 +191,6 @@ def read_rendition(folder: Path, names: list[str], peak_bps: int = 0, average_bp
     return Rendition(folder.name, read_init(folder / "init.mp4"), tuple(segments), peak_bps, average_bps)
 
 
-def master_text(videos: list[Rendition], audio: Rendition | None, fps: float) -> str:
-    """The HLS master: the audio rendition as a group every variant names; H.264 variants first."""
-    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    if audio is not None:
-        lines.append(
-            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="default",DEFAULT=YES,AUTOSELECT=YES,'
-            f'CHANNELS="{audio.track.channels}",URI="{audio.name}/index.m3u8"'
-        )
-    for video in videos:
-        peak = video.peak_bps + (audio.peak_bps if audio else 0)
-        bandwidth = f"BANDWIDTH={peak}"
-        if video.average_bps:
-            bandwidth += f",AVERAGE-BANDWIDTH={video.average_bps + (audio.average_bps if audio else 0)}"
-        codecs = video.track.codecs + (f",{audio.track.codecs}" if audio else "")
-        group = f',AUDIO="{AUDIO_GROUP}"' if audio else ""
-        lines.append(
-            f"#EXT-X-STREAM-INF:{bandwidth},RESOLUTION={video.track.width}x{video.track.height},"
-            f'FRAME-RATE={fps:.3f},CODECS="{codecs}"{group}'
-        )
-        lines.append(f"{video.name}/index.m3u8")
-    return "\n".join(lines) + "\n"
-
-
 def timeline(segments: tuple[tuple[int, int, int], ...], offset: int = 0) -> str:
     """A SegmentTimeline's <S> elements: runs of equal, back-to-back durations folded with r. A
     segment's time is when its first frame is shown: its decode time plus the track's B-frame delay
@@ -231,48 +205,3 @@ def timeline(segments: tuple[tuple[int, int, int], ...], offset: int = 0) -> str
             runs.append([start, duration, 0])
         end = start + duration
     return "".join(f'<S t="{t}" d="{d}"' + (f' r="{r}"' if r else "") + "/>" for t, d, r in runs)
-
-
-def _representation(rendition: Rendition, attributes: str) -> str:
-    track = rendition.track
-    first = rendition.segments[0][0] if rendition.segments else 1
-    template = (
-        f'<SegmentTemplate timescale="{track.timescale}" '
-        f'presentationTimeOffset="{track.presentation_offset}" '
-        f"initialization={quoteattr(rendition.name + '/init.mp4')} "
-        f'media={quoteattr(rendition.name + "/seg_$Number%05d$.m4s")} startNumber="{first}">'
-        f"<SegmentTimeline>{timeline(rendition.segments, track.presentation_offset)}</SegmentTimeline>"
-        "</SegmentTemplate>"
-    )
-    return (
-        f"      <Representation id={quoteattr(rendition.name)} codecs={quoteattr(track.codecs)} "
-        f'bandwidth="{rendition.peak_bps}"{attributes}>{template}</Representation>'
-    )
-
-
-def mpd_text(videos: list[Rendition], audio: Rendition | None, fps: float, segment_s: int) -> str:
-    """A static DASH manifest over the same init and media segments as the HLS playlists."""
-    duration = max((r.seconds for r in [*videos, *([audio] if audio else [])]), default=0.0)
-    lines = [
-        '<?xml version="1.0" encoding="utf-8"?>',
-        '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" '
-        f'type="static" mediaPresentationDuration="PT{duration:.3f}S" minBufferTime="PT{segment_s}S">',
-        '  <Period id="0" start="PT0S">',
-        '    <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" '
-        f'startWithSAP="1" frameRate="{fps:g}">',
-    ]
-    for video in videos:
-        size = f' width="{video.track.width}" height="{video.track.height}" sar="1:1"'
-        lines.append(_representation(video, size))
-    lines.append("    </AdaptationSet>")
-    if audio is not None:
-        lines += [
-            '    <AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="und" '
-            'segmentAlignment="true" startWithSAP="1">',
-            f'      <AudioChannelConfiguration schemeIdUri="{CHANNEL_SCHEME}" '
-            f'value="{audio.track.channels}"/>',
-            _representation(audio, f' audioSamplingRate="{audio.track.sample_rate}"'),
-            "    </AdaptationSet>",
-        ]
-    lines += ["  </Period>", "</MPD>", ""]
-    return "\n".join(lines)

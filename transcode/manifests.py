@@ -1,5 +1,6 @@
 """A ladder's playlists while and after FFmpeg writes it: progress, the moment it can be played, the
-EVENT → VOD rewrite, and the two manifests Python writes (`master.m3u8`, `manifest.mpd`).
+EVENT → VOD rewrite, and the two manifests Python writes (`master.m3u8`, `manifest.mpd`) from the
+ladder's presentation record (transcode/presentation.py).
 
 FFmpeg writes one folder per rendition (transcode/ladder.py); the manifests over them are made from the
 renditions' own MP4 boxes (transcode/cmaf.py), so CODECS and the DASH SegmentTimeline are exact.
@@ -10,8 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from transcode.cmaf import Rendition, master_text, mpd_text, read_init, read_rendition
+from transcode.cmaf import Rendition, read_init, read_rendition
 from transcode.ladder import AUDIO, EncodeSettings, Rung, renditions
+from transcode.presentation import FILE as PRESENTATION
+from transcode.presentation import AudioTrack, Presentation
 
 MASTER = "master.m3u8"
 MANIFEST = "manifest.mpd"
@@ -89,15 +92,17 @@ def provisional_master(
         Rendition(rung.name, read_init(out_dir / rung.name / "init.mp4"), peak_bps=rung.max_kbps * 1000)
         for rung in rungs
     ]
-    replace_file(out_dir / MASTER, master_text(videos, audio, frame_rate(fps)))
+    presentation = Presentation(frame_rate(fps), settings.segment_s, tuple(videos), main_audio(audio))
+    replace_file(out_dir / MASTER, presentation.master_text())
     return listed(rungs, videos, audio)
 
 
 def write_manifests(
     out_dir: Path, rungs: list[Rung], has_audio: bool, fps: float, segment_s: int
 ) -> list[dict[str, int]]:
-    """The finished ladder's master playlist (BANDWIDTH and AVERAGE-BANDWIDTH measured over its
-    segments) and its DASH manifest, over the same files; the renditions as the video lists them."""
+    """The finished ladder's presentation record, its master playlist (BANDWIDTH and AVERAGE-BANDWIDTH
+    measured over its segments) and its DASH manifest, over the same files; the renditions as the
+    video lists them."""
 
     def rendition(name: str) -> Rendition:
         playlist = out_dir / name / "index.m3u8"
@@ -107,10 +112,24 @@ def write_manifests(
 
     audio = rendition(AUDIO) if has_audio else None
     videos = [rendition(rung.name) for rung in rungs]
-    rate = frame_rate(fps)
-    replace_file(out_dir / MANIFEST, mpd_text(videos, audio, rate, segment_s))
-    replace_file(out_dir / MASTER, master_text(videos, audio, rate))
+    presentation = Presentation(frame_rate(fps), segment_s, tuple(videos), main_audio(audio))
+    write_presentation(out_dir, presentation)
     return listed(rungs, videos, audio)
+
+
+def write_presentation(out_dir: Path, presentation: Presentation) -> None:
+    """A ladder folder's record and the two manifests made from it; the master last, as a player
+    reads it first."""
+    replace_file(out_dir / PRESENTATION, presentation.to_json())
+    replace_file(out_dir / MANIFEST, presentation.mpd_text())
+    replace_file(out_dir / MASTER, presentation.master_text())
+
+
+def main_audio(audio: Rendition | None, language: str = "und") -> tuple[AudioTrack, ...]:
+    """The source's own sound as the ladder's first (default) audio track."""
+    if audio is None:
+        return ()
+    return (AudioTrack(audio, language=language or "und", label="Original", default=True),)
 
 
 def listed(rungs: list[Rung], videos: list[Rendition], audio: Rendition | None) -> list[dict[str, int]]:

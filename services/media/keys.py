@@ -9,11 +9,14 @@ the same below MEDIA_ROOT for the scratch folders of a transcode:
         master.m3u8, manifest.mpd           the HLS master playlist and the DASH manifest (CMAF ladders)
         <height>p/index.m3u8                one rung: init.mp4 + seg_NNNNN.m4s (CMAF), or seg_NNNNN.ts
                                             (MPEG-TS: ladders made before CMAF, which keep playing)
-        av1_<height>p/index.m3u8            an AV1 rung (CMAF ladders; added by the AV1 follow-up job)
         audio/index.m3u8, init.mp4, seg_NNNNN.m4s   the audio, encoded once for every rung (CMAF)
         thumbnail.jpg, storyboard.vtt       pictures
-        subs/<language>/index.m3u8          subtitles (segmented WebVTT; next round)
-        audio/<language>/index.m3u8         an audio track (next round)
+        av1-<height>p/                      an AV1 rung, on the H.264 rungs' segment boundaries
+        audio-<id>/                         an added audio track (another language), on the same timeline
+        subs-<id>/index.m3u8, seg_NNNNN.vtt, subtitles.vtt   a subtitle track (segmented and whole)
+        chapters.vtt                        chapters (WebVTT)
+        presentation.json                   what the two manifests list (transcode/presentation.py);
+                                            stored, never served
 
 A new kind of rendition adds its key function here and its name pattern to `LADDER_FILE`.
 """
@@ -34,16 +37,24 @@ INIT = "init.mp4"  # a CMAF rendition's init segment
 THUMBNAIL = "thumbnail.jpg"
 STORYBOARD = "storyboard.vtt"
 
+# A rendition's folder: an H.264 rung (`720p`), an AV1 rung (`av1-720p`), the source's sound (`audio`), an
+# added audio track (`audio-<id>`); a subtitle track's (`subs-<id>`: segmented WebVTT).
+RENDITION = r"(\d{2,4}p|av1-\d{2,4}p|audio|audio-[0-9a-f]{6,24})"
+SUBTITLES = r"subs-[0-9a-f]{6,24}"
 # The only names a ladder's files have: anything else (traversal, encodings, NUL) is simply not found.
+# (`presentation.json`, the record the manifests are written from, is stored but never served.)
 LADDER_FILE = re.compile(
-    r"^(master\.m3u8|manifest\.mpd|thumbnail\.jpg|storyboard\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
-    r"|(\d{2,4}p|av1_\d{2,4}p|audio)/(index\.m3u8|init\.mp4|seg_\d{5}\.(ts|m4s)))$"
+    r"^(master\.m3u8|manifest\.mpd|thumbnail\.jpg|storyboard\.vtt|chapters\.vtt|(storyboard|sprite)(_\d{1,4})?\.jpg"
+    rf"|{RENDITION}/(index\.m3u8|init\.mp4|seg_\d{{5}}\.(ts|m4s))"
+    rf"|{SUBTITLES}/(index\.m3u8|seg_\d{{5}}\.vtt|subtitles\.vtt))$"
 )
 # A whole segment of a rendition, or its init segment: what its playlist needs stored before it
 # (FFmpeg's unfinished segments end in .tmp).
-SEGMENT = re.compile(r"^(\d{2,4}p|av1_\d{2,4}p|audio)/(seg_\d+\.(ts|m4s)|init\.mp4)$")
-# A rendition's playlist (a rung's or the audio's).
-RENDITION_PLAYLIST = re.compile(r"^(\d{2,4}p|av1_\d{2,4}p|audio)/index\.m3u8$")
+SEGMENT = re.compile(rf"^({RENDITION}/(seg_\d+\.(ts|m4s)|init\.mp4)|{SUBTITLES}/seg_\d+\.vtt)$")
+# A rendition's playlist (a rung's, the audio's, a subtitle track's).
+RENDITION_PLAYLIST = re.compile(rf"^({RENDITION}|{SUBTITLES})/index\.m3u8$")
+PRESENTATION = "presentation.json"
+CHAPTERS = "chapters.vtt"
 
 
 def video_id_text(video_id: ObjectId | str) -> str:

@@ -50,6 +50,7 @@ from services.media.serving import (
     local_answer,
 )
 from services.media.uploads import FileBytes, ObjectBytes, UploadBytes
+from transcode.presentation import Presentation
 
 Edge = NginxEdge | S3Edge
 DEFAULT_ROOT = "media"
@@ -247,35 +248,6 @@ class Media:
         """A small text file of a published ladder (a playlist, the MPD). ObjectMissing when absent."""
         return (await self.storage.read_bytes(key)).decode()
 
-    async def add_renditions(
-        self, video_id: Any, run: str, ladder: str, folders: list[str], manifests: dict[str, str]
-    ) -> None:
-        """Add whole renditions (`folders` of a run's scratch, e.g. the AV1 rungs) to the published ladder
-        `ladder` (``videos/<id>/hls-<run>/``), then replace its manifests with `manifests` (name → text):
-        the MPD, the master last, so nothing lists a rendition before all of its files are there.
-        Local storage: each folder renamed into the ladder; an object store: every file stored, the
-        playlists after their segments."""
-        scratch = self.scratch_ladder(video_id, run)
-        if not scratch.is_dir():
-            raise ScratchMissing(str(scratch))
-        if self.in_place:
-            target = self.root / ladder.rstrip("/")
-            if not target.is_dir():
-                raise ObjectMissing("The ladder is gone.")
-            for name in folders:
-                await remove_tree(target / name)  # a rendition left by an earlier attempt
-                await asyncio.get_running_loop().run_in_executor(
-                    None, move_into_place, scratch / name, target / name
-                )
-        else:
-            for name in folders:
-                files = await asyncio.get_running_loop().run_in_executor(None, files_below, scratch / name)
-                media = [(path, f"{name}/{rel}") for path, rel in files if not rel.endswith(".m3u8")]
-                await put_files(self.storage, media, ladder, asyncio.Semaphore(PUBLISH_CONCURRENCY))
-                await self.storage.put_file(scratch / name / "index.m3u8", f"{ladder}{name}/index.m3u8")
-        for name in sorted(manifests, key=lambda n: n == keys.MASTER):
-            await self.storage.put_bytes(ladder + name, manifests[name].encode())
-
     async def retire(self, video_id: Any, run: str) -> None:
         """Once the video names run's ladder: drop its other ladders (older ones, leftovers of a runner
         that died mid-upload) and the run's scratch. A store that fails leaves them for the next time."""
@@ -305,6 +277,49 @@ class Media:
         """Every file and object of a video, and its scratch on this machine."""
         await self.storage.delete_prefix(keys.video_prefix(video_id))
         await self.remove_video(video_id)
+
+    # --- a finished ladder's presentation: tracks added and taken away without encoding again ---
+
+    async def read_presentation(self, video: Video) -> Presentation | None:
+        """The record the manifests of the ladder a video is played from are written from; None for a
+        ladder that has none (MPEG-TS ladders made before CMAF, a video with no ladder yet)."""
+        if video.playable_path is None or video.dash_path is None:
+            return None
+        try:
+            data = await self.storage.read_bytes(f"{video.ladder_folder}/{keys.PRESENTATION}")
+            return Presentation.from_json(data)
+        except (ObjectMissing, ValueError):
+            return None
+
+    async def add_ladder_files(self, video: Video, files: list[tuple[Path, str]]) -> None:
+        """Files made for a finished ladder (an added track's, the AV1 rungs') stored beside it, each
+        `(local path, name inside the ladder)`: segments first, then playlists, so nothing names a
+        file that is not there. Listed only once `write_presentation` says so."""
+        prefix = video.ladder_folder + "/"
+        first = [(path, rel) for path, rel in files if not rel.endswith(".m3u8")]
+        await put_files(self.storage, first, prefix, asyncio.Semaphore(PUBLISH_CONCURRENCY))
+        for path, rel in files:
+            if rel.endswith(".m3u8"):
+                await self.storage.put_file(path, prefix + rel)
+
+    async def put_ladder_bytes(self, video: Video, rel: str, data: bytes) -> None:
+        """One small file of a finished ladder (a subtitle segment, chapters.vtt) written as a whole."""
+        await self.storage.put_bytes(f"{video.ladder_folder}/{rel}", data)
+
+    async def remove_ladder_folder(self, video: Video, folder: str) -> None:
+        """A track's folder inside the ladder (``subs-<id>``, ``audio-<id>``), once no manifest lists it."""
+        if not re.fullmatch(rf"{keys.RENDITION}|{keys.SUBTITLES}", folder) or folder in ("audio",):
+            raise ValueError(f"not a track folder: {folder!r}")
+        await self.storage.delete_prefix(f"{video.ladder_folder}/{folder}/")
+
+    async def write_presentation(self, video: Video, presentation: Presentation) -> None:
+        """The record and the two manifests written from it; the master last, as players read it
+        first. The callers serialise changes to one video (a job per video, a lock)."""
+        folder = video.ladder_folder
+        await self.storage.put_bytes(f"{folder}/{keys.PRESENTATION}", presentation.to_json().encode())
+        await self.storage.put_bytes(f"{folder}/{keys.MANIFEST}", presentation.mpd_text().encode())
+        await self.storage.put_bytes(f"{folder}/{keys.MASTER}", presentation.master_text().encode())
+        self._folders.pop(video.playable_path or "", None)
 
     # --- serving ------------------------------------------------------------------------------
 
@@ -404,24 +419,26 @@ def move_into_place(scratch: Path, final: Path) -> None:
         raise ScratchMissing(str(scratch))
 
 
-AUDIO_GROUP = re.compile(r"^#EXT-X-MEDIA:.*TYPE=AUDIO")
+RENDITION_GROUPS = re.compile(r"^#EXT-X-MEDIA:.*TYPE=(AUDIO|SUBTITLES)")
 URI = re.compile(r'URI="([^"]+)"')
 MASTER_HEADER = ("#EXTM3U", "#EXT-X-VERSION", "#EXT-X-INDEPENDENT-SEGMENTS")
 
 
 def one_rung_master(master: str, playlist: str, base_url: str) -> str | None:
-    """A master playlist cut to one rung and its audio group, every URI made absolute under
+    """A master playlist cut to one rung and its audio (and subtitle) groups, every URI made absolute under
     `base_url`; None when the master names no audio group or not that rung."""
     lines = master.splitlines()
-    audio = [
-        URI.sub(lambda m: f'URI="{base_url}/{m.group(1)}"', line) for line in lines if AUDIO_GROUP.match(line)
+    groups = [
+        URI.sub(lambda m: f'URI="{base_url}/{m.group(1)}"', line)
+        for line in lines
+        if RENDITION_GROUPS.match(line)
     ]
     variant = [
         [line, f"{base_url}/{playlist}"]
         for line, following in zip(lines, [*lines[1:], ""], strict=True)
         if line.startswith("#EXT-X-STREAM-INF:") and following.strip() == playlist
     ]
-    if not audio or not variant:
+    if not any("TYPE=AUDIO" in line for line in groups) or not variant:
         return None
     header = [line for line in lines if line.startswith(MASTER_HEADER)]
-    return "\n".join([*header, *audio, *variant[0]]) + "\n"
+    return "\n".join([*header, *groups, *variant[0]]) + "\n"

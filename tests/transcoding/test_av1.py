@@ -77,7 +77,7 @@ async def test_the_av1_job_lists_av1_rungs_aligned_with_the_h264_ones_only_once_
     video_id, doc = await ready_without_av1(api, staff_token, clip, db)
     folder = ladder(settings, doc)
     master = (folder / "master.m3u8").read_text()
-    assert "av01" not in master and "av1_" not in master
+    assert "av01" not in master and "av1-" not in master
     assert (folder / "manifest.mpd").read_text().count('contentType="video"') == 1
     assert await db.jobs.find_one({"key": f"av1:{video_id}"}) is None
     reply = await api.get(f"/api/videos/{video_id}/", token=staff_token)
@@ -91,7 +91,7 @@ async def test_the_av1_job_lists_av1_rungs_aligned_with_the_h264_ones_only_once_
     assert doc["hls_path"] == str(Path(doc["hls_path"]))  # the same ladder, now with AV1 beside H.264
 
     for height in (120, 360):
-        h264, av1 = folder / f"{height}p", folder / f"av1_{height}p"
+        h264, av1 = folder / f"{height}p", folder / f"av1-{height}p"
         assert read_init(av1 / "init.mp4").codecs.startswith("av01.0.")
         assert (read_init(av1 / "init.mp4").width, read_init(av1 / "init.mp4").height) == (
             read_init(h264 / "init.mp4").width,
@@ -108,21 +108,22 @@ async def test_the_av1_job_lists_av1_rungs_aligned_with_the_h264_ones_only_once_
     assert [uri for _, uri in variants] == [
         "120p/index.m3u8",
         "360p/index.m3u8",
-        "av1_120p/index.m3u8",
-        "av1_360p/index.m3u8",
+        "av1-120p/index.m3u8",
+        "av1-360p/index.m3u8",
+        "audio/index.m3u8",  # the audio-only variant stays last
     ]
-    for attrs, uri in variants[2:]:
+    for attrs, uri in variants[2:4]:
         codec = read_init(folder / uri.split("/")[0] / "init.mp4").codecs
         assert f'CODECS="{codec},mp4a.40.2"' in attrs and 'AUDIO="aud"' in attrs
     mpd = (folder / "manifest.mpd").read_text()
     sets = re.findall(r"<AdaptationSet [^>]*contentType=\"video\".*?</AdaptationSet>", mpd, re.DOTALL)
     assert len(sets) == 2
     assert "avc1." in sets[0] and "av01" not in sets[0]
-    assert 'initialization="av1_360p/init.mp4"' in sets[1] and "avc1" not in sets[1]
+    assert 'initialization="av1-360p/init.mp4"' in sets[1] and "avc1" not in sets[1]
     reply = await api.get(f"/api/videos/{video_id}/", token=staff_token)
     assert reply.data["codecs"] == ["avc1", "av01"]
     played = await api.get(
-        reply.data["hls_url"].replace("master.m3u8", "av1_360p/seg_00001.m4s"), token=staff_token
+        reply.data["hls_url"].replace("master.m3u8", "av1-360p/seg_00001.m4s"), token=staff_token
     )
     assert played.code == 200 and len(played.body) > 0
 
@@ -133,7 +134,7 @@ async def test_with_av1_after_the_publish_queues_the_av1_job_and_retranscode_que
     settings.transcode.av1 = "after"
     video_id = await upload(api, staff_token, clip)
     first = await av1_listed(db, video_id)
-    assert (ladder(settings, first) / "av1_360p" / "init.mp4").is_file()
+    assert (ladder(settings, first) / "av1-360p" / "init.mp4").is_file()
 
     reply = await api.post(f"/api/videos/{video_id}/retranscode/", token=staff_token)
     assert reply.code == 202
@@ -143,7 +144,7 @@ async def test_with_av1_after_the_publish_queues_the_av1_job_and_retranscode_que
     assert again["codecs"] == ["avc1"] or "av01" in again["codecs"]  # dropped, then listed again
     again = await av1_listed(db, video_id)
     assert again["hls_path"] != first["hls_path"] and not ladder(settings, first).exists()
-    assert "av1_360p/index.m3u8" in (ladder(settings, again) / "master.m3u8").read_text()
+    assert "av1-360p/index.m3u8" in (ladder(settings, again) / "master.m3u8").read_text()
 
 
 async def test_a_failing_av1_encode_leaves_the_h264_ladder_playing_and_the_job_retries(
@@ -161,7 +162,7 @@ async def test_a_failing_av1_encode_leaves_the_h264_ladder_playing_and_the_job_r
     now = await db.videos.find_one({"_id": ObjectId(video_id)})
     assert now["status"] == "ready" and now["hls_path"] == doc["hls_path"] and now["codecs"] == ["avc1"]
     assert (ladder(settings, doc) / "master.m3u8").read_text() == master_before
-    assert not list(ladder(settings, doc).glob("av1_*"))
+    assert not list(ladder(settings, doc).glob("av1-*"))
     assert not list((ladder(settings, doc).parent).glob(".hls-tmp-av1-*"))  # its scratch is gone
     reply = await api.get(f"/api/videos/{video_id}/", token=staff_token)
     master = await api.get(reply.data["hls_url"], token=staff_token)
@@ -261,13 +262,13 @@ class TestObjectStorage:
         name, client = bucket
         prefix = doc["hls_path"].rsplit("/", 1)[0] + "/"
         stored = {o["Key"] for o in client.list_objects_v2(Bucket=name, Prefix=prefix).get("Contents", [])}
-        for rung in ("av1_120p", "av1_360p"):
+        for rung in ("av1-120p", "av1-360p"):
             assert {f"{prefix}{rung}/init.mp4", f"{prefix}{rung}/index.m3u8"} <= stored
             assert f"{prefix}{rung}/seg_00004.m4s" in stored
         master = client.get_object(Bucket=name, Key=doc["hls_path"])["Body"].read().decode()
-        assert "av1_360p/index.m3u8" in master
+        assert "av1-360p/index.m3u8" in master
         mpd = client.get_object(Bucket=name, Key=doc["dash_path"])["Body"].read().decode()
         assert mpd.count('contentType="video"') == 2
         reply = await api.get(f"/api/videos/{video_id}/", token=staff_token)
         served = await api.get(reply.data["hls_url"], token=staff_token)
-        assert served.code == 200 and "av1_360p/index.m3u8" in served.body.decode()
+        assert served.code == 200 and "av1-360p/index.m3u8" in served.body.decode()

@@ -37,6 +37,7 @@ async def test_a_240p_upload_becomes_ready_with_the_120p_rung_only(api, staff_to
         "audio",
         "manifest.mpd",
         "master.m3u8",
+        "presentation.json",
         "storyboard.jpg",
         "storyboard.vtt",
         "thumbnail.jpg",
@@ -96,8 +97,10 @@ async def test_the_master_playlist_names_bandwidth_resolution_and_codecs(
     assert re.search(
         r'^#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",.*URI="audio/index\.m3u8"$', master, re.MULTILINE
     )
-    entries = re.findall(r"#EXT-X-STREAM-INF:(.*)\n(\S+)", master)
+    *entries, audio_only = re.findall(r"#EXT-X-STREAM-INF:(.*)\n(\S+)", master)
     assert [uri for _, uri in entries] == ["120p/index.m3u8", "360p/index.m3u8"]
+    # last, the audio-only variant Apple's authoring rules ask for (hls.js skips it beside pictures)
+    assert audio_only[1] == "audio/index.m3u8" and 'CODECS="mp4a.40.2"' in audio_only[0]
     for attributes, _ in entries:
         assert re.search(r"(^|,)BANDWIDTH=\d+", attributes)
         assert re.search(r"AVERAGE-BANDWIDTH=\d+", attributes)
