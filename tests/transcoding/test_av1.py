@@ -13,6 +13,7 @@ from bson import ObjectId
 from tests.media import make_clip
 from tests.test_storage_s3 import bucket, moto, s3_media  # noqa: F401 (fixtures)
 from tests.transcoding.helpers import upload, wait_for, wait_for_job, wait_for_status
+from transcode.av1 import key_frame_times, segment_starts
 from transcode.cmaf import read_fragment, read_init
 from transcode.ffmpeg import ffmpeg_binary
 
@@ -272,3 +273,32 @@ class TestObjectStorage:
         reply = await api.get(f"/api/videos/{video_id}/", token=staff_token)
         served = await api.get(reply.data["hls_url"], token=staff_token)
         assert served.code == 200 and "av1-360p/index.m3u8" in served.body.decode()
+
+
+async def test_a_ladder_made_before_cmaf_never_gets_av1(db, services, settings):
+    settings.transcode.av1 = "after"
+    video_id = ObjectId()
+    await db.videos.insert_one(
+        {
+            "_id": video_id,
+            "title": "MPEG-TS ladder",
+            "status": "ready",
+            "source": "videos/x/source",
+            "hls_path": f"videos/{video_id}/hls-1-abc/master.m3u8",
+            "dash_path": None,
+            "renditions": [{"height": 120, "width": 214, "bandwidth": 300000}],
+        }
+    )
+    assert not await services.av1.queue_av1(video_id)
+    assert not await services.av1.queue_av1(str(ObjectId()))  # no such video: nothing either
+    assert await db.jobs.find_one({"type": "av1"}) is None
+
+
+def test_the_av1_key_frames_fall_half_a_frame_before_each_h264_segment_start():
+    playlist = (
+        "#EXTINF:4.000000,\nseg_00001.m4s\n#EXTINF:3.966667,\nseg_00002.m4s\n#EXTINF:2.5,\nseg_00003.m4s\n"
+    )
+    starts = segment_starts(playlist)
+    assert starts == [4.0, pytest.approx(7.966667)]
+    assert key_frame_times(tuple(starts), 30.0) == "3.983333,7.950000"
+    assert key_frame_times((), 30.0) == "0"
