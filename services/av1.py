@@ -23,6 +23,7 @@ import contextlib
 import logging
 import posixpath
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from bson import ObjectId
@@ -46,12 +47,12 @@ from services.transcoding import TRANSCODE, encode_settings, source_limits
 from transcode.av1 import (
     AV1_CODEC,
     Av1Spec,
-    av1_folder,
     encode_av1,
     read_av1_rungs,
     rung_files,
     segment_starts,
 )
+from transcode.cmaf import Rendition
 from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import plan_rungs
 from transcode.pool import TranscodePool
@@ -96,6 +97,14 @@ async def queue_av1(queue: JobQueue, videos: Videos, settings: TranscodeSettings
     await queue.enqueue(AV1, {"video_id": video.id, "hls_path": video.hls_path}, key=key)
     log.info("video %s: AV1 rungs queued", video.id)
     return True
+
+
+def worth_listing(av1: list[Rendition], listed: Iterable[Rendition]) -> list[Rendition]:
+    """The AV1 rungs that cost no more than the H.264 rung of their height (average bit rate): on
+    content x264 codes very cheaply (flat animation) an AV1 rung at the fixed CRF can be larger, for no
+    better picture (docs/quality.md), and is then not worth listing."""
+    h264 = {r.track.height: r.average_bps for r in listed if r.track.codecs.startswith(H264_CODEC)}
+    return [r for r in av1 if r.track.height in h264 and 0 < r.average_bps <= h264[r.track.height]]
 
 
 class Av1Planner:
@@ -236,29 +245,42 @@ class Av1Jobs(JobType):
     async def _list(
         self, video_id: ObjectId, hls_path: str, ladder: str, run_id: str, heights: list[int]
     ) -> None:
-        """Store the whole AV1 rungs beside the ladder, then add them to its presentation record and
-        write its MPD and master again from it (the master last): listed only once all are there."""
+        """Store the whole AV1 rungs worth listing beside the ladder, then add them to its presentation
+        record and write its MPD and master again from it (the master last): listed only once all of
+        them are there."""
         video = await self.videos.get(video_id)
         if video is None or not wants_av1(video, hls_path):
             log.info("video %s: AV1 rungs dropped, the ladder changed while they were made", video_id)
             return
         scratch = self.media.scratch_ladder(video_id, run_id)
         loop = asyncio.get_running_loop()
-        av1 = await loop.run_in_executor(None, read_av1_rungs, scratch, heights)
-        files = await loop.run_in_executor(None, rung_files, scratch, [av1_folder(h) for h in heights])
         try:
-            await self.media.add_ladder_files(video, files)
-            # Read as late as possible: a track added meanwhile (subtitles, audio) stays listed.
+            presentation = await self.media.read_presentation(video)
+            if presentation is None:
+                log.info("video %s: AV1 rungs dropped, its ladder has no presentation record", video_id)
+                return
+            made = await loop.run_in_executor(None, read_av1_rungs, scratch, heights)
+            av1 = worth_listing(made, presentation.videos)
+            if not av1:
+                log.info("video %s: no AV1 rung is smaller than its H.264 rung; none listed", video_id)
+                return
+            folders = [rendition.name for rendition in av1]
+            await self.media.add_ladder_files(
+                video, await loop.run_in_executor(None, rung_files, scratch, folders)
+            )
+            # Read again, as late as possible: a track added meanwhile (subtitles, audio) stays listed.
             presentation = await self.media.read_presentation(video)
             if presentation is None or not wants_av1(await self.videos.get(video_id), hls_path):
-                log.info("video %s: AV1 rungs dropped, the ladder is gone or has no record", video_id)
+                log.info("video %s: AV1 rungs dropped, the ladder changed while they were stored", video_id)
                 return
-            await self.media.write_presentation(
-                video, presentation.without_videos(AV1_CODEC).with_videos(av1)
-            )
+            listed = presentation.without_videos(AV1_CODEC).with_videos(av1)
+            await self.media.write_presentation(video, listed)
         except StorageUnavailable as err:
             raise RetryableError(str(err)) from err
         await self.videos.list_codecs(video_id, hls_path, [H264_CODEC, AV1_CODEC], self.clock())
+        if len(av1) < len(made):
+            log.info("video %s: %d of %d AV1 rungs listed (the others were larger than H.264)",
+                     video_id, len(av1), len(made))  # fmt: skip
 
     @staticmethod
     def _transcoding(ctx: JobContext) -> bool:

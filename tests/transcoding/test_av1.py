@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from bson import ObjectId
 
+from services.av1 import worth_listing
 from tests.media import make_clip
 from tests.test_storage_s3 import bucket, moto, s3_media  # noqa: F401 (fixtures)
 from tests.transcoding.helpers import upload, wait_for, wait_for_job, wait_for_status
 from transcode.av1 import key_frame_times, segment_starts
-from transcode.cmaf import read_fragment, read_init
+from transcode.cmaf import Rendition, Track, read_fragment, read_init
 from transcode.ffmpeg import ffmpeg_binary
 
 pytestmark = pytest.mark.slow
@@ -302,3 +303,14 @@ def test_the_av1_key_frames_fall_half_a_frame_before_each_h264_segment_start():
     assert starts == [4.0, pytest.approx(7.966667)]
     assert key_frame_times(tuple(starts), 30.0) == "3.983333,7.950000"
     assert key_frame_times((), 30.0) == "0"
+
+
+def test_an_av1_rung_larger_than_its_h264_rung_is_not_listed():
+    def rendition(name: str, codecs: str, height: int, average: int) -> Rendition:
+        return Rendition(name, Track("vide", 15360, codecs, height * 16 // 9, height), average_bps=average)
+
+    h264 = [rendition("360p", "avc1.64001e", 360, 500_000), rendition("720p", "avc1.64001f", 720, 500_000)]
+    smaller = rendition("av1-360p", "av01.0.01M.08", 360, 300_000)
+    larger = rendition("av1-720p", "av01.0.05M.08", 720, 650_000)  # flat animation: x264 is cheap there
+    assert worth_listing([smaller, larger], h264) == [smaller]
+    assert worth_listing([larger], h264) == []
