@@ -172,13 +172,18 @@ class Av1Jobs(JobType):
             return
         run_id = f"av1-{ctx.job['attempts']}-{secrets.token_hex(3)}"
         scratch = self.media.scratch_ladder(video_id, run_id)
-        watcher = asyncio.get_running_loop().create_task(self._stop_on_request(ctx, scratch))
+        loop = asyncio.get_running_loop()
+        # The folder a stop is asked in (its CANCEL file) exists from now on, before the worker starts.
+        await loop.run_in_executor(None, lambda: scratch.mkdir(parents=True, exist_ok=True))
+        watcher = loop.create_task(self._stop_on_request(ctx, scratch))
         ladder = posixpath.dirname(hls_path) + "/"
         try:
             spec = await self._prepare(ctx, video_id, ladder, scratch, run_id)
             if spec is None:
                 return
             await self._wait_for_transcodes(ctx)
+            if ctx.stopped.is_set():
+                raise JobStopped(ctx.stop_reason)
             yielding = asyncio.get_running_loop().create_task(self._make_way(ctx))
             try:
                 outcome = await self.pool.run(spec, self._events(ctx), work=encode_av1)

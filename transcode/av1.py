@@ -131,11 +131,13 @@ def encode_av1(spec: Av1Spec) -> Outcome:
     DONE only when every rung's playlist is whole (VOD, EXT-X-ENDLIST)."""
     started = time.monotonic()
     out_dir = Path(spec.out_dir)
-    shutil.rmtree(out_dir, ignore_errors=True)
     folders = [av1_folder(rung.height) for rung in spec.rungs]
-    for name in folders:
+    for name in folders:  # the run's own scratch: a stop asked before the worker started (CANCEL) stays
+        shutil.rmtree(out_dir / name, ignore_errors=True)
         (out_dir / name).mkdir(parents=True, exist_ok=True)
     log_path, cancel_path = out_dir / "ffmpeg.log", out_dir / CANCEL_FILE
+    if cancel_path.exists():
+        return Outcome(CANCELLED, cancelled_why(cancel_path))
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             av1_command(spec),
