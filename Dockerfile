@@ -6,9 +6,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# ffprobe from Debian (the probe reads sources with it; the pip FFmpeg encodes); tini reaps children and forwards SIGTERM.
+# tini reaps children and forwards SIGTERM. No Debian FFmpeg: the pip FFmpeg (imageio-ffmpeg) encodes and
+# PyAV (av, with FFmpeg's libraries in its wheel) probes.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg tini \
+    && apt-get install -y --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system videoflix \

@@ -20,10 +20,10 @@ read at the H.264 rung's VMAF minus 1); their medians; the AV1 pass's time again
 which fixed AV1 CRF keeps the median VMAF within 1 point of H.264 for the fewest bytes (what the AV1
 job's `config.yaml` setting is chosen from).
 
-With --per-title: the fixed CRF's top-rung VMAF across the sources (the baseline) against a probe that
-encodes a few sampled seconds at 2-3 CRFs, measures VMAF and interpolates the CRF that hits
-`--target-vmaf`; then the whole top rung at that CRF: its VMAF, its bytes against the fixed CRF's, and the
-probe's time as a share of the ladder's encode.
+With --per-title: the fixed CRF's top-rung VMAF across the sources (the baseline) against the
+pipeline's own probe (transcode/pertitle.py: a few sampled seconds at two CRFs, VMAF, a log-linear fit
+to `--target-vmaf`); then the whole ladder at the chosen CRF: its top rung's VMAF, its bytes against the
+fixed CRF's ladder, and the probe's time (wall and CPU) as a share of the fixed-CRF ladder's encode.
 
     .venv/bin/python bench/quality.py [--seconds 8] [--sources synthetic,cartoon,camera] [--photo PNG]
                                       [--av1-presets 10] [--av1-crfs 32,38,44,50] [--h264-crfs 19,23,27,31]
@@ -554,80 +554,99 @@ def report(points: list[Point], args: argparse.Namespace) -> None:
 
 
 def per_title(args: argparse.Namespace, work: Path, points: list[Point]) -> None:
-    """The fixed CRF's top-rung VMAF spread against the probe's, per source and codec."""
+    """The fixed CRF's top-rung VMAF per source and codec (the baseline) against the pipeline's own probe
+    (transcode/pertitle.py: the windows it samples, its CRFs, its fit) and the whole ladder re-encoded at
+    the CRF it chose; the probe's cost against the fixed-CRF ladder's encode, wall and CPU."""
+    import asyncio
+
+    from transcode import pertitle
+    from transcode.probe import probe as probe_source
+
     preset, crf, segment_s, ladder, target = config_transcode()
     target = args.target_vmaf or target
     av1_preset = args.av1_presets.split(",")[0]
     fixed_crf = {"h264": crf, "av1": args.av1_crf}
-    probe_crfs = {"h264": [19, 23, 27], "av1": [30, 40, 50]}
-    clamp = {"h264": (16, 30), "av1": (20, 55)}
-    rows = []
+    rows, summary = [], []
     for name in args.sources.split(","):
         src = work / f"{name}.mp4"
         if not src.exists():
             make_source(name, src, args.seconds, args.photo)
+        info = asyncio.run(probe_source(src))
         rungs = plan_rungs(1920, 1080, source_kbps(src, args.seconds), ladder)
         top = rungs[-1]
         for codec in args.codecs.split(","):
             p = preset if codec == "h264" else av1_preset
             # the baseline: the whole ladder at the fixed CRF (its time is what the probe is held against)
-            files, ladder_s, _ = encode_ladder(src, work, rungs, codec, p, fixed_crf[codec], segment_s)
+            fixed = fixed_crf[codec]
+            files, ladder_s, ladder_cpu = encode_ladder(src, work, rungs, codec, p, fixed, segment_s)
             fixed_vmaf = vmaf(src, {top.height: files[top.height]}, rungs, args.subsample, work)[top.height]
-            fixed_kb = files[top.height].stat().st_size / 1000
-            # the probe: K windows of W s at top-rung size, one lossless reference, 3 CRFs, VMAF each
+            fixed_bytes = sum(f.stat().st_size for f in files.values())
+            for f in files.values():
+                f.unlink()
+            # the probe, as the transcode job runs it
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.monotonic()
-            k, w = args.windows, args.window_s
-            starts = [max(0.0, args.seconds * (i + 1) / (k + 1) - w / 2) for i in range(k)]
-            inputs: list[object] = []
-            for s in starts:
-                inputs += ["-ss", f"{s:.3f}", "-t", w, "-i", src]
-            graph = (
-                "".join(
-                    f"[{i}:v:0]scale={top.width}:{top.height}:flags=bicubic,setsar=1,format=yuv420p,"
-                    f"setpts=PTS-STARTPTS[s{i}];"
-                    for i in range(k)
-                )
-                + "".join(f"[s{i}]" for i in range(k))
-                + f"concat=n={k}:v=1:a=0[v]"
+            choice = pertitle.choose_crf(
+                ffmpeg(),
+                src,
+                info,
+                top.width,
+                top.height,
+                lambda c, codec=codec, p=p, top=top: [
+                    str(a) for a in encoder_args(codec, top, p, c, segment_s)
+                ],
+                pertitle.PROBES[codec],
+                target,
+                work / "probe",
             )
-            ref = work / "probe-ref.mkv"
-            run([*inputs, "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast",
-                 "-qp", 0, ref])  # fmt: skip
-            probe_points = []
-            for c in probe_crfs[codec]:
-                enc, _, _ = encode_ladder(ref, work, [top], codec, p, c, segment_s)
-                score = vmaf(ref, enc, [top], args.subsample, work)[top.height]
-                probe_points.append((c, score))
             probe_s = time.monotonic() - start
-            chosen = round(crf_for_target(probe_points, target, *clamp[codec]))
-            # the check: the whole top rung at the chosen CRF
-            files2, _, _ = encode_ladder(src, work, [top], codec, p, chosen, segment_s)
-            tuned_vmaf = vmaf(src, files2, rungs, args.subsample, work)[top.height]
-            tuned_kb = files2[top.height].stat().st_size / 1000
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            probe_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            # the check: the whole ladder at the chosen CRF
+            files, _, _ = encode_ladder(src, work, rungs, codec, p, choice.crf, segment_s)
+            tuned_vmaf = vmaf(src, {top.height: files[top.height]}, rungs, args.subsample, work)[top.height]
+            tuned_bytes = sum(f.stat().st_size for f in files.values())
+            for f in files.values():
+                f.unlink()
+            needed_s = probe_cpu / (0.15 * ladder_cpu / args.seconds)
             rows.append((
-                name, codec, f"{fixed_crf[codec]} → {fixed_vmaf:.2f}",
-                ", ".join(f"{c}: {v:.1f}" for c, v in probe_points), chosen, f"{tuned_vmaf:.2f}",
-                f"{tuned_vmaf - target:+.2f}", fmt_ratio(tuned_kb / fixed_kb), f"{probe_s:.1f}",
-                f"{ladder_s:.1f}",
-                f"{probe_s / ladder_s:.0%}", f"{probe_s / (0.15 * ladder_s / args.seconds) / 60:.1f}",
+                name, codec, f"{fixed} → {fixed_vmaf:.2f}",
+                ", ".join(f"{c}: {v:.1f}" for c, v in choice.points), choice.crf,
+                f"{choice.estimated_vmaf:.1f}", f"{tuned_vmaf:.2f}", f"{tuned_vmaf - target:+.2f}",
+                f"{fixed_bytes * 8 / args.seconds / 1000:.0f}",
+                f"{tuned_bytes * 8 / args.seconds / 1000:.0f}",
+                fmt_ratio(tuned_bytes / fixed_bytes),
+                f"{probe_s:.1f} / {probe_cpu:.1f}", f"{ladder_s:.1f} / {ladder_cpu:.1f}",
+                f"{probe_s / ladder_s:.0%} / {probe_cpu / ladder_cpu:.0%}", f"{needed_s / 60:.1f}",
             ))  # fmt: skip
+            summary.append((codec, fixed_vmaf, tuned_vmaf))
             print(
-                f"  per-title {name} {codec}: crf {chosen} VMAF {tuned_vmaf:.2f}", file=sys.stderr, flush=True
+                f"  per-title {name} {codec}: crf {choice.crf} VMAF {tuned_vmaf:.2f} "
+                f"(fixed {fixed_vmaf:.2f}); "
+                f"probe {probe_s:.1f} s, ladder {ladder_s:.1f} s",
+                file=sys.stderr,
+                flush=True,
             )
-    print(f"\n### Per-title CRF: top rung ({rungs[-1].name}) to VMAF {target:g} "
-          f"(probe: {args.windows} x {args.window_s:g} s sampled, CRFs {probe_crfs})\n")  # fmt: skip
+    print(
+        f"\n### Per-title CRF: top rung ({top.name}) to VMAF {target:g}; {args.seconds:g} s sources; probe: "
+        f"{pertitle.WINDOWS} x {pertitle.WINDOW_S:g} s sampled, CRFs "
+        f"{ {c: pertitle.PROBES[c].crfs for c in args.codecs.split(',')} }\n"
+    )
     print(table(
-        ["source", "codec", "fixed CRF → VMAF", "probe CRF: VMAF", "chosen CRF", "VMAF at it", "- target",
-         "bytes x fixed", "probe s", "ladder s", "probe / ladder", "length for ≤ 15 %, min"],
+        ["source", "codec", "fixed CRF → VMAF", "probe CRF: VMAF", "chosen CRF", "fit VMAF", "VMAF at it",
+         "- target", "ladder kbit/s fixed", "ladder kbit/s per-title", "bytes x fixed",
+         "probe s wall / CPU", "ladder s wall / CPU", "probe / ladder wall / CPU",
+         "length for ≤ 15 % (CPU), min"],
         rows,
     ))  # fmt: skip
     for codec in args.codecs.split(","):
-        fixed = [float(r[2].split("→ ")[1]) for r in rows if r[1] == codec]
-        tuned = [float(r[5]) for r in rows if r[1] == codec]
+        fixed = [f for c, f, _ in summary if c == codec]
+        tuned = [t for c, _, t in summary if c == codec]
+        hits = sum(1 for t in tuned if abs(t - target) <= 2)
         print(
             f"\n{codec}: fixed CRF top-rung VMAF {min(fixed):.2f}-{max(fixed):.2f} "
-            f"(spread {max(fixed) - min(fixed):.2f}); "
-            f"per-title {min(tuned):.2f}-{max(tuned):.2f} (target {target:g} ± 2)"
+            f"(spread {max(fixed) - min(fixed):.2f}); per-title {min(tuned):.2f}-{max(tuned):.2f} "
+            f"(spread {max(tuned) - min(tuned):.2f}); {hits}/{len(tuned)} within {target:g} ± 2"
         )
 
 
@@ -644,8 +663,6 @@ def main() -> None:
     parser.add_argument("--codecs", default="h264", help="codecs for --per-title: h264,av1")
     parser.add_argument("--av1-crf", type=int, default=38, help="AV1's fixed CRF, for --per-title")
     parser.add_argument("--target-vmaf", type=float, default=None, help="default: transcode.target_vmaf, 93")
-    parser.add_argument("--windows", type=int, default=3, help="--per-title: sampled windows")
-    parser.add_argument("--window-s", type=float, default=1.0, help="--per-title: seconds per window")
     parser.add_argument("--json", type=Path, help="also write every measured point here")
     args = parser.parse_args()
     if args.photo and "photo" not in args.sources.split(","):

@@ -164,6 +164,9 @@ class AccountSettings(Section):
     rate_limit_password_reset: str = Field(
         "5/3600", pattern=RATE, description="Password reset requests allowed: COUNT/SECONDS."
     )
+    rate_limit_signup_resend: str = Field(
+        "3/3600", pattern=RATE, description="Verify mails sent again allowed: COUNT/SECONDS."
+    )
 
 
 class MediaSettings(Section):
@@ -195,9 +198,13 @@ class MediaSettings(Section):
     probe_memory_mb: int = Field(
         1024,
         ge=16,
-        description="Address space the probe of an upload may use, in MiB (FFmpeg's libraries take ~270).",
+        description="Address space the probe of an upload may use, in MiB (Python and PyAV take ~125).",
     )
     probe_timeout_s: float = Field(30.0, gt=0, description="Seconds the probe of an upload may take.")
+    max_subtitle_kb: int = Field(
+        1024, ge=1, le=64 * 1024, description="Largest subtitle file (SRT or WebVTT) accepted, in KiB."
+    )
+    max_chapters: int = Field(500, ge=1, le=10_000, description="Most chapters a video may have.")
     grant_max_age_s: int = Field(
         6 * 3600, ge=60, description="Seconds a stream URL (its signed grant) stays valid."
     )
@@ -320,6 +327,19 @@ class TranscodeSettings(Section):
     av1_min_views: int = Field(
         100, ge=1, description="With av1: popular, views in 7 days after which a video gets AV1 rungs."
     )
+    target_vmaf: float | None = Field(
+        93.0,
+        ge=0,
+        le=100,
+        description="Per-title CRF: the top rung's VMAF a short probe aims each title's CRF at (every rung "
+        "of the codec then uses it, under the rung caps); 0 or null: the fixed `crf` for every title.",
+    )
+    per_title_min_s: float = Field(
+        120.0,
+        ge=0,
+        description="Probe only sources at least this long: the probe costs about the same whatever the "
+        "length, and delays the first playable segments by that much.",
+    )
     ladder: list[LadderRungSettings] = Field(
         default_factory=lambda: [rung.model_copy() for rung in DEFAULT_LADDER],
         min_length=1,
@@ -379,6 +399,23 @@ class MetricsSettings(Section):
     )
 
 
+class AnalyticsSettings(Section):
+    raw_events_days: float = Field(
+        7.0, gt=0, description="Days raw playback events are kept (a TTL index); aggregates stay."
+    )
+    max_body_kb: int = Field(128, ge=1, le=1024, description="Largest playback report body, in KiB.")
+    rate_limit_playback: str = Field(
+        "60/60", pattern=RATE, description="Playback reports allowed per user: COUNT/SECONDS."
+    )
+    view_min_s: float = Field(30.0, gt=0, description="Seconds watched that count a view ...")
+    view_min_share: float = Field(
+        0.5, gt=0, le=1, description="... or this share of the video watched, whichever comes first."
+    )
+    popular_cache_s: float = Field(
+        30.0, ge=0, description="Seconds the views-in-7-days ranking (?ordering=popular) is cached."
+    )
+
+
 class Settings(Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -392,6 +429,7 @@ class Settings(Section):
     jobs: JobSettings = Field(default_factory=JobSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
 
     @model_validator(mode="after")
     def _admin_needs_both(self) -> Settings:

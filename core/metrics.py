@@ -22,6 +22,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 TRANSCODE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600, 7200)
 SPEED_BUCKETS = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+STARTUP_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
@@ -97,6 +98,31 @@ class Metrics:
         self.db_ping = Gauge(
             "videoflix_database_ping_seconds",
             "Latency of the last database ping (-1: no answer).",
+            registry=r,
+        )
+
+        self.playback_startup = Histogram(
+            "videoflix_playback_startup_seconds",
+            "Time from play to the first frame, as players report it.",
+            buckets=STARTUP_BUCKETS,
+            registry=r,
+        )
+        self.playback_rebuffers = Counter(
+            "videoflix_playback_rebuffers_total",
+            "Stalls players reported, by the rendition playing (a video's own heights, else other).",
+            ["rendition"],
+            registry=r,
+        )
+        self.playback_rebuffer_seconds = Counter(
+            "videoflix_playback_rebuffer_seconds_total",
+            "Seconds players spent stalled, by the rendition playing.",
+            ["rendition"],
+            registry=r,
+        )
+        self.playback_errors = Counter(
+            "videoflix_playback_errors_total",
+            "Errors players reported, by the rendition playing.",
+            ["rendition"],
             registry=r,
         )
 

@@ -11,7 +11,7 @@ from core.errors import Unauthenticated
 from core.validation import Body, Query, min_length_from
 from handlers.base import APIError, BaseHandler, public, user_only
 from handlers.openapi import api
-from handlers.replies import EmailReply, SignupReply, Success, TokenReply, User, VerifiedReply
+from handlers.replies import Detail, EmailReply, SignupReply, Success, TokenReply, User, VerifiedReply
 from services.accounts import AccountService
 
 
@@ -38,6 +38,9 @@ Email = Annotated[str, Field(max_length=254, json_schema_extra=EMAIL_SCHEMA), Af
 Name = Annotated[str, Field(max_length=150)]
 # accounts.password_min_length, which the document shows as the password's minLength
 Password = min_length_from("password_min_length")
+
+
+RESENT = "If this address is waiting to be verified, a new link is on its way."
 
 
 class PasswordBody(Body):
@@ -109,6 +112,21 @@ class SignupVerifyHandler(AccountHandler):
     async def get(self) -> None:
         token = await self.accounts.verify_signup(self.code_param())
         self.send_json({"success": "Email address verified.", "token": token})
+
+
+class SignupResendHandler(AccountHandler):
+    @api(
+        "Mail the verify link again (the same answer whether or not the address is known or verified)",
+        body=EmailBody,
+        responses={200: Detail},
+        throttled=True,
+    )
+    @public
+    async def post(self) -> None:
+        limit = self.config.accounts.rate_limit_signup_resend
+        body = await self.throttled_body(EmailBody, "signup-resend", limit)
+        await self.accounts.resend_signup(body.email)
+        self.send_json({"detail": RESENT})
 
 
 class LoginHandler(AccountHandler):
@@ -203,6 +221,7 @@ class MeHandler(AccountHandler):
 routes = [
     (r"/api/accounts/signup/?", SignupHandler),
     (r"/api/accounts/signup/verify/?", SignupVerifyHandler),
+    (r"/api/accounts/signup/resend/?", SignupResendHandler),
     (r"/api/accounts/login/?", LoginHandler),
     (r"/api/accounts/logout/?", LogoutHandler),
     (r"/api/accounts/password/reset/?", PasswordResetHandler),

@@ -112,6 +112,13 @@ class UserHandler(AdminHandler):
         fields = body.model_dump(exclude_unset=True)
         self.send_json(await self.admin.update_user(self.user, user_id, fields))
 
+    @api("Delete a user with their tokens, progress, My list and playback data", responses={204: None})
+    @staff_only
+    async def delete(self, user_id: str) -> None:
+        await self.admin.delete_user(self.user, user_id)
+        self.set_status(204)
+        self.finish()
+
 
 routes = [
     (r"/api/admin/jobs/?", JobListHandler),

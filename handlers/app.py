@@ -11,7 +11,21 @@ from urllib.parse import urlsplit
 import tornado.web
 
 from core.config import DEV_FRONTEND_ORIGIN
-from handlers import accounts, admin, categories, health, metrics, schema, stream, tus, videos, webapp
+from handlers import (
+    accounts,
+    admin,
+    categories,
+    health,
+    metrics,
+    mylist,
+    playback,
+    schema,
+    stream,
+    tracks,
+    tus,
+    videos,
+    webapp,
+)
 from handlers.base import HTTP_METHODS, NotFoundHandler, access_log, check_access_declared, loggable_path
 from handlers.route_templates import routes_of
 from services.container import Services
@@ -22,7 +36,10 @@ HANDLER_MODULES: list[ModuleType] = [
     health,
     accounts,
     categories,
+    mylist,  # before videos: /api/videos/mylist/ is not a video id
+    playback,
     videos,
+    tracks,
     tus,
     stream,
     admin,

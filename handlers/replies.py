@@ -96,6 +96,19 @@ class Rendition(BaseModel):
     url: str
 
 
+class Subtitle(BaseModel):
+    id: str
+    language: str = Field(description="A BCP 47 language tag.")
+    label: str
+    default: bool
+    url: str | None = Field(description="The whole WebVTT file, under the stream grant.")
+
+
+class Chapter(BaseModel):
+    start: Number = Field(description="Seconds from the start.")
+    title: str
+
+
 class Video(BaseModel):
     id: str
     title: str
@@ -122,6 +135,13 @@ class Video(BaseModel):
         "of its AV1 rungs are whole; empty until a ladder is ready."
     )
     watch_position: Number = Field(description="The caller's saved position in seconds (0 when none).")
+    subtitles: list[Subtitle] = Field(
+        description="Subtitle tracks (also `TYPE=SUBTITLES` renditions of the master and text "
+        "AdaptationSets of the MPD)."
+    )
+    chapters: list[Chapter] = Field(description="Chapters, by start.")
+    chapters_url: str | None = Field(description="The chapters as a WebVTT file, under the stream grant.")
+    views: int = Field(description="Views counted from playback sessions (30 s or half the video).")
 
     @classmethod
     def of(cls, shown: vocabulary.VideoView) -> Video:
@@ -150,7 +170,20 @@ class Video(BaseModel):
             ],
             codecs=list(video.codecs),
             watch_position=shown.watch_position,
+            subtitles=[
+                Subtitle(id=t.id, language=t.language, label=t.label, default=t.default, url=url)
+                for t, url in zip(video.subtitles, subtitle_urls(video, urls), strict=True)
+            ],
+            chapters=[Chapter(start=c.start, title=c.title) for c in video.chapters],
+            chapters_url=urls.chapters_url,
+            views=video.views,
         )
+
+
+def subtitle_urls(video: Any, urls: Any) -> list[str | None]:
+    """Each track's URL under the grant (none while the video cannot be played)."""
+    found = dict(urls.subtitles)
+    return [found.get(track.id) for track in video.subtitles]
 
 
 class Progress(BaseModel):

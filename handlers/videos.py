@@ -15,6 +15,7 @@ from handlers.openapi import api
 from handlers.replies import Detail, Progress, Video, VideoPage
 from handlers.streaming import StreamedBodyHandler
 from handlers.upload import UploadReceiver
+from services.catalogue import NEWEST, ORDERINGS
 from services.uploads import FORM_OVERHEAD, Ingest
 from services.vocabulary import STATUSES, VideoFields, VideoPatch
 
@@ -36,6 +37,9 @@ class VideoListQuery(Query):
     status: one_of(STATUSES) | None = Field(None, description="Staff only: filter by status.")
     search: str = Field("", description="Words, all of which the title or description contains.")
     category: str | None = Field(None, description="A category's id or slug.")
+    ordering: one_of(ORDERINGS) | None = Field(
+        None, description="`newest` (the default) or `popular`: by views in the last 7 days."
+    )
 
 
 class LimitQuery(Query):
@@ -121,7 +125,13 @@ class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
         if limit is not None:
             limit = min(limit, self.config.catalogue.max_page_size)
         videos, count = await self.catalogue.list_videos(
-            self.user, status=status, category=category, search=search, offset=offset, limit=limit
+            self.user,
+            status=status,
+            category=category,
+            search=search,
+            offset=offset,
+            limit=limit,
+            ordering=query.ordering or NEWEST,
         )
         shown = [Video.of(video) for video in videos]
         if limit is None and self.get_query_argument("offset", None) is None:

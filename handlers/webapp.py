@@ -30,14 +30,15 @@ MEDIA_TYPES = {
 }
 # The pages' scripts and styles come from this server only (web/, no inline ones); media, images and
 # fetches may come from an edge or an object store (presigned URLs), and hls.js plays through blob:
-# URLs (MediaSource) and may run a blob: worker. No page may be framed (clickjacking).
+# URLs (MediaSource) and may run a blob: worker; its subtitle tracks are <track src="data:,WEBVTT"> elements
+# that it fills with cues. No page may be framed (clickjacking).
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data: blob: https: http:",
-        "media-src 'self' blob: https: http:",
+        "media-src 'self' data: blob: https: http:",
         "connect-src 'self' https: http:",
         "worker-src 'self' blob:",
         "object-src 'none'",

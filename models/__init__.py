@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models import categories, jobs, progress, ratelimits, tokens, uploads, users, videos
+from models import categories, jobs, mylist, playback, progress, ratelimits, tokens, uploads, users, videos
 from models.db import Database
 
 COLLECTION_INDEXES = {
@@ -14,6 +14,10 @@ COLLECTION_INDEXES = {
     "progress": progress.INDEXES,
     "jobs": jobs.INDEXES,
     "uploads": uploads.INDEXES,
+    "mylist": mylist.INDEXES,
+    "playback_sessions": playback.SESSIONS_INDEXES,
+    "playback_events": playback.EVENTS_INDEXES,
+    "video_days": playback.DAYS_INDEXES,
 }
 
 

@@ -79,3 +79,7 @@ class Progress:
     async def delete_for_video(self, video_id: ObjectId) -> None:
         """Forget every row of a deleted video."""
         await self.collection.delete_many({"video_id": video_id})
+
+    async def delete_for_user(self, user_id: str) -> None:
+        """Forget every row of a deleted user."""
+        await self.collection.delete_many({"user_id": user_id})

@@ -31,6 +31,12 @@ class Limit:
         return limit
 
 
+def window_of(limit: Limit, now: datetime) -> tuple[int, datetime]:
+    """The fixed window a moment falls in, and when it ends."""
+    window = int(now.timestamp() // limit.seconds)
+    return window, datetime.fromtimestamp((window + 1) * limit.seconds, tz=UTC)
+
+
 class RateLimiter:
     """Counts hits per scope and key (hashed: no addresses or e-mails in clear)."""
 
@@ -39,9 +45,7 @@ class RateLimiter:
 
     async def hit(self, scope: str, key: str, limit: Limit, now: datetime) -> float | None:
         """Count one hit; the seconds until the window ends when over the limit, else None."""
-        epoch = now.timestamp()
-        window = int(epoch // limit.seconds)
-        ends = datetime.fromtimestamp((window + 1) * limit.seconds, tz=UTC)
+        window, ends = window_of(limit, now)
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         doc = await self.collection.find_one_and_update(
             {"_id": f"{scope}:{digest}:{window}"},
@@ -51,4 +55,27 @@ class RateLimiter:
         )
         if upserted(doc)["count"] <= limit.count:
             return None
-        return max(1.0, math.ceil(ends.timestamp() - epoch))
+        return max(1.0, math.ceil(ends.timestamp() - now.timestamp()))
+
+
+class MemoryRateLimiter:
+    """The same fixed windows, counted in this process: for the in-memory database, where there is only
+    one process, and where a collection with a TTL index is walked on every access (mongomock), which
+    a limit checked on every playback report cannot afford. Keys are hashed as in the database."""
+
+    PRUNE_AT = 10_000  # counters kept before the ended windows are dropped
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, int], tuple[int, datetime]] = {}
+
+    async def hit(self, scope: str, key: str, limit: Limit, now: datetime) -> float | None:
+        """Count one hit; the seconds until the window ends when over the limit, else None."""
+        window, ends = window_of(limit, now)
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        if len(self.counts) >= self.PRUNE_AT:
+            self.counts = {k: v for k, v in self.counts.items() if v[1] > now}
+        count = self.counts.get((scope, digest, window), (0, ends))[0] + 1
+        self.counts[(scope, digest, window)] = (count, ends)
+        if count <= limit.count:
+            return None
+        return max(1.0, math.ceil(ends.timestamp() - now.timestamp()))

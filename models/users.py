@@ -179,3 +179,11 @@ class Users:
     async def delete_unverified(self, user_id: str) -> None:
         """Remove a user that never verified its address (and so never logged in)."""
         await self.collection.delete_one({"_id": ObjectId(user_id), "is_verified": False})
+
+    async def delete(self, user_id: str) -> bool:
+        """Remove a user for good (staff); True when there was one."""
+        oid = object_id(user_id)
+        if oid is None:
+            return False
+        result = await self.collection.delete_one({"_id": oid})
+        return bool(result.deleted_count == 1)

@@ -9,9 +9,11 @@ next write.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import posixpath
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +42,8 @@ INDEXES = [
 ]
 
 CACHE_ENTRIES = 256
+# Counted views reach the cached lists within this many seconds (a view is not worth a list rebuild).
+VIEWS_REFRESH_S = 10.0
 # Writes of only these fields cannot change what users list (ready videos by title, category, age).
 LIST_NEUTRAL = frozenset({"transcode_progress", "updated_at"})
 
@@ -94,6 +98,45 @@ class Rendition:
 
 
 @dataclass(frozen=True)
+class SubtitleTrack:
+    """A subtitle track of a video: its id (its folder below the ladder is ``subs/<id>``), BCP 47
+    language, label, whether players pick it by default, and where its WebVTT source is kept."""
+
+    id: str
+    language: str
+    label: str
+    default: bool
+    source: str
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> SubtitleTrack:
+        return cls(
+            id=str(doc["id"]),
+            language=doc.get("language", "und"),
+            label=doc.get("label", ""),
+            default=bool(doc.get("default")),
+            source=doc.get("source", ""),
+        )
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "language": self.language,
+            "label": self.label,
+            "default": self.default,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter: where it starts (seconds) and its title."""
+
+    start: float
+    title: str
+
+
+@dataclass(frozen=True)
 class Video:
     """A video as the services hand it out: what staff set, where its transcode stands, and where its
     ladder lies. `playable` is the document's flag (a ladder, growing or whole, was announced); what a
@@ -122,6 +165,10 @@ class Video:
     uploaded_by: str | None
     # The video codecs its master and MPD list ("avc1"; "av01" once the AV1 rungs are whole).
     codecs: tuple[str, ...] = ()
+    subtitles: tuple[SubtitleTrack, ...] = ()
+    chapters: tuple[Chapter, ...] = ()
+    chapters_path: str | None = None  # the WebVTT chapters file, below the ladder folder
+    views: int = 0  # views counted from playback sessions, all time
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Video:
@@ -149,6 +196,10 @@ class Video:
             storyboard_path=doc.get("storyboard_path"),
             uploaded_by=doc.get("uploaded_by"),
             codecs=tuple(doc.get("codecs") or (("avc1",) if doc.get("hls_path") else ())),
+            subtitles=tuple(SubtitleTrack.from_doc(t) for t in doc.get("subtitles") or ()),
+            chapters=tuple(Chapter(float(c["start"]), str(c["title"])) for c in doc.get("chapters") or ()),
+            chapters_path=doc.get("chapters_path"),
+            views=int(doc.get("views", 0)),
         )
 
     @property
@@ -267,11 +318,15 @@ class Videos:
         self.cache_ttl_s = cache_ttl_s
         self._lists: Cache[VideoQuery, list[Video]] = new_cache(cache_ttl_s)
         self._streamed: Cache[ObjectId, Video | None] = new_cache(cache_ttl_s)
+        self._views_changed = False
+        self._lists_built = time.monotonic()
 
     def invalidate(self) -> None:
         """Forget every cached list and document (after any write)."""
         self._lists.clear()
         self._streamed.clear()
+        self._views_changed = False
+        self._lists_built = time.monotonic()
 
     async def for_streaming(self, video_id: str) -> Video | None:
         """One video for the stream handlers, which ask for it on every segment: cached like the lists."""
@@ -306,6 +361,8 @@ class Videos:
             cursor = self.collection.find(query.filter()).sort(NEWEST_FIRST).skip(offset)
             docs = await (cursor.limit(limit) if limit is not None else cursor).to_list(None)
             return [Video.from_doc(doc) for doc in docs], count
+        if self._views_changed and time.monotonic() - self._lists_built >= VIEWS_REFRESH_S:
+            self.invalidate()
         cached = self._lists.get(query)
         if cached is None:
             cached = self._lists[query] = await self._matching(query)
@@ -367,6 +424,12 @@ class Videos:
             fields["renditions"] = [r.to_doc() for r in renditions]
         await self._set(video_id, fields, now, {"status": PROCESSING})
 
+    async def set_encoding(self, video_id: ObjectId, fields: Mapping[str, Any], now: datetime) -> None:
+        """How its ladder was encoded, under `encoding` (e.g. {"crf.h264": 27, "target_vmaf": 93}): dotted
+        names, so each codec's job sets its own without touching the others'."""
+        if fields:
+            await self._set(video_id, {f"encoding.{name}": value for name, value in fields.items()}, now)
+
     async def drop_growing(self, video_id: ObjectId, now: datetime) -> None:
         """Its growing ladder went with a transcode that ended without one (a ready video keeps its own)."""
         await self._set(video_id, {"playable": False, "live_path": None}, now, {"status": {"$ne": READY}})
@@ -413,6 +476,30 @@ class Videos:
         """The codecs the ladder at `hls_path` lists now; None when the video is gone or plays another
         ladder (retranscoded meanwhile)."""
         return await self._set(video_id, {"codecs": list(codecs)}, now, {"hls_path": hls_path})
+
+    async def set_subtitles(
+        self, video_id: ObjectId, tracks: Sequence[SubtitleTrack], now: datetime
+    ) -> Video | None:
+        """The video's subtitle tracks, as a whole list; None when the video is gone."""
+        return await self._set(video_id, {"subtitles": [t.to_doc() for t in tracks]}, now)
+
+    async def set_chapters(
+        self, video_id: ObjectId, chapters: Sequence[Chapter], path: str | None, now: datetime
+    ) -> Video | None:
+        """The video's chapters and the WebVTT file that lists them; None when the video is gone."""
+        fields = {
+            "chapters": [{"start": c.start, "title": c.title} for c in chapters],
+            "chapters_path": path,
+        }
+        return await self._set(video_id, fields, now)
+
+    async def add_view(self, video_id: ObjectId) -> None:
+        """One more view; the cached lists show it within VIEWS_REFRESH_S seconds."""
+        await self.collection.update_one({"_id": video_id}, {"$inc": {"views": 1}})
+        cached = self._streamed.get(video_id)
+        if cached is not None:  # kept, not dropped: players' reports read it every few seconds
+            self._streamed[video_id] = dataclasses.replace(cached, views=cached.views + 1)
+        self._views_changed = True
 
     async def delete(self, video_id: ObjectId) -> bool:
         result = await self.collection.delete_one({"_id": video_id})

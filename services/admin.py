@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from core.errors import Conflict, InvalidInput, NotFound
@@ -11,13 +12,19 @@ from services.accounts import AccountService
 from services.jobs import JobQueue
 from services.mail import MAIL
 
+# What else goes with a deleted user (progress, My list, playback sessions): each called with its id.
+UserCleanup = Callable[[str], Awaitable[Any]]
+
 
 class AdminService:
     """Staff operations over the queue and the accounts."""
 
-    def __init__(self, queue: JobQueue, accounts: AccountService) -> None:
+    def __init__(
+        self, queue: JobQueue, accounts: AccountService, user_cleanups: Sequence[UserCleanup] = ()
+    ) -> None:
         self.queue = queue
         self.accounts = accounts
+        self.user_cleanups = tuple(user_cleanups)
 
     def job_types(self) -> tuple[str, ...]:
         """The job types this server's queue knows (each may run in another process)."""
@@ -63,3 +70,11 @@ class AdminService:
             user_id, is_staff=fields.get("is_staff"), is_active=fields.get("is_active")
         )
         return user.to_admin_api()
+
+    async def delete_user(self, acting: User, user_id: str) -> None:
+        """Delete a user with their tokens, watch progress, My list and playback data."""
+        if user_id == acting.id:
+            raise InvalidInput("You cannot delete yourself.")
+        await self.accounts.delete_user(user_id)
+        for cleanup in self.user_cleanups:
+            await cleanup(user_id)

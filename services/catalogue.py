@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ from transcode.probe import NotAVideo, OverLimit, probe
 log = logging.getLogger("videoflix.catalogue")
 
 SLUG_TAKEN = "category with this slug already exists."
+NEWEST, POPULAR = "newest", "popular"
+ORDERINGS = (NEWEST, POPULAR)
+# Views per video in the last 7 days (services/analytics.py), for ?ordering=popular.
+Popularity = Callable[[], Awaitable[Mapping[ObjectId, float]]]
+# What else goes with a deleted video (My list rows, playback sessions): each called with its id.
+VideoCleanup = Callable[[ObjectId], Awaitable[None]]
 NO_SUCH_CATEGORY = "Select a valid choice. That choice is not one of the available choices."
 
 
@@ -57,6 +64,8 @@ class CatalogueService:
         *,
         playable_for_everyone: bool = False,
         media_settings: MediaSettings | None = None,
+        popularity: Popularity | None = None,
+        video_cleanups: Sequence[VideoCleanup] = (),
     ) -> None:
         self.categories = categories
         self.videos = videos
@@ -68,6 +77,8 @@ class CatalogueService:
         # Users see ready videos, and (if so configured) those that can be watched while they transcode.
         self.playable_for_everyone = playable_for_everyone
         self.media_settings = media_settings or MediaSettings()  # the limits an upload must keep
+        self.popularity = popularity
+        self.video_cleanups = tuple(video_cleanups)
 
     # --- categories ---------------------------------------------------------------------------
 
@@ -130,15 +141,23 @@ class CatalogueService:
         search: tuple[str, ...],
         offset: int,
         limit: int | None,
+        ordering: str = NEWEST,
     ) -> tuple[list[VideoView], int]:
-        """A page of videos, newest first: only ready ones for users (and playable ones, if configured),
-        any (or `status`) for staff."""
+        """A page of videos, newest first (or by views in the last 7 days): only ready ones for users
+        (and playable ones, if configured), any (or `status`) for staff."""
         statuses: tuple[str, ...] | None = (READY,)
         if user.is_staff:
             statuses = (status,) if status else None
         category_id = await self.category_by_id_or_slug(category, "category") if category else None
         playable_too = statuses == (READY,) and self.playable_for_everyone
         query = VideoQuery(statuses, category_id, search, playable_too)
+        if ordering == POPULAR and self.popularity is not None:
+            # the whole (cached) list, re-ordered by the cached ranking: no session is read here
+            everything, count = await self.videos.page(query, 0, None)
+            views = await self.popularity()
+            ranked = sorted(everything, key=lambda video: -views.get(video.id, 0))  # stable: newest first
+            end = None if limit is None else offset + limit
+            return await self.serialize(user, ranked[offset:end]), count
         videos, count = await self.videos.page(query, offset, limit)
         return await self.serialize(user, videos), count
 
@@ -151,6 +170,14 @@ class CatalogueService:
     async def visible_video(self, user: User, video_id: str) -> Video:
         """A video this user may see, else 404."""
         video = await self.videos.get(video_id)
+        if video is None or not self.may_see(user, video):
+            raise NotFound()
+        return video
+
+    async def visible_video_cached(self, user: User, video_id: str) -> Video:
+        """As `visible_video`, from the cache the stream handlers use: for paths that players call every
+        few seconds (playback reports), which must not query the videos on each call."""
+        video = await self.videos.for_streaming(video_id)
         if video is None or not self.may_see(user, video):
             raise NotFound()
         return video
@@ -234,6 +261,8 @@ class CatalogueService:
         await self.queue.forget(av1_key(video.id))
         await self.videos.delete(video.id)
         await self.progress.delete_for_video(video.id)
+        for cleanup in self.video_cleanups:
+            await cleanup(video.id)
         await self.media.delete_video(video.id)
         log.info("video %s deleted", video.id)
 

@@ -18,14 +18,17 @@ from core.signing import Signer
 from models.categories import Categories
 from models.db import Database
 from models.jobs import Jobs
+from models.mylist import MyList
+from models.playback import MemoryRawEvents, MongoRawEvents, RawEvents, Sessions, VideoDays
 from models.progress import Progress
-from models.ratelimits import RateLimiter
+from models.ratelimits import MemoryRateLimiter, RateLimiter
 from models.tokens import Tokens
 from models.uploads import Uploads
 from models.users import Users
 from models.videos import Videos
 from services.accounts import AccountService
 from services.admin import AdminService
+from services.analytics import AnalyticsService, ViewsHook, WeeklyViews
 from services.av1 import AV1, Av1Jobs, Av1Planner, after_publish
 from services.catalogue import CatalogueService
 from services.grants import Grants
@@ -33,8 +36,10 @@ from services.health import Health
 from services.jobs import JobQueue, node_name
 from services.mail import MAIL, Backend, MailDelivery, Mailer, backend_for
 from services.media import Media, build_media
+from services.mylist import MyListService
 from services.publishing import PUBLISH, PublishJobs
 from services.throttle import Throttle
+from services.tracks import LadderTracks, TracksService
 from services.transcoding import TRANSCODE, TranscodeJobs
 from services.uploads import UploadExpiry, UploadFiles, UploadService
 from transcode.pool import TranscodePool
@@ -90,6 +95,9 @@ class Services:
     health: Health
     uploads: UploadService
     av1: Av1Planner  # queue_av1(video_id): the AV1 follow-up of a video (view counts call it)
+    tracks: TracksService
+    analytics: AnalyticsService
+    mylist: MyListService
     # Removes stale resumable uploads; None in a process that serves no uploads (the transcode role).
     upload_expiry: UploadExpiry | None
 
@@ -126,10 +134,12 @@ def build_services(
     node: str | None = None,
     free_bytes: Callable[[], int] | None = None,
     site_url: str | None = None,
+    on_views: ViewsHook | None = None,
 ) -> Services:
     """Build every service; `run_types` are the job types this process runs (default: all of them);
     `free_bytes` stands in for the free space on MEDIA_ROOT (tests); `site_url` is the address this
-    server's web app is reached at (mail links go there when FRONTEND_URL is unset)."""
+    server's web app is reached at (mail links go there when FRONTEND_URL is unset); `on_views` hears of every
+    counted view with the video's views in 7 days (default: the AV1 planner's, for av1: popular)."""
     hasher = hasher or PasswordHasher(settings.accounts.bcrypt_rounds)
     media = build_media(settings)
     signer = Signer(settings.server.secret_key or "", clock)
@@ -140,6 +150,7 @@ def build_services(
     pool = TranscodePool(settings.transcode.workers)
     metrics = Metrics()
     upload_files = UploadFiles(Uploads(db), media.upload_bytes(), clock)
+    ladder_tracks = LadderTracks(videos, media, clock)  # a new ladder gets the video's tracks again
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
         TranscodeJobs(
@@ -157,6 +168,7 @@ def build_services(
             media,
             settings.publish,
             clock=clock,
+            after_publish=[ladder_tracks.restore],
             after_ready=after_publish(videos, settings.transcode),
         ),
         Av1Jobs(videos, media, pool, settings.transcode, media_settings=settings.media, clock=clock),
@@ -171,6 +183,7 @@ def build_services(
         metrics=metrics,
     )
     mailer = Mailer(queue)
+    av1 = Av1Planner(queue, videos, settings.transcode)  # the AV1 follow-up, for av1: popular by views
     accounts = AccountService(
         users,
         tokens,
@@ -190,16 +203,36 @@ def build_services(
         public_url=settings.server.public_url,
         media=media,
     )
+    progress, mylist_rows, sessions, days = Progress(db), MyList(db), Sessions(db), VideoDays(db)
+    # mongomock walks a collection with a TTL index on every access: raw events stay in the process there
+    raw_events: RawEvents = MemoryRawEvents() if db.in_memory else MongoRawEvents(db)
+    weekly = WeeklyViews(days, clock, settings.analytics.popular_cache_s)
     catalogue = CatalogueService(
         Categories(db),
         videos,
-        Progress(db),
+        progress,
         media,
         grants,
         queue,
         clock,
         playable_for_everyone=settings.catalogue.playable_while_processing == "everyone",
         media_settings=settings.media,
+        popularity=weekly,
+        video_cleanups=(mylist_rows.delete_for_video, sessions.delete_for_video, days.delete_for_video),
+    )
+    analytics = AnalyticsService(
+        sessions,
+        raw_events,
+        days,
+        videos,
+        catalogue,
+        metrics,
+        settings.analytics,
+        clock,
+        on_views=on_views or av1.on_views,
+        # checked on every report: counted in the process on memory:// (one process, no TTL walks)
+        throttle=Throttle(MemoryRateLimiter() if db.in_memory else RateLimiter(db), clock),
+        weekly=weekly,
     )
     return Services(
         settings=settings,
@@ -214,13 +247,20 @@ def build_services(
         accounts=accounts,
         grants=grants,
         catalogue=catalogue,
-        admin=AdminService(queue, accounts),
+        admin=AdminService(
+            queue,
+            accounts,
+            (progress.delete_for_user, mylist_rows.delete_for_user, analytics.forget_user),
+        ),
         metrics=metrics,
         sampler=Sampler(
             metrics, jobs.counts, list(queue.types), db.ping, interval_s=settings.metrics.interval_s
         ),
         health=Health(db.ping),
         uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
-        av1=Av1Planner(queue, videos, settings.transcode),
+        av1=av1,
+        tracks=TracksService(ladder_tracks, videos, grants, catalogue),
+        analytics=analytics,
+        mylist=MyListService(mylist_rows, catalogue, clock),
         upload_expiry=UploadExpiry(upload_files) if settings.server.role != "transcode" else None,
     )

@@ -14,12 +14,15 @@ from core.config import Settings
 from core.metrics import Metrics
 from services.accounts import AccountService
 from services.admin import AdminService
+from services.analytics import AnalyticsService
 from services.catalogue import CatalogueService
 from services.container import Services
 from services.grants import Grants
 from services.health import Health
 from services.media import Media
+from services.mylist import MyListService
 from services.throttle import Throttle
+from services.tracks import TracksService
 from services.uploads import UploadService
 
 
@@ -37,6 +40,9 @@ class HandlerServices:
     metrics: Metrics
     health: Health
     media: Media
+    tracks: TracksService
+    analytics: AnalyticsService
+    mylist: MyListService
 
 
 def for_handlers(services: Services) -> HandlerServices:
@@ -52,4 +58,7 @@ def for_handlers(services: Services) -> HandlerServices:
         metrics=services.metrics,
         health=services.health,
         media=services.media,
+        tracks=services.tracks,
+        analytics=services.analytics,
+        mylist=services.mylist,
     )

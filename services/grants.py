@@ -33,6 +33,8 @@ class StreamUrls:
     thumbnail_url: str | None = None
     storyboard_url: str | None = None
     renditions: tuple[tuple[Rendition, str], ...] = ()  # each rendition and its playlist's URL
+    subtitles: tuple[tuple[str, str], ...] = ()  # each subtitle track's id and its whole file's URL
+    chapters_url: str | None = None
 
 
 class Grants:
@@ -97,6 +99,8 @@ class Grants:
             thumbnail_url=below("thumbnail.jpg") if finished and video.thumbnail_path else None,
             storyboard_url=below("storyboard.vtt") if finished and video.storyboard_path else None,
             renditions=tuple((r, below(f"{r.height}p/index.m3u8")) for r in video.renditions),
+            subtitles=tuple((t.id, below(f"subs-{t.id}/subtitles.vtt")) for t in video.subtitles if finished),
+            chapters_url=below(video.chapters_path) if finished and video.chapters_path else None,
         )
 
     async def open(self, grant: str) -> Video:

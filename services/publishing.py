@@ -18,7 +18,7 @@ failed publish); if it never does, the sweeper removes it after `media.sweep_gra
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -66,12 +66,15 @@ class PublishJobs(JobType):
         *,
         clock: Clock = utcnow,
         after_ready: AfterReady | None = None,
+        after_publish: Sequence[Callable[[Video], Awaitable[None]]] = (),
     ) -> None:
         self.videos = videos
         self.media = media
         self.settings = settings
         self.clock = clock
         self.after_ready = after_ready  # the follow-up of a CMAF ladder (services/av1.py: its AV1 rungs)
+        # what a new ladder gets once it is the video's (the tracks added to the one before it)
+        self.after_publish = tuple(after_publish)
 
     async def run(self, ctx: JobContext) -> None:
         video_id, run = ctx.payload["video_id"], ctx.payload["run"]
@@ -97,6 +100,8 @@ class PublishJobs(JobType):
         if ready is None:
             await self.media.discard(video_id, run)  # deleted meanwhile
             raise JobStopped("the video is gone")
+        for step in self.after_publish:
+            await step(ready)
         await self.media.retire(video_id, run)
         log.info("video %s ready: its ladder %s is published", video_id, ladder.prefix)
         if ladder.dash and self.after_ready is not None:  # CMAF: AV1 follows (MPEG-TS: never)

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
 
 from core.clock import Clock
 from core.errors import Throttled
-from models.ratelimits import Limit, RateLimiter
+from models.ratelimits import Limit
+
+
+class Counter(Protocol):
+    """Where hits are counted: MongoDB (models.ratelimits.RateLimiter) or the process (MemoryRateLimiter)."""
+
+    async def hit(self, scope: str, key: str, limit: Limit, now: datetime) -> float | None: ...
 
 
 class Throttle:
     """Raises Throttled once any of the keys has used up its limit in this scope."""
 
-    def __init__(self, limiter: RateLimiter, clock: Clock) -> None:
+    def __init__(self, limiter: Counter, clock: Clock) -> None:
         self.limiter = limiter
         self.clock = clock
 

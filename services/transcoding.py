@@ -133,6 +133,7 @@ class TranscodeJobs(JobType):
             if not await ctx.still_held():
                 raise JobStopped("the job was cancelled or taken over")
             await live.catch_up()  # the video plays the whole ladder while it waits to be published
+            await self._record_encoding(video_id, outcome)
             await self._hand_to_publish(ctx, video_id, run_id, outcome)
             handed_over = True  # from here the scratch is the publish job's
             log.info(
@@ -198,8 +199,17 @@ class TranscodeJobs(JobType):
             progress_interval_s=min(0.5, self.settings.progress_interval_s),
             stall_s=self.settings.stall_s,
             max_pixels=limits.decoder_max_pixels,
+            target_vmaf=self.settings.target_vmaf or None,
+            per_title_min_s=self.settings.per_title_min_s,
         )
         return spec, info.duration
+
+    async def _record_encoding(self, video_id: ObjectId, outcome: Outcome) -> None:
+        """Keep how the ladder was encoded (the CRF chosen for the title, the probe's VMAF) for staff."""
+        if outcome.encoding:
+            log.info("video %s encoding: %s", video_id, outcome.encoding)
+            with contextlib.suppress(Exception):  # a record: never fail a whole ladder over it
+                await self.videos.set_encoding(video_id, outcome.encoding, self.clock())
 
     async def _fetch_source(self, video_id: ObjectId, stored: str) -> Path:
         """The source as a local file (the media module fetches it from a store into scratch)."""

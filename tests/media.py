@@ -6,6 +6,7 @@ import struct
 import subprocess
 import uuid
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from transcode.ffmpeg import ffmpeg_binary
@@ -158,3 +159,39 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
             return width, height
         at += 2 + length
     raise ValueError("no JPEG frame header")
+
+
+@dataclass(frozen=True)
+class PacketRead:
+    """One packet as a test reads it: its stream's type, presentation time (s), size and key flag."""
+
+    kind: str
+    pts: float | None
+    size: int
+    key: bool
+
+
+def read_packets(path: Path, kind: str | None = None, limit: int = 0) -> tuple[list[PacketRead], str]:
+    """A file's packets (an HLS playlist's too), read with PyAV without decoding: those of the first
+    stream of `kind` ("video", "audio") or of every stream, the first `limit` when given; and the first
+    video stream's average frame rate ("15/1"), "" when there is none. A test's own tool, not the app's
+    probe: it opens playlists, which the probe never does."""
+    import av
+
+    with av.open(str(path)) as container:
+        streams = [s for s in container.streams if kind is None or s.type == kind][: 1 if kind else None]
+        video = next((s for s in container.streams if s.type == "video"), None)
+        rate = str(video.average_rate) if video is not None and video.average_rate else ""
+        if "/" not in rate and rate:
+            rate += "/1"
+        found: list[PacketRead] = []
+        for packet in container.demux(streams) if streams else ():
+            if packet.size == 0:
+                continue
+            pts = (
+                float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
+            )
+            found.append(PacketRead(packet.stream.type, pts, packet.size, packet.is_keyframe))
+            if limit and len(found) >= limit:
+                break
+    return found, rate

@@ -112,3 +112,34 @@ async def test_failed_mails_can_be_found_and_queued_again(db, services, clock, m
     )
     assert await run_due(services.queue) == 1
     await mailbox.wait_for("ann@example.com")
+
+
+async def test_the_most_viewed_recipe_ranks_videos_by_their_views_this_week(db):
+    from bson import ObjectId
+
+    from models.playback import VideoDays
+
+    hit, other, now = ObjectId(), ObjectId(), datetime.now(UTC)
+    days = VideoDays(db)
+    await days.add(hit, now, views=3)
+    await days.add(other, now, views=1)
+    rows = await (
+        await _aggregate(
+            db.video_days,
+            [
+                {"$match": {"day": {"$gte": datetime.fromtimestamp(now.timestamp() - 6 * 86400, UTC)}}},
+                {"$group": {"_id": "$video_id", "views": {"$sum": "$views"}}},
+                {"$sort": {"views": -1}},
+                {"$limit": 10},
+            ],
+        )
+    ).to_list(None)
+    assert [(row["_id"], row["views"]) for row in rows] == [(hit, 3), (other, 1)]
+
+
+async def _aggregate(collection, pipeline):
+    """The aggregation's cursor (PyMongo's async driver gives it from a coroutine)."""
+    import inspect
+
+    cursor = collection.aggregate(pipeline)
+    return await cursor if inspect.isawaitable(cursor) else cursor

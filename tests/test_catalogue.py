@@ -149,6 +149,10 @@ async def test_users_see_only_ready_videos_newest_first_as_a_plain_array(api, us
         "watch_position",
         "playable",
         "storyboard_url",
+        "subtitles",
+        "chapters",
+        "chapters_url",
+        "views",
     }
 
 

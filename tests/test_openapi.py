@@ -135,7 +135,7 @@ def test_stream_paths_take_the_grant_in_the_path_and_no_token(document):
 
 def test_query_parameters_are_the_ones_the_handler_validates(document):
     params = {p["name"]: p for p in document["paths"]["/api/videos/"]["get"]["parameters"]}
-    assert set(params) == {"limit", "offset", "status", "search", "category"}
+    assert set(params) == {"limit", "offset", "status", "search", "category", "ordering"}
     assert params["limit"]["schema"] == {"type": "integer", "minimum": 1}
     assert params["status"]["schema"]["enum"] == ["pending", "processing", "ready", "failed"]
 

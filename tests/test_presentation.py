@@ -64,7 +64,7 @@ def test_subtitles_are_a_group_every_variant_names():
     media = [line for line in master.splitlines() if "TYPE=SUBTITLES" in line]
     assert media == [
         '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="de",NAME="Deutsch  SDH ",DEFAULT=NO,'
-        'AUTOSELECT=YES,FORKED=NO,URI="subs-0a1b2c/index.m3u8"'
+        'AUTOSELECT=YES,FORCED=NO,URI="subs-0a1b2c/index.m3u8"'
     ]
     variants = [line for line in master.splitlines() if line.startswith("#EXT-X-STREAM-INF:")]
     assert all('SUBTITLES="subs"' in line for line in variants)

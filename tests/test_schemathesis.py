@@ -59,8 +59,10 @@ VERDICTS = [
     # a slug, sent or made from the name, that another category already has
     {"slug": [SLUG_TAKEN]},
 ]
-# a file that arrives whole yet is no video (the probe's verdict, naming the upload)
-VERDICT_FIELDS = ("file",)
+# a file that arrives whole yet is no video (the probe's verdict, naming the upload), or no subtitle
+# file; chapters whose starts are out of order, repeated or past the video's end (JSON Schema cannot
+# say that items are sorted, and the duration is the video's)
+VERDICT_FIELDS = ("file", "chapters")
 # tus creation: Upload-Metadata's values are base64. The document declares the pairs, a title among
 # them, and the header's length; JSON Schema cannot say what the decoded text must be (UTF-8, and the
 # title and description rules of VideoFields) nor that no key appears twice.

@@ -13,15 +13,19 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.media import make_clip, make_fast, make_huge_frames, make_long_claim, multipart
-from transcode.ffmpeg import SOURCE_FORMATS, ffprobe_binary
+from transcode.ffmpeg import SOURCE_FORMATS
 from transcode.ladder import EncodeSettings, ffmpeg_command, plan_rungs
-from transcode.probe import NotAVideo, OverLimit, SourceLimits, probe
+from transcode.probe import (
+    NotAVideo,
+    OverLimit,
+    SourceLimits,
+    child_command,
+    max_keyframe_gap,
+    probe,
+    stream_start,
+)
 
 NOT_ALLOWED = "The file is not in a format we accept"
-BOTH = [
-    pytest.param(False, id="ffmpeg-only"),
-    pytest.param(True, id="ffprobe", marks=pytest.mark.skipif(not ffprobe_binary(), reason="no ffprobe")),
-]
 
 
 @pytest.fixture(scope="module")
@@ -128,19 +132,35 @@ async def test_a_playlist_or_manifest_naming_a_file_outside_media_root_is_refuse
     assert await nothing_left(settings, db)
 
 
-@pytest.mark.parametrize("use_ffprobe", BOTH)
 @pytest.mark.parametrize("attack", list(ATTACKS))
-async def test_the_probe_opens_no_playlist_whichever_ffmpeg_reads_it(tmp_path, secret, attack, use_ffprobe):
-    make, _ = ATTACKS[attack]
-    upload = tmp_path / "source"
+async def test_the_probe_opens_no_playlist_whatever_the_file_is_named(tmp_path, secret, attack):
+    make, filename = ATTACKS[attack]
+    for name in ("source", filename):
+        upload = tmp_path / name
+        upload.write_bytes(make(secret))
+        with pytest.raises(NotAVideo, match=NOT_ALLOWED):
+            await probe(upload)
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_the_packet_scans_open_no_playlist_either(tmp_path, secret, attack):
+    make, filename = ATTACKS[attack]
+    upload = tmp_path / filename
     upload.write_bytes(make(secret))
-    with pytest.raises(NotAVideo, match=NOT_ALLOWED):
-        await probe(upload, use_ffprobe=use_ffprobe)
+    for container in ("", "mov", "mpegts"):
+        assert max_keyframe_gap(upload, 1.0, container=container) is None
+        assert stream_start(upload, "v:0", container=container) is None
 
 
-@pytest.mark.parametrize("use_ffprobe", BOTH)
-async def test_the_probe_names_the_container_the_transcode_then_reads_it_with(clips, use_ffprobe):
-    assert (await probe(clips["small"], use_ffprobe=use_ffprobe)).container == "mov"
+def test_the_probe_child_is_given_the_same_allowlist_as_ffmpeg(clips):
+    args = child_command("info", clips["small"], "mov")
+    assert args[args.index("--formats") + 1].split(",") == list(SOURCE_FORMATS)
+    assert args[args.index("--format") + 1] == "mov"
+    assert "hls" not in args and "-I" in args  # no PYTHONPATH, user site or working directory
+
+
+async def test_the_probe_names_the_container_the_transcode_then_reads_it_with(clips):
+    assert (await probe(clips["small"])).container == "mov"
 
 
 async def test_the_transcode_opens_the_source_with_the_file_protocol_and_the_format_the_probe_found(
@@ -195,18 +215,13 @@ async def test_a_source_that_claims_more_than_a_limit_is_refused_with_a_sentence
     assert await nothing_left(settings, db)
 
 
-@pytest.mark.parametrize("use_ffprobe", BOTH)
-async def test_the_probe_sees_the_long_duration_and_the_huge_picture_whichever_ffmpeg_reads_them(
-    claims, use_ffprobe
-):
+async def test_the_probe_sees_the_long_duration_and_the_huge_picture(claims):
     with pytest.raises(OverLimit, match="lasts 10:00:01"):
-        await probe(claims["long"], use_ffprobe=use_ffprobe)
+        await probe(claims["long"])
     with pytest.raises(OverLimit, match="16000x16000"):
-        await probe(claims["huge"], use_ffprobe=use_ffprobe)
+        await probe(claims["huge"])
     relaxed = SourceLimits(max_duration_s=36_001, max_pixels=256_000_000, memory_mb=2048)
-    assert (await probe(claims["long"], use_ffprobe=use_ffprobe, limits=relaxed)).duration == pytest.approx(
-        36_001, abs=1
-    )
+    assert (await probe(claims["long"], limits=relaxed)).duration == pytest.approx(36_001, abs=1)
 
 
 async def test_a_frame_rate_at_the_cap_passes_and_one_above_it_is_refused(claims):
@@ -218,13 +233,14 @@ async def test_a_frame_rate_at_the_cap_passes_and_one_above_it_is_refused(claims
 async def test_a_probe_that_needs_more_memory_than_allowed_is_a_400_naming_the_limit(
     api, staff_token, settings, db, claims, clips
 ):
-    # Allowed that many pixels, the decoder must hold a 256 MB picture: more than 384 MiB in all.
+    # Allowed that many pixels, the decoder must hold a 256 MB picture: more than 256 MiB in all (the
+    # probe's child maps ~125 MiB of Python and FFmpeg's libraries before it reads a byte).
     settings.media.max_pixels = 16000 * 16000
-    settings.media.probe_memory_mb = 384
+    settings.media.probe_memory_mb = 256
     reply = await send_multipart(api, staff_token, claims["huge"].read_bytes(), "clip.mkv")
     assert reply.code == 400
     assert reply.data == {
-        "file": ["Reading the file needs more than the 384 MiB of memory allowed (media.probe_memory_mb)."]
+        "file": ["Reading the file needs more than the 256 MiB of memory allowed (media.probe_memory_mb)."]
     }
     assert await nothing_left(settings, db)
     # An ordinary clip is read within the same limit.
@@ -240,4 +256,23 @@ async def test_a_probe_that_outlives_its_timeout_is_a_400_naming_the_limit(
     assert reply.data == {
         "file": ["Reading the file took longer than the 0.001 s allowed (media.probe_timeout_s)."]
     }
+    assert await nothing_left(settings, db)
+
+
+@pytest.mark.parametrize("hostile", ["truncated", "garbage", "empty moov"])
+async def test_a_broken_upload_is_a_400_saying_it_is_not_a_readable_video(
+    api, staff_token, settings, db, clips, hostile
+):
+    whole = clips["small"].read_bytes()
+    data = {
+        "truncated": whole[: len(whole) // 3],
+        "garbage": bytes((i * 7919 + 13) % 251 for i in range(64 * 1024)),
+        "empty moov": b"\x00\x00\x00\x08moov" + b"\x00" * 64,
+    }[hostile]
+    reply = await send_multipart(api, staff_token, data, "clip.mp4")
+    assert reply.code == 400, reply.data
+    assert reply.data["file"][0] in (
+        "The file is not a video FFmpeg can read. Upload a video file.",
+        "The file has no video stream. Upload a video file.",  # an MP4 box FFmpeg opens, and nothing in it
+    )
     assert await nothing_left(settings, db)

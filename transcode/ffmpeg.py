@@ -3,13 +3,13 @@
 One known FFmpeg (9.0.2 in imageio-ffmpeg 0.8.1) behaves the same everywhere: the ladder's options,
 the fMP4 muxer's edit lists and the encoders' defaults are those the tests and benches ran with, not
 whatever the host's package manager installed. `transcode.ffmpeg` still names another binary.
-The pip package ships no ffprobe: probing (transcode/probe.py) uses the host's ffprobe when there.
+The pip package ships no ffprobe, and none is needed: probing (transcode/probe.py) reads sources with
+PyAV (the pinned `av` package, FFmpeg's libraries) in a process of its own.
 """
 
 from __future__ import annotations
 
 import functools
-import shutil
 
 
 @functools.cache
@@ -20,16 +20,11 @@ def ffmpeg_binary() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-@functools.cache
-def ffprobe_binary() -> str | None:
-    """The ffprobe executable, or None (imageio-ffmpeg ships ffmpeg only; probing then parses ffmpeg)."""
-    return shutil.which("ffprobe")
-
-
-# What FFmpeg may open of a source, in one place: every probe and transcode opens the upload through
-# `input_args`. Only containers that cameras, phones and editors write (FFmpeg names a demuxer by its
-# first alias: "mov" is mov,mp4,m4a,3gp,3g2,mj2 and "matroska" is matroska,webm) and no format that
-# names other files: no playlist or manifest (hls, dash, concat), no image sequence (image2).
+# What FFmpeg may open of a source, in one place: every transcode opens the upload through `input_args`,
+# and the probe's PyAV child (transcode/probe_child.py) is given the same lists. Only containers that
+# cameras, phones and editors write (FFmpeg names a demuxer by its first alias: "mov" is
+# mov,mp4,m4a,3gp,3g2,mj2 and "matroska" is matroska,webm) and no format that names other files: no
+# playlist or manifest (hls, dash, concat), no image sequence (image2).
 VIDEO_FORMATS = ("mov", "matroska", "avi", "mpegts", "mpeg", "mxf", "dv", "asf", "flv", "ogg")
 AUDIO_FORMATS = ("wav", "mp3", "aac", "flac")
 # Single pictures: allowed so that the answer can say "a still image"; each reads its own bytes only.
@@ -45,7 +40,7 @@ def demuxer_name(format_name: str) -> str:
 
 
 def input_args(source: str, container: str = "", max_pixels: int | None = None) -> list[str]:
-    """How FFmpeg and ffprobe open a source: the file protocol alone, an allowed format only (the one the
+    """How FFmpeg opens a source: the file protocol alone, an allowed format only (the one the
     probe found, when known), and no decoded picture above `max_pixels` (a decoder refuses it before
     allocating it, whatever the file claimed when it was probed)."""
     args = ["-protocol_whitelist", ",".join(SOURCE_PROTOCOLS), "-format_whitelist", ",".join(SOURCE_FORMATS)]

@@ -152,7 +152,7 @@ class Presentation:
             lines.append(
                 f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{TEXT_GROUP}",LANGUAGE="{text.language}",'
                 f"NAME={_quoted(text.label or text.language)},DEFAULT={yes},AUTOSELECT=YES,"
-                f'FORKED=NO,URI="{text.playlist}"'
+                f'FORCED=NO,URI="{text.playlist}"'
             )
         audio = self.default_audio
         audio_codecs = sorted({t.rendition.track.codecs for t in self.audio})

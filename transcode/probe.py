@@ -1,21 +1,25 @@
-"""Probing a media file: duration, size, rotation, frame rate, audio. ffprobe when there, else ffmpeg."""
+"""Probing a media file: duration, size, rotation, frame rate, audio, read as structured data by PyAV in a
+process of its own (transcode/probe_child.py) under the limits of `media.probe_*`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
-import json
-import re
 import resource
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from transcode.ffmpeg import demuxer_name, ffmpeg_binary, ffprobe_binary, input_args
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from transcode.ffmpeg import SOURCE_FORMATS, demuxer_name
 
 MIB = 1024 * 1024
+CHILD = Path(__file__).with_name("probe_child.py")
 # The video packets whose times give the frame rate of a source that states no average rate.
 RATE_PACKETS = 120
 
@@ -80,17 +84,6 @@ def displayed(width: int, height: int, rotation: int) -> tuple[int, int]:
     return (height, width) if rotation % 180 == 90 else (width, height)
 
 
-def parse_rate(value: str | None) -> float:
-    """'30000/1001' → 29.97."""
-    if not value:
-        return 0.0
-    num, _, den = value.partition("/")
-    try:
-        return float(num) / float(den or 1)
-    except (ValueError, ZeroDivisionError):
-        return 0.0
-
-
 # Picture codecs: a file of one of these that lasts (almost) no time is one picture (a one-frame GIF
 # lasts its frame's delay, 0.1 s from FFmpeg, 0 from others).
 IMAGE_CODECS = {"png", "apng", "mjpeg", "gif", "bmp", "webp", "tiff"}
@@ -106,148 +99,115 @@ def is_still_image(format_name: str, codec: str, duration: float, fps: float = 0
     return image_format or (codec in IMAGE_CODECS and (duration < STILL_UNDER_S or one_frame))
 
 
-def from_ffprobe(data: dict) -> MediaInfo:
-    """MediaInfo from `ffprobe -print_format json -show_format -show_streams`."""
-    streams = data.get("streams") or []
-    videos = [
-        s
-        for s in streams
-        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
-    ]
+class Stream(BaseModel):
+    """One stream as the probe's child reports it (transcode/probe_child.py)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
+
+    index: int = Field(ge=0)
+    type: str
+    codec: str
+    profile: str = ""
+    level: int = Field(0, ge=0)
+    bit_rate: int = Field(0, ge=0)
+    duration: float | None = None
+    attached_pic: bool = False
+    width: int = Field(0, ge=0)
+    height: int = Field(0, ge=0)
+    pix_fmt: str = ""
+    average_rate: float = Field(0.0, ge=0)
+    base_rate: float = Field(0.0, ge=0)
+    channels: int = Field(0, ge=0)
+    sample_rate: int = Field(0, ge=0)
+
+
+class Report(BaseModel):
+    """What the probe's child prints for a file it could read."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
+
+    format: str
+    duration: float | None = None
+    bit_rate: int = Field(0, ge=0)
+    streams: list[Stream]
+    rotation: int = 0
+    packet_times: list[float] = Field(default_factory=list, max_length=RATE_PACKETS)
+
+
+class Packets(BaseModel):
+    """What the probe's child prints for a packet scan: the times of one stream's packets."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    times: list[list[float]]
+
+
+class Refusal(BaseModel):
+    """What the probe's child prints for a file it could not read."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
+
+    refused: Literal["format", "memory", "unreadable"]
+    detail: str = ""
+
+
+def from_report(report: Report) -> MediaInfo:
+    """MediaInfo from what the probe's child read of the file."""
+    videos = [s for s in report.streams if s.type == "video" and not s.attached_pic]
     if not videos:
         raise NotAVideo("The file has no video stream.")
     video = videos[0]
-    rotation = 0
-    for side in video.get("side_data_list") or []:
-        if "rotation" in side:
-            rotation = round(float(side["rotation"]))
-    if not rotation and "rotate" in (video.get("tags") or {}):
-        rotation = int(video["tags"]["rotate"])
-    rotation %= 360
-    width, height = displayed(int(video.get("width") or 0), int(video.get("height") or 0), rotation)
-    duration = float((data.get("format") or {}).get("duration") or video.get("duration") or 0)
+    audio = next((s for s in report.streams if s.type == "audio"), None)
+    rotation = report.rotation % 360
+    width, height = displayed(video.width, video.height, rotation)
+    duration = max(0.0, report.duration or video.duration or 0.0)
+    fps = video.average_rate or video.base_rate
     return MediaInfo(
         duration=duration,
         width=width,
         height=height,
         rotation=rotation,
-        fps=parse_rate(video.get("avg_frame_rate")) or parse_rate(video.get("r_frame_rate")),
-        has_audio=any(s.get("codec_type") == "audio" for s in streams),
-        video_codec=video.get("codec_name", ""),
-        still=is_still_image(
-            (data.get("format") or {}).get("format_name", ""),
-            video.get("codec_name", ""),
-            duration,
-            parse_rate(video.get("avg_frame_rate")) or parse_rate(video.get("r_frame_rate")),
-        ),
-        video_kbps=video_kbps(data, video, streams),
-        pix_fmt=video.get("pix_fmt", ""),
-        profile=video.get("profile", ""),
-        level=int(video.get("level") or 0) if str(video.get("level") or "0").lstrip("-").isdigit() else 0,
-        **audio_fields(next((s for s in streams if s.get("codec_type") == "audio"), None)),
-        container=demuxer_name((data.get("format") or {}).get("format_name", "")),
-        rate=parse_rate(video.get("avg_frame_rate")) or packet_rate(data.get("packets"), video.get("index")),
+        fps=fps,
+        has_audio=audio is not None,
+        video_codec=video.codec,
+        still=is_still_image(report.format, video.codec, duration, fps),
+        video_kbps=video_kbps(report, video),
+        pix_fmt=video.pix_fmt,
+        profile=video.profile,
+        level=video.level,
+        **audio_fields(audio),
+        container=demuxer_name(report.format),
+        rate=video.average_rate or packet_rate(report.packet_times),
     )
 
 
-def packet_rate(packets: list[dict] | None, index: int | None) -> float:
+def packet_rate(times: list[float]) -> float:
     """Frames per second over the first packets of the video stream (a Matroska file often states no
-    average rate, and its r_frame_rate is then the time base: 1000); 0 when too few to tell."""
-    times = sorted(
-        float(p["pts_time"])
-        for p in packets or []
-        if p.get("stream_index") == index and p.get("pts_time") not in (None, "", "N/A")
-    )
+    average rate, and its base rate is then the time base: 1000); 0 when too few to tell."""
+    times = sorted(times)
     span = times[-1] - times[0] if len(times) >= 2 else 0.0
     return (len(times) - 1) / span if span > 0 else 0.0
 
 
-def audio_fields(audio: dict | None) -> dict:
+def audio_fields(audio: Stream | None) -> dict:
     """What decides whether the first audio stream can be copied as it is."""
     if audio is None:
         return {}
     return {
-        "audio_codec": audio.get("codec_name", ""),
-        "audio_profile": audio.get("profile", ""),
-        "audio_channels": int(audio.get("channels") or 0),
-        "audio_rate": int(audio.get("sample_rate") or 0),
-        "audio_kbps": int(audio.get("bit_rate") or 0) // 1000,
+        "audio_codec": audio.codec,
+        "audio_profile": audio.profile,
+        "audio_channels": audio.channels,
+        "audio_rate": audio.sample_rate,
+        "audio_kbps": audio.bit_rate // 1000,
     }
 
 
-def video_kbps(data: dict, video: dict, streams: list[dict]) -> int:
+def video_kbps(report: Report, video: Stream) -> int:
     """The video stream's bitrate: its own, else the container's less the audio streams'."""
-    own = int(video.get("bit_rate") or 0)
-    if own > 0:
-        return own // 1000
-    total = int((data.get("format") or {}).get("bit_rate") or 0)
-    audio = sum(int(s.get("bit_rate") or 0) for s in streams if s.get("codec_type") == "audio")
-    return max(0, total - audio) // 1000
-
-
-VIDEO_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*")
-SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
-FPS = re.compile(r"([\d.]+) fps")
-KBPS = re.compile(r"(\d+) kb/s")
-PIX_FMT = re.compile(r"Video: \w+(?: \(([^)]*)\))?.*?, (\w+)(?:\(|,)")
-DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
-# "displaymatrix: rotation of -90.00 degrees" (FFmpeg 5), "Display Matrix: rotation of 90.00 degrees" (7+)
-INPUT_FORMAT = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
-ROTATION = re.compile(r"(?:display ?matrix: rotation of|rotate\s*:)\s*(-?[\d.]+)", re.IGNORECASE)
-
-
-def from_ffmpeg(stderr: str) -> MediaInfo:
-    """MediaInfo from what `ffmpeg -i FILE` prints (for when only ffmpeg is installed)."""
-    lines = stderr.splitlines()
-    container = INPUT_FORMAT.search(stderr)
-    found = next(
-        (
-            (i, video)
-            for i, line in enumerate(lines)
-            if (video := VIDEO_LINE.search(line)) and "attached pic" not in line
-        ),
-        None,
-    )
-    if found is None:
-        raise NotAVideo("The file has no video stream.")
-    video_at, video = found
-    line = lines[video_at]
-    codec = video.group(1)
-    size = SIZE.search(line.split("Video:", 1)[1])
-    fps = FPS.search(line)
-    pix = PIX_FMT.search(line)
-    rotation = 0
-    for follower in lines[video_at + 1 : video_at + 12]:
-        if "Stream #" in follower:
-            break
-        match = ROTATION.search(follower)
-        if match:
-            rotation = round(float(match.group(1)))
-    rotation %= 360
-    width, height = displayed(int(size.group(1)), int(size.group(2)), rotation) if size else (0, 0)
-    duration = DURATION.search(stderr)
-    seconds = (
-        int(duration.group(1)) * 3600 + int(duration.group(2)) * 60 + float(duration.group(3))
-        if duration
-        else 0.0
-    )
-    return MediaInfo(
-        duration=seconds,
-        width=width,
-        height=height,
-        rotation=rotation,
-        fps=float(fps.group(1)) if fps else 0.0,
-        has_audio=re.search(r"Stream #\d+:\d+.*?: Audio:", stderr) is not None,
-        video_codec=codec,
-        still=is_still_image(
-            container.group(1) if container else "", codec, seconds, float(fps.group(1)) if fps else 0.0
-        ),
-        video_kbps=int(kbps.group(1)) if (kbps := KBPS.search(line)) else 0,
-        pix_fmt=pix.group(2) if pix else "",
-        profile=(pix.group(1) or "") if pix else "",
-        container=demuxer_name(container.group(1)) if container else "",
-        rate=float(fps.group(1)) if fps else 0.0,
-    )
+    if video.bit_rate > 0:
+        return video.bit_rate // 1000
+    audio = sum(s.bit_rate for s in report.streams if s.type == "audio")
+    return max(0, report.bit_rate - audio) // 1000
 
 
 def limit_memory(megabytes: int) -> None:
@@ -256,34 +216,40 @@ def limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (size, size))
 
 
-async def run(args: list[str], limits: SourceLimits) -> tuple[int, str, str]:
-    """Run a probe without blocking the IOLoop, within the memory limit; kill it if it outlives the
-    timeout (OverLimit)."""
+def child_command(mode: str, path: Path, container: str = "", *extra: str) -> list[str]:
+    """The probe's child (transcode/probe_child.py) reading `path` as transcode.ffmpeg.input_args opens
+    it for FFmpeg: the file protocol alone, the same allowed demuxers, the one the probe found if known.
+    `-I`: the interpreter reads no PYTHON* variable, user site or working directory."""
+    args = [sys.executable, "-I", str(CHILD), mode, str(path), "--formats", ",".join(SOURCE_FORMATS)]
+    if demuxer_name(container):
+        args += ["--format", demuxer_name(container)]
+    return [*args, *extra]
+
+
+async def run(args: list[str], limits: SourceLimits) -> tuple[int, str]:
+    """Run the probe's child without blocking the IOLoop, within the memory limit; kill it if it outlives
+    the timeout (OverLimit). Its exit code and what it printed."""
     proc = await asyncio.create_subprocess_exec(
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
         preexec_fn=lambda: limit_memory(limits.memory_mb),
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), limits.timeout_s)
+        out, _ = await asyncio.wait_for(proc.communicate(), limits.timeout_s)
     except TimeoutError:
         proc.kill()
         await proc.wait()
         raise OverLimit(
             f"Reading the file took longer than the {limits.timeout_s:g} s allowed (media.probe_timeout_s)."
         ) from None
-    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+    return proc.returncode or 0, out.decode(errors="replace")
 
 
-NOT_ALLOWED = "Format not on whitelist"
-# What playlists and manifests start with (FFmpeg 9 no longer names the format it refused; 5.1 did).
+# What playlists and manifests start with (FFmpeg refuses them as "invalid data" when their demuxer is off
+# the list, before naming it).
 PLAYLIST_MARKS = (b"#EXTM3U", b"ffconcat", b"<MPD", b"<?xml")
-TOO_MANY_PIXELS = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
-# What FFmpeg says when an allocation fails (within the address space we gave it), or the loader can't map
-# its libraries.
-OUT_OF_MEMORY = ("Cannot allocate memory", "get_buffer() failed", "failed to map segment", "bad_alloc")
 NOT_A_VIDEO = "The file is not a video FFmpeg can read."
 NOT_ALLOWED_FORMAT = (
     "The file is not in a format we accept: MP4, MOV, MKV, WebM, AVI, MPEG-TS, MPEG-PS, MXF, DV, WMV, "
@@ -291,21 +257,35 @@ NOT_ALLOWED_FORMAT = (
 )
 
 
-def refusal(code: int, stderr: str, limits: SourceLimits) -> SourceRefused | None:
-    """Why FFmpeg's answer refuses the file, if it does: a format off the list, a picture over the limit,
-    the memory limit reached, or no readable media at all."""
-    if NOT_ALLOWED in stderr:
-        return NotAVideo(NOT_ALLOWED_FORMAT)
-    oversize = TOO_MANY_PIXELS.search(stderr)
-    if oversize:
-        return too_many_pixels(int(oversize.group(1)), int(oversize.group(2)), limits)
-    if any(marker in stderr for marker in OUT_OF_MEMORY) or code < 0:
-        why = f" (FFmpeg stopped by {signal_name(-code)})" if code < 0 else ""
-        return OverLimit(
-            f"Reading the file needs more than the {limits.memory_mb} MiB of memory allowed "
-            f"(media.probe_memory_mb){why}."
-        )
-    return NotAVideo(NOT_A_VIDEO) if code != 0 else None
+def out_of_memory(limits: SourceLimits, code: int = 0) -> OverLimit:
+    why = f" (the probe stopped by {signal_name(-code)})" if code < 0 else ""
+    return OverLimit(
+        f"Reading the file needs more than the {limits.memory_mb} MiB of memory allowed "
+        f"(media.probe_memory_mb){why}."
+    )
+
+
+def read_report(code: int, out: str, limits: SourceLimits) -> Report:
+    """The child's report, validated; the refusal it stands for otherwise: a format off the list, the
+    memory limit reached (an allocation failed, the child was killed or could not even start), or no
+    readable media at all."""
+    if code < 0:
+        raise out_of_memory(limits, code)
+    try:
+        return Report.model_validate_json(out)
+    except ValidationError:
+        pass
+    try:
+        refused = Refusal.model_validate_json(out).refused
+    except ValidationError:
+        # Nothing valid printed: the interpreter died before it could answer (it exits 1 when the
+        # limit leaves it no room to start); a clean exit that says nothing is an unreadable file.
+        raise (out_of_memory(limits) if code != 0 else NotAVideo(NOT_A_VIDEO)) from None
+    if refused == "format":
+        raise NotAVideo(NOT_ALLOWED_FORMAT)
+    if refused == "memory":
+        raise out_of_memory(limits)
+    raise NotAVideo(NOT_A_VIDEO)
 
 
 def names_other_files(path: Path) -> bool:
@@ -361,39 +341,51 @@ def check_limits(info: MediaInfo, limits: SourceLimits) -> None:
         )
 
 
-async def probe(path: Path, *, use_ffprobe: bool = True, limits: SourceLimits | None = None) -> MediaInfo:
-    """What the file holds, opened as every source is (see transcode.ffmpeg.input_args) by a process of its
-    own within the memory and time limits; NotAVideo when it has no readable video stream, OverLimit when
-    it claims more than the limits allow."""
+async def probe(path: Path, *, limits: SourceLimits | None = None) -> MediaInfo:
+    """What the file holds, read with PyAV by a process of its own (transcode/probe_child.py) within the
+    memory and time limits and opened as every source is (see transcode.ffmpeg.input_args); NotAVideo
+    when it has no readable video stream, OverLimit when it claims more than the limits allow."""
     limits = limits or SourceLimits()
-    ffprobe = ffprobe_binary() if use_ffprobe else None
-    source = input_args(str(path), max_pixels=limits.decoder_max_pixels)
-    if ffprobe:
-        code, out, err = await run(
-            [
-                *[ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"],
-                *["-show_entries", "packet=stream_index,pts_time", "-read_intervals", f"%+#{RATE_PACKETS}"],
-                *source,
-            ],
-            limits,
-        )
-        problem = refusal(code, err, limits)
-        if problem is not None:
-            raise named(problem, path)
-        info = from_ffprobe(json.loads(out or "{}"))
-    else:
-        code, _, err = await run([ffmpeg_binary(), "-hide_banner", "-nostdin", *source], limits)
-        # Without an output ffmpeg always exits 1 ("At least one output file must be specified").
-        problem = refusal(code if code < 0 else 0, err, limits)
-        if problem is not None:
-            raise named(problem, path)
-        if "Invalid data found" in err or "Input #0" not in err:
-            raise named(NotAVideo(NOT_A_VIDEO), path)
-        info = from_ffmpeg(err)
+    code, out = await run(
+        child_command("info", path, "", "--max-pixels", str(limits.decoder_max_pixels)), limits
+    )
+    try:
+        info = from_report(read_report(code, out, limits))
+    except SourceRefused as problem:
+        raise named(problem, path) from None
     if info.width <= 0 or info.height <= 0:
         raise NotAVideo("The video stream has no picture size.")
     check_limits(info, limits)
     return info
+
+
+def packet_times(
+    path: Path,
+    streams: list[str],
+    container: str = "",
+    *,
+    count: int = 0,
+    keys: bool = False,
+    timeout_s: float = 30.0,
+) -> list[list[float]] | None:
+    """The times of the packets of each stream (`v:0`, `a:0`; the first `count` of each; only keyframes
+    with `keys`), read in one pass by the probe's child without decoding, within the probe's default memory
+    limit; None when they cannot be read."""
+    limits = SourceLimits()
+    args = child_command("packets", path, container, "--count", str(count), *(["--keys"] if keys else []))
+    args += ["--max-pixels", str(limits.decoder_max_pixels)]  # find_stream_info decodes a few frames
+    try:
+        done = subprocess.run(
+            [*args, *(f"--stream={stream}" for stream in streams)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout_s,
+            preexec_fn=lambda: limit_memory(limits.memory_mb),
+        )
+        times = Packets.model_validate_json(done.stdout).times
+    except (OSError, subprocess.SubprocessError, ValidationError):
+        return None
+    return times if len(times) == len(streams) else None
 
 
 def stream_start(
@@ -401,30 +393,18 @@ def stream_start(
 ) -> list[float] | None:
     """The presentation times of the first packets of one stream (`v:0`, `a:0`), sorted; None when they
     cannot be read."""
-    ffprobe = ffprobe_binary()
-    if not ffprobe:
-        return None
-    args = [ffprobe, "-v", "error", "-select_streams", stream, "-read_intervals", f"%+#{packets}"]
-    args += ["-show_entries", "packet=pts_time", "-of", "csv=p=0", *input_args(str(path), container)]
-    try:
-        done = subprocess.run(args, capture_output=True, timeout=timeout_s, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    times = []
-    for line in done.stdout.decode(errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            times.append(float(line.strip().rstrip(",")))
-    return sorted(times) or None
+    times = packet_times(path, [stream], container, count=packets, timeout_s=timeout_s)
+    return sorted(times[0]) if times and times[0] else None
 
 
 def audio_start_gap(path: Path, container: str = "") -> float | None:
     """How far the audio starts from the picture once the packets before the picture's start (the AAC
     encoder's priming, which an MP4 hides with an edit list and MPEG-TS cannot) are dropped, in seconds;
-    None when unknown."""
-    video = stream_start(path, "v:0", container=container)
-    audio = stream_start(path, "a:0", container=container)
-    if not video or not audio:
+    None when unknown. One pass reads the first packets of both streams."""
+    times = packet_times(path, ["v:0", "a:0"], container, count=8)
+    if not times or not times[0] or not times[1]:
         return None
+    video, audio = sorted(times[0]), sorted(times[1])
     kept = [t for t in audio if t >= video[0] - 0.0005]
     return abs(kept[0] - video[0]) if kept else None
 
@@ -433,36 +413,10 @@ def max_keyframe_gap(
     path: Path, duration: float, timeout_s: float = 60.0, container: str = ""
 ) -> float | None:
     """The longest stretch between two keyframes of the video (the last one running to the end), read
-    from the packets without decoding; None when it cannot be read (no ffprobe, an unreadable file)."""
-    ffprobe = ffprobe_binary()
-    if not ffprobe:
+    from the packets without decoding; None when it cannot be read."""
+    found = packet_times(path, ["v:0"], container, keys=True, timeout_s=timeout_s)
+    if not found or not found[0]:
         return None
-    args = [
-        ffprobe,
-        "-v",
-        "error",
-        "-select_streams",
-        "v:0",
-        "-show_entries",
-        "packet=pts_time,dts_time,flags",
-    ]
-    try:
-        done = subprocess.run(
-            [*args, "-of", "csv=p=0", *input_args(str(path), container)],
-            capture_output=True,
-            timeout=timeout_s,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    times = []
-    for line in done.stdout.decode(errors="replace").splitlines():
-        fields = line.split(",")
-        if len(fields) >= 3 and "K" in fields[2]:
-            with contextlib.suppress(ValueError):
-                times.append(float(fields[0] if fields[0] not in ("", "N/A") else fields[1]))
-    if not times:
-        return None
-    times.sort()
+    times = sorted(found[0])
     points = [*times, max(duration, times[-1])]
     return max(b - a for a, b in itertools.pairwise(points)) if len(points) > 1 else 0.0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
+import logging
 import os
 import select
 import shutil
@@ -25,8 +27,10 @@ from transcode.ladder import (
     can_copy_audio,
     can_remux,
     ffmpeg_command,
+    gop_args,
     renditions,
     storyboard_for,
+    x264_args,
 )
 from transcode.manifests import (
     encoded_seconds,
@@ -35,7 +39,10 @@ from transcode.manifests import (
     provisional_master,
     write_manifests,
 )
+from transcode.pertitle import PROBES, ProbeFailed, choose_crf
 from transcode.probe import MediaInfo, audio_start_gap, max_keyframe_gap
+
+log = logging.getLogger("videoflix.transcode")
 
 PR_SET_PDEATHSIG = 1
 CANCEL_FILE = "CANCEL"
@@ -62,6 +69,8 @@ class JobSpec:
     remux: bool = True  # copy what is already good: the video as the top rung, the AAC into every rung
     stall_s: float = 120.0  # FFmpeg is stopped once its output has not advanced for this long
     max_pixels: int | None = None  # decoders refuse a larger picture (one a later frame may claim)
+    target_vmaf: float | None = None  # per-title CRF: the top rung's VMAF to aim at; None: the fixed CRF
+    per_title_min_s: float = 0.0  # ... for sources at least this long (the probe's cost is fixed)
 
 
 @dataclass
@@ -72,6 +81,7 @@ class Outcome:
     error: str | None = None
     renditions: list[dict[str, int]] = field(default_factory=list)
     seconds: float = 0.0
+    encoding: dict[str, Any] = field(default_factory=dict)  # the video's `encoding.*` fields (CRF chosen)
 
 
 def die_with_parent() -> None:
@@ -158,13 +168,14 @@ def transcode(spec: JobSpec) -> Outcome:
     copy_audio = spec.remux and can_copy_audio(
         spec.info, spec.settings, lambda: audio_start_gap(Path(spec.source), spec.info.container)
     )
+    settings, encoding = h264_crf(spec, rungs, remux, out_dir, cancel_path)
     args = ffmpeg_command(
         spec.ffmpeg,
         Path(spec.source),
         out_dir,
         spec.info,
         rungs,
-        spec.settings,
+        settings,
         remux,
         copy_audio,
         max_pixels=spec.max_pixels,
@@ -241,4 +252,65 @@ def transcode(spec: JobSpec) -> Outcome:
     listed = write_manifests(out_dir, rungs, has_audio, spec.info.fps, spec.settings.segment_s)
     log_path.unlink(missing_ok=True)
     report(spec.key, "progress", 100)
-    return Outcome(DONE, renditions=listed, seconds=time.monotonic() - started)
+    return Outcome(DONE, renditions=listed, seconds=time.monotonic() - started, encoding=encoding)
+
+
+PROBE_FOLDER = "probe"  # the per-title probe's logs, inside the job's scratch folder while it runs
+
+
+def per_title_skipped(spec: JobSpec, remux: bool) -> str | None:
+    """Why the H.264 CRF is the fixed one for this job, or None when it is probed."""
+    if not spec.target_vmaf:
+        return "off"
+    if remux:
+        return "remux"  # the top rung is the source's own stream: nothing to aim
+    if spec.info.still:
+        return "still"
+    if spec.info.duration < spec.per_title_min_s:
+        return "short"  # the probe costs about the same whatever the length: too much for a short one
+    return None
+
+
+def h264_crf(
+    spec: JobSpec, rungs: list[Rung], remux: bool, out_dir: Path, cancel_path: Path
+) -> tuple[EncodeSettings, dict[str, Any]]:
+    """The settings the ladder is encoded with (every rung at the CRF chosen for the title, or the fixed
+    one) and what the video's `encoding` records of the choice. A probe that fails is logged and the
+    fixed CRF is used: it never fails the job."""
+    fixed = {"crf.h264": spec.settings.crf}
+    skipped = per_title_skipped(spec, remux)
+    if skipped is not None or spec.target_vmaf is None:
+        return spec.settings, {**fixed, "probe.h264": {"skipped": skipped}}
+    top = rungs[-1]
+
+    def encoder(crf: int) -> list[str]:
+        settings = dataclasses.replace(spec.settings, crf=crf)
+        return [*x264_args(top, settings), *gop_args(spec.info.fps, settings)]
+
+    try:
+        choice = choose_crf(
+            spec.ffmpeg,
+            Path(spec.source),
+            spec.info,
+            top.width,
+            top.height,
+            encoder,
+            PROBES["h264"],
+            spec.target_vmaf,
+            out_dir / PROBE_FOLDER,
+            max_pixels=spec.max_pixels,
+            timeout_s=2 * spec.stall_s,
+            should_stop=lambda: cancel_path.exists() or not out_dir.exists(),
+            preexec_fn=lambda: _child_setup(spec.nice),
+        )
+    except (ProbeFailed, OSError) as err:
+        log.warning("job %s: per-title probe failed, fixed CRF %d kept: %s", spec.key, spec.settings.crf, err)
+        return spec.settings, {**fixed, "probe.h264": {"failed": str(err)[:300]}}
+    log.info(
+        "job %s: per-title CRF %d for VMAF %g (%.1f s probe)",
+        spec.key,
+        choice.crf,
+        choice.target_vmaf,
+        choice.probe_s,
+    )
+    return dataclasses.replace(spec.settings, crf=choice.crf), choice.to_doc()

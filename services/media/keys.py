@@ -55,6 +55,7 @@ SEGMENT = re.compile(rf"^({RENDITION}/(seg_\d+\.(ts|m4s)|init\.mp4)|{SUBTITLES}/
 RENDITION_PLAYLIST = re.compile(rf"^({RENDITION}|{SUBTITLES})/index\.m3u8$")
 PRESENTATION = "presentation.json"
 CHAPTERS = "chapters.vtt"
+TRACKS = "tracks"  # videos/<id>/tracks/<track id>/subtitles.vtt: a subtitle track as uploaded, cleaned
 
 
 def video_id_text(video_id: ObjectId | str) -> str:
@@ -102,9 +103,19 @@ def rung_playlist(height: int) -> str:
     return f"{height}p/index.m3u8"
 
 
-def subtitles_playlist(language: str) -> str:
-    """A subtitle rendition's playlist below the ladder folder (room for the next round)."""
-    return f"subs/{language}/index.m3u8"
+def subtitles_folder(track_id: str) -> str:
+    """A subtitle track's folder below the ladder folder (a new id for each upload: no stale cache)."""
+    return f"subs-{track_id}"
+
+
+def track_folder(video_id: ObjectId | str, track_id: str) -> str:
+    """Where a subtitle track is kept beside the ladders (a new ladder gets it again)."""
+    return f"{video_prefix(video_id)}{TRACKS}/{track_id}/"
+
+
+def track_source_key(video_id: ObjectId | str, track_id: str) -> str:
+    """A subtitle track's cleaned WebVTT, as kept."""
+    return f"{track_folder(video_id, track_id)}subtitles.vtt"
 
 
 def audio_playlist(language: str) -> str:

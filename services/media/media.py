@@ -321,6 +321,23 @@ class Media:
         await self.storage.put_bytes(f"{folder}/{keys.MASTER}", presentation.master_text().encode())
         self._folders.pop(video.playable_path or "", None)
 
+    # --- subtitle tracks as uploaded, kept beside the ladders (a new ladder gets them again) ----
+
+    async def keep_track(self, video_id: Any, track_id: str, text: str) -> str:
+        """Keep a track's cleaned WebVTT beside the ladders (a retranscode's ladder gets it too)."""
+        key = keys.track_source_key(video_id, track_id)
+        await self.storage.put_bytes(key, text.encode())
+        return key
+
+    async def read_track(self, video_id: Any, track_id: str) -> str:
+        """A kept track's WebVTT."""
+        return (await self.storage.read_bytes(keys.track_source_key(video_id, track_id))).decode()
+
+    async def drop_track(self, video_id: Any, track_id: str) -> None:
+        """Forget a kept track file."""
+        with contextlib.suppress(StorageUnavailable):
+            await self.storage.delete_prefix(keys.track_folder(video_id, track_id))
+
     # --- serving ------------------------------------------------------------------------------
 
     async def course_spec_master(self, video: Video, height: int, base_url: str) -> Body | None:

@@ -2,37 +2,27 @@
 
 CMAF renditions are outputs of their own: a rung with B-frames would start two frames after the audio
 if FFmpeg shifted its timestamps (66 ms at 30 fps); the edit list in its init.mp4 trims that delay
-instead, so a player presents the first frame and the first sample together (ffprobe applies the edit
-list as players do)."""
+instead, so a player presents the first frame and the first sample together (FFmpeg's demuxer, read
+through PyAV, applies the edit list as players do)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from tests.media import make_clip
+from tests.media import make_clip, read_packets
 from tests.transcoding.helpers import upload, wait_for_status
-from transcode.ffmpeg import ffprobe_binary
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(ffprobe_binary() is None, reason="reading packet timestamps needs ffprobe"),
-]
+pytestmark = [pytest.mark.slow]
 
 
 async def first_pts(playlist: Path) -> dict[str, float]:
     """The earliest presentation time of each stream type's packets in a rendition (its playlist)."""
-    proc = await asyncio.create_subprocess_exec(
-        ffprobe_binary(), "-v", "error", "-show_entries", "packet=codec_type,pts_time", "-of", "csv=p=0",
-        "-read_intervals", "%+#30", str(playlist), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
     first: dict[str, float] = {}
-    for line in out.decode().split():
-        kind, pts = line.split(",")[:2]
-        first[kind] = min(first.get(kind, float("inf")), float(pts))
+    for packet in read_packets(playlist, limit=30)[0]:
+        if packet.pts is not None:
+            first[packet.kind] = min(first.get(packet.kind, float("inf")), packet.pts)
     return first
 
 

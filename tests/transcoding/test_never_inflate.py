@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from core.config import Settings
+from tests.media import read_packets
 from tests.transcoding.helpers import upload, wait_for_status
-from transcode.ffmpeg import ffmpeg_binary, ffprobe_binary
+from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import EncodeSettings, plan_rungs
 from transcode.probe import MediaInfo, probe
 
@@ -66,19 +66,11 @@ def noisy_clip(path: Path, seconds: int, fps: int, kbps: int) -> Path:
 
 async def video_packets(segment: Path) -> tuple[int, str]:
     """Bytes of video packets in a rendition (its playlist), and its stream's frame rate."""
-    proc = await asyncio.create_subprocess_exec(
-        ffprobe_binary(), "-v", "error", "-select_streams", "v:0", "-show_entries",
-        "packet=size:stream=avg_frame_rate", "-of", "csv=p=0", str(segment), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    lines = out.decode().split()
-    sizes = [int(line.strip(",")) for line in lines if line.strip(",").isdigit()]
-    rates = [line for line in lines if "/" in line]
-    return sum(sizes), rates[0] if rates else ""
+    packets, rate = read_packets(segment, "video")
+    return sum(p.size for p in packets), rate
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(ffprobe_binary() is None, reason="counting packet bytes needs ffprobe")
 async def test_a_low_bitrate_15_fps_source_gets_no_rung_above_its_bitrate_or_frame_rate(
     api, staff_token, tmp_path, db, settings
 ):

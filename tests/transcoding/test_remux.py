@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.media import read_packets
 from tests.transcoding.helpers import upload, wait_for_status
-from transcode.ffmpeg import ffmpeg_binary, ffprobe_binary
+from transcode.ffmpeg import ffmpeg_binary
 from transcode.ladder import EncodeSettings, can_copy_audio, can_remux, plan_rungs
 from transcode.probe import MediaInfo, audio_start_gap
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(ffprobe_binary() is None, reason="finding keyframes without decoding needs ffprobe"),
-]
+pytestmark = [pytest.mark.slow]
 
 AUD = b"\x00\x00\x00\x01\x09\xf0"  # the access unit delimiter MPEG-TS puts before every H.264 frame
 
@@ -90,13 +88,7 @@ async def test_a_non_compliant_upload_is_encoded_again(api, staff_token, tmp_pat
 
 async def audio_packet_sizes(source: str) -> list[int]:
     """The sizes of the first audio stream's packets (fMP4 and MP4 alike carry them without headers)."""
-    proc = await asyncio.create_subprocess_exec(
-        ffprobe_binary(), "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=size",
-        "-of", "csv=p=0", source, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    sizes = [int(line.strip().rstrip(",")) for line in out.decode().split()]
-    return sizes
+    return [p.size for p in read_packets(Path(source), "audio")[0]]
 
 
 @pytest.mark.parametrize(
@@ -149,8 +141,9 @@ def test_a_source_that_cannot_be_copied_is_never_scanned_packet_by_packet():
     assert not can_copy_audio(info, settings, scanned)
 
 
-def test_the_audio_start_is_unknown_without_audio_or_without_ffprobe(clips, monkeypatch):
+def test_the_audio_start_is_unknown_without_audio_or_for_a_file_that_cannot_be_read(clips, tmp_path):
     assert audio_start_gap(clips["silent"]) is None
     assert audio_start_gap(clips["small"]) == 0.0  # FFmpeg's AAC: its one priming packet, then 0
-    monkeypatch.setattr("transcode.probe.ffprobe_binary", lambda: None)
-    assert audio_start_gap(clips["small"]) is None  # so the audio is encoded again, never copied blind
+    unreadable = tmp_path / "cut.mp4"
+    unreadable.write_bytes(clips["small"].read_bytes()[:500])
+    assert audio_start_gap(unreadable) is None  # so the audio is encoded again, never copied blind
