@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 
 from services.av1 import worth_listing
-from tests.media import make_clip
+from tests.media import make_clip, multipart
 from tests.test_storage_s3 import bucket, moto, s3_media  # noqa: F401 (fixtures)
 from tests.transcoding.helpers import upload, wait_for, wait_for_job, wait_for_status
 from transcode.av1 import key_frame_times, segment_starts
@@ -169,6 +169,28 @@ async def test_a_failing_av1_encode_leaves_the_h264_ladder_playing_and_the_job_r
     reply = await api.get(f"/api/videos/{video_id}/", token=staff_token)
     master = await api.get(reply.data["hls_url"], token=staff_token)
     assert master.code == 200 and "av01" not in master.body.decode()
+
+
+async def test_subtitles_added_before_the_av1_rungs_stay_listed_beside_them(
+    api, staff_token, clip, db, services, settings
+):
+    video_id, doc = await ready_without_av1(api, staff_token, clip, db)
+    srt = "1\n00:00:00,500 --> 00:00:02,000\nHello\n"
+    body, content_type = multipart({"language": "en", "label": "English"}, srt.encode(), filename="s.srt")
+    added = await api.post(
+        f"/api/videos/{video_id}/subtitles/",
+        body=body,
+        headers={"Content-Type": content_type},
+        token=staff_token,
+    )
+    assert added.code == 201, added.data
+    settings.transcode.av1 = "after"
+    assert await services.av1.queue_av1(video_id)
+    await av1_listed(db, video_id)
+    master = (ladder(settings, doc) / "master.m3u8").read_text()
+    assert "TYPE=SUBTITLES" in master and "av1-360p/index.m3u8" in master
+    assert all('SUBTITLES="subs"' in line for line in master.splitlines() if "av01" in line)
+    assert 'contentType="text"' in (ladder(settings, doc) / "manifest.mpd").read_text()
 
 
 async def test_with_av1_off_nothing_is_queued_and_popular_waits_for_views(
