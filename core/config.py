@@ -320,6 +320,23 @@ class TranscodeSettings(Section):
     storyboard: bool = Field(
         True, description="Make the trick-play storyboard (sprite sheets and their WebVTT) in the same pass."
     )
+    av1: Literal["off", "after", "popular"] = Field(
+        "after",
+        description="AV1 rungs beside the H.264 ones, by a follow-up job: off; after every CMAF ladder; "
+        "or popular, once a video passes av1_min_views views in 7 days.",
+    )
+    av1_preset: int = Field(10, ge=0, le=13, description="SVT-AV1 preset of the AV1 rungs.")
+
+    @field_validator("av1", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        """`av1: off` unquoted is YAML 1.1's false: it means off."""
+        return "off" if value is False else value
+
+    av1_crf: int = Field(44, ge=1, le=63, description="SVT-AV1 CRF of the AV1 rungs (capped like H.264).")
+    av1_min_views: int = Field(
+        100, ge=1, description="With av1: popular, views in 7 days after which a video gets AV1 rungs."
+    )
     target_vmaf: float | None = Field(
         93.0,
         ge=0,

@@ -153,6 +153,10 @@ class Video(BaseModel):
     )
     storyboard_url: str | None = Field(description="WebVTT of preview sprites, under a stream grant.")
     renditions: list[Rendition]
+    codecs: list[str] = Field(
+        description="The video codecs its master and MPD list: `avc1` (H.264), and `av01` (AV1) once all "
+        "of its AV1 rungs are whole; empty until a ladder is ready."
+    )
     watch_position: Number = Field(description="The caller's saved position in seconds (0 when none).")
     audio_tracks: list[AudioTrackReply] = Field(
         default_factory=list, description="Added audio languages (the source's own sound is not listed)."
@@ -190,6 +194,7 @@ class Video(BaseModel):
                 Rendition(height=r.height, width=r.width, bandwidth=r.bandwidth, url=url)
                 for r, url in urls.renditions
             ],
+            codecs=list(video.codecs),
             watch_position=shown.watch_position,
             audio_tracks=[AudioTrackReply.of(t) for t in video.audio_tracks],
             subtitles=[

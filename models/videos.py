@@ -187,6 +187,8 @@ class Video:
     thumbnail_path: str | None
     storyboard_path: str | None
     uploaded_by: str | None
+    # The video codecs its master and MPD list ("avc1"; "av01" once the AV1 rungs are whole).
+    codecs: tuple[str, ...] = ()
     subtitles: tuple[SubtitleTrack, ...] = ()
     chapters: tuple[Chapter, ...] = ()
     chapters_path: str | None = None  # the WebVTT chapters file, below the ladder folder
@@ -218,6 +220,7 @@ class Video:
             thumbnail_path=doc.get("thumbnail_path"),
             storyboard_path=doc.get("storyboard_path"),
             uploaded_by=doc.get("uploaded_by"),
+            codecs=tuple(doc.get("codecs") or (("avc1",) if doc.get("hls_path") else ())),
             subtitles=tuple(SubtitleTrack.from_doc(t) for t in doc.get("subtitles") or ()),
             chapters=tuple(Chapter(float(c["start"]), str(c["title"])) for c in doc.get("chapters") or ()),
             chapters_path=doc.get("chapters_path"),
@@ -515,8 +518,16 @@ class Videos:
             "dash_path": dash_path,
             "thumbnail_path": thumbnail_path,
             "storyboard_path": storyboard_path,
+            "codecs": ["avc1"],
         }
         return await self._set(video_id, fields, now)
+
+    async def list_codecs(
+        self, video_id: ObjectId, hls_path: str, codecs: Sequence[str], now: datetime
+    ) -> Video | None:
+        """The codecs the ladder at `hls_path` lists now; None when the video is gone or plays another
+        ladder (retranscoded meanwhile)."""
+        return await self._set(video_id, {"codecs": list(codecs)}, now, {"hls_path": hls_path})
 
     async def set_subtitles(
         self, video_id: ObjectId, tracks: Sequence[SubtitleTrack], now: datetime

@@ -19,6 +19,7 @@ from models.db import object_id
 from models.progress import Progress
 from models.users import User
 from models.videos import READY, Video, VideoQuery, Videos, new_video
+from services.av1 import av1_key
 from services.grants import Grants, StreamUrls
 from services.jobs import JobQueue
 from services.media import Media
@@ -257,6 +258,7 @@ class CatalogueService:
             raise NotFound()
         await self.queue.forget(transcode_key(video.id))  # its FFmpeg stops before its files go
         await self.queue.forget(publish_key(video.id))
+        await self.queue.forget(av1_key(video.id))
         await self.videos.delete(video.id)
         await self.progress.delete_for_video(video.id)
         for cleanup in self.video_cleanups:
@@ -273,6 +275,7 @@ class CatalogueService:
             raise Conflict("The video has no source file to transcode.")
         if video.status != READY:
             await self.videos.mark_pending(video.id, self.clock())
+        await self.queue.forget(av1_key(video.id))  # its ladder goes; the new one gets its own AV1 job
         await self.queue.enqueue(TRANSCODE, {"video_id": video.id}, key=transcode_key(video.id))
 
     # --- watch progress -----------------------------------------------------------------------

@@ -30,6 +30,7 @@ from services.accounts import AccountService
 from services.admin import AdminService
 from services.analytics import AnalyticsService, ViewsHook, WeeklyViews
 from services.audio_tracks import AudioTrackJobs, AudioTracks
+from services.av1 import AV1, Av1Jobs, Av1Planner, after_publish
 from services.catalogue import CatalogueService
 from services.grants import Grants
 from services.health import Health
@@ -66,7 +67,11 @@ def listening_url(host: str, port: int) -> str:
 
 # The job types each role runs; every role may queue any of them. A publish runs where its scratch is:
 # a transcode node (services/publishing.py).
-ROLE_JOBS = {"all": (MAIL, TRANSCODE, PUBLISH), "api": (MAIL,), "transcode": (TRANSCODE, PUBLISH, MAIL)}
+ROLE_JOBS = {
+    "all": (MAIL, TRANSCODE, PUBLISH, AV1),
+    "api": (MAIL,),
+    "transcode": (TRANSCODE, PUBLISH, AV1, MAIL),
+}
 
 
 @dataclass
@@ -91,6 +96,7 @@ class Services:
     health: Health
     audio_tracks: AudioTracks
     uploads: UploadService
+    av1: Av1Planner  # queue_av1(video_id): the AV1 follow-up of a video (view counts call it)
     tracks: TracksService
     analytics: AnalyticsService
     mylist: MyListService
@@ -135,7 +141,7 @@ def build_services(
     """Build every service; `run_types` are the job types this process runs (default: all of them);
     `free_bytes` stands in for the free space on MEDIA_ROOT (tests); `site_url` is the address this
     server's web app is reached at (mail links go there when FRONTEND_URL is unset); `on_views` hears of every
-    counted view with the video's views in 7 days (the AV1 planner's `on_views`, for av1: popular)."""
+    counted view with the video's views in 7 days (default: the AV1 planner's, for av1: popular)."""
     hasher = hasher or PasswordHasher(settings.accounts.bcrypt_rounds)
     media = build_media(settings)
     signer = Signer(settings.server.secret_key or "", clock)
@@ -160,7 +166,15 @@ def build_services(
             clock=clock,
             metrics=metrics,
         ),
-        PublishJobs(videos, media, settings.publish, clock=clock, after_publish=[ladder_tracks.restore]),
+        PublishJobs(
+            videos,
+            media,
+            settings.publish,
+            clock=clock,
+            after_publish=[ladder_tracks.restore],
+            after_ready=after_publish(videos, settings.transcode),
+        ),
+        Av1Jobs(videos, media, pool, settings.transcode, media_settings=settings.media, clock=clock),
         AudioTrackJobs(
             videos,
             media,
@@ -181,6 +195,7 @@ def build_services(
         metrics=metrics,
     )
     mailer = Mailer(queue)
+    av1 = Av1Planner(queue, videos, settings.transcode)  # the AV1 follow-up, for av1: popular by views
     accounts = AccountService(
         users,
         tokens,
@@ -226,7 +241,7 @@ def build_services(
         metrics,
         settings.analytics,
         clock,
-        on_views=on_views,
+        on_views=on_views or av1.on_views,
         # checked on every report: counted in the process on memory:// (one process, no TTL walks)
         throttle=Throttle(MemoryRateLimiter() if db.in_memory else RateLimiter(db), clock),
         weekly=weekly,
@@ -256,6 +271,7 @@ def build_services(
         health=Health(db.ping),
         audio_tracks=AudioTracks(videos, media, queue, settings.media, settings.transcode, locks, clock),
         uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
+        av1=av1,
         tracks=TracksService(ladder_tracks, videos, grants, catalogue),
         analytics=analytics,
         mylist=MyListService(mylist_rows, catalogue, clock),

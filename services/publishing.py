@@ -27,13 +27,15 @@ from core.clock import Clock, utcnow
 from core.config import PublishSettings
 from core.storage import StorageUnavailable
 from models.videos import FAILED, Rendition, Video, Videos
-from services.jobs import JobContext, JobStopped, JobType, PermanentError, RetryableError
+from services.jobs import JobContext, JobQueue, JobStopped, JobType, PermanentError, RetryableError
 from services.media import Media, ScratchMissing
 from services.media.keys import MANIFEST, MASTER, STORYBOARD, THUMBNAIL
 
 log = logging.getLogger("videoflix.transcode")
 
 PUBLISH = "publish"
+# What follows a CMAF ladder's publish: (the queue, the video's id, the video as it was before).
+AfterReady = Callable[[JobQueue, ObjectId, Video], Awaitable[None]]
 # What a video shows while its encoded ladder waits to be published.
 PUBLISHING_PERCENT = 99
 GONE = "The encoded ladder is no longer on the machine that made it; retranscode the video."
@@ -63,18 +65,21 @@ class PublishJobs(JobType):
         settings: PublishSettings,
         *,
         clock: Clock = utcnow,
+        after_ready: AfterReady | None = None,
         after_publish: Sequence[Callable[[Video], Awaitable[None]]] = (),
     ) -> None:
         self.videos = videos
         self.media = media
         self.settings = settings
         self.clock = clock
+        self.after_ready = after_ready  # the follow-up of a CMAF ladder (services/av1.py: its AV1 rungs)
         # what a new ladder gets once it is the video's (the tracks added to the one before it)
         self.after_publish = tuple(after_publish)
 
     async def run(self, ctx: JobContext) -> None:
         video_id, run = ctx.payload["video_id"], ctx.payload["run"]
-        if await self.videos.get(video_id) is None:
+        before = await self.videos.get(video_id)
+        if before is None:
             await self.media.discard(video_id, run)
             raise JobStopped("the video is gone")
         try:
@@ -99,6 +104,8 @@ class PublishJobs(JobType):
             await step(ready)
         await self.media.retire(video_id, run)
         log.info("video %s ready: its ladder %s is published", video_id, ladder.prefix)
+        if ladder.dash and self.after_ready is not None:  # CMAF: AV1 follows (MPEG-TS: never)
+            await self.after_ready(ctx.queue, video_id, before)
 
     async def _stopped(self, job: dict[str, Any], error: str) -> None:
         """The ladder is not published: the video says why. Its scratch stays for a retry by staff until

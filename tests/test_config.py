@@ -161,3 +161,8 @@ def test_trusted_proxies_come_from_the_environment_comma_separated_and_must_be_i
     assert settings.server.trusted_proxies == ["172.30.80.80", "::1"]
     with pytest.raises(ConfigError, match="'nginx' is not an IP address"):
         load_settings(None, environ={"TRUSTED_PROXIES": "nginx"})
+
+
+def test_av1_off_written_unquoted_in_yaml_means_off(tmp_path):
+    path = write(tmp_path, "transcode:\n  av1: off\n")  # YAML 1.1 reads an unquoted off as false
+    assert load_settings(path, environ={"SECRET_KEY": "k"}).transcode.av1 == "off"

@@ -278,7 +278,7 @@ async def test_the_job_type_filter_is_declared_as_the_job_types_the_app_runs_wit
     api, document, services, staff_token
 ):
     [kind] = [p for p in document["paths"]["/api/admin/jobs/"]["get"]["parameters"] if p["name"] == "type"]
-    kinds = ["mail", "transcode", "publish", "audio_track"]
+    kinds = ["mail", "transcode", "publish", "av1", "audio_track"]
     assert kind["schema"]["enum"] == list(services.queue.types) == kinds
     reply = await api.get("/api/admin/jobs/?type=nope", token=staff_token)
     assert (reply.code, reply.data) == (400, {"type": [f"Select one of: {', '.join(kinds)}."]})

@@ -127,9 +127,9 @@ def test_our_pages_and_scripts_name_no_other_host():
 
 def test_every_vendored_file_is_pinned_in_versions():
     versions = (WEB / "vendor" / "VERSIONS").read_text()
-    for name in ("swagger-ui-dist@", "hls.js@", "tus-js-client@"):
+    for name in ("swagger-ui-dist@", "hls.js@", "tus-js-client@", "dashjs@"):
         assert re.search(re.escape(name) + r"\d+\.\d+\.\d+", versions), name
-    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "hls.min.js", "tus.min.js"):
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "hls.min.js", "tus.min.js", "dash.all.min.js"):
         assert (WEB / "vendor" / name).stat().st_size > 10_000
 
 

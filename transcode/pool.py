@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from transcode.worker import TRANSIENT, JobSpec, Outcome, init_worker, transcode
+from transcode.worker import TRANSIENT, Outcome, init_worker, transcode
 
 log = logging.getLogger("videoflix.transcode")
 
@@ -61,14 +61,17 @@ class TranscodePool:
             self._reader.join(timeout=5)
             self._reader = None
 
-    async def run(self, spec: JobSpec, on_event: EventSink) -> Outcome:
-        """Run one job in a worker; its events (pid, progress, ...) reach `on_event` on the event loop."""
+    async def run(
+        self, spec: Any, on_event: EventSink, work: Callable[[Any], Outcome] = transcode
+    ) -> Outcome:
+        """Run one job in a worker (`work(spec)`: the ladder's transcode unless told, e.g. the AV1 pass);
+        its events (pid, progress, ...) reach `on_event` on the event loop."""
         if self._pool is None:
             self.start()
         assert self._pool is not None
         self._sinks[spec.key] = on_event
         try:
-            return await asyncio.wrap_future(self._pool.submit(transcode, spec))
+            return await asyncio.wrap_future(self._pool.submit(work, spec))
         except BrokenProcessPool:
             self._restart_pool()
             return Outcome(TRANSIENT, "The transcoding process died.")

@@ -244,6 +244,10 @@ class Media:
         for path, rel in [*playlists, *last, (scratch / keys.MASTER, keys.MASTER)]:
             await self.storage.put_file(path, prefix + rel)
 
+    async def read_text(self, key: str) -> str:
+        """A small text file of a published ladder (a playlist, the MPD). ObjectMissing when absent."""
+        return (await self.storage.read_bytes(key)).decode()
+
     async def retire(self, video_id: Any, run: str) -> None:
         """Once the video names run's ladder: drop its other ladders (older ones, leftovers of a runner
         that died mid-upload) and the run's scratch. A store that fails leaves them for the next time."""
@@ -255,9 +259,13 @@ class Media:
                 if keys.is_ladder(folder):
                     await self.storage.delete_prefix(f"{video}{folder}/")
         await remove_tree(self.scratch_ladder(video_id, run))
+        await self.release_source(video_id)
+
+    async def release_source(self, video_id: Any) -> None:
+        """With an object store: drop this machine's copy of the source once no run here needs it."""
         scratch = self.video_dir(video_id)
         if not self.in_place and not any(keys.is_scratch(p.name) for p in scratch.glob(".*")):
-            await remove_tree(scratch)  # the scratch copy of the source, once no run needs it
+            await remove_tree(scratch)
 
     async def discard(self, video_id: Any, run: str) -> None:
         """A run that will not be published: its scratch and whatever of it reached the store."""

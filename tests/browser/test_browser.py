@@ -61,7 +61,9 @@ class Server:
         more = "".join(f"  {name}: {value}\n" for name, value in (accounts or {}).items())
         config.write_text(
             f"accounts:\n  bcrypt_rounds: 4\n{more}"
-            "transcode:\n  workers: 1\n  preset: ultrafast\n"
+            # no AV1 follow-up jobs: they would take the 2 cores from the tests (tests/browser/test_av1.py
+            # plays AV1 on its own server)
+            "transcode:\n  workers: 1\n  preset: ultrafast\n  av1: 'off'\n"
             "jobs:\n  poll_interval_s: 0.2\n"
         )
         from core.config import ENVIRONMENT

@@ -8,6 +8,7 @@ set -euo pipefail
 SWAGGER_UI=5.35.0
 HLS_JS=1.7.4
 TUS_JS_CLIENT=4.3.1
+DASHJS=5.2.1
 
 here="$(cd "$(dirname "$0")" && pwd)"
 tmp="$(mktemp -d)"
@@ -32,10 +33,15 @@ src="$(unpack tus-js-client "$TUS_JS_CLIENT")"
 cp "$src/dist/tus.min.js" "$here/"
 cp "$src/LICENSE" "$here/LICENSE.tus-js-client"
 
+src="$(unpack dashjs "$DASHJS")"
+cp "$src/dist/modern/umd/dash.all.min.js" "$here/"
+cp "$src/LICENSE.md" "$here/LICENSE.dashjs"
+
 cat > "$here/VERSIONS" <<VERSIONS
 # Vendored browser assets: package@version (from the npm registry, \`npm pack\`), then the files kept.
 swagger-ui-dist@$SWAGGER_UI  swagger-ui-bundle.js swagger-ui.css  (LICENSE -> LICENSE.swagger-ui)
 hls.js@$HLS_JS            dist/hls.min.js                       (LICENSE -> LICENSE.hls.js)
 tus-js-client@$TUS_JS_CLIENT     dist/tus.min.js                       (LICENSE -> LICENSE.tus-js-client)
+dashjs@$DASHJS            dist/modern/umd/dash.all.min.js       (LICENSE.md -> LICENSE.dashjs)
 VERSIONS
-echo "updated web/vendor: swagger-ui-dist@$SWAGGER_UI hls.js@$HLS_JS tus-js-client@$TUS_JS_CLIENT"
+echo "updated web/vendor: swagger-ui-dist@$SWAGGER_UI hls.js@$HLS_JS tus-js-client@$TUS_JS_CLIENT dashjs@$DASHJS"
