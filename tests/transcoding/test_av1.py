@@ -222,10 +222,12 @@ async def test_a_video_deleted_while_its_av1_job_waits_leaves_nothing_behind(
 
 
 def logging_ffmpeg(tmp_path: Path) -> tuple[Path, Path]:
-    """The real FFmpeg reading its input at real time, each run logged as `h264` or `av1`."""
+    """The real FFmpeg reading its input at real time, each run logged as `h264` or `av1` (the audio
+    rendition's FFmpegs, `-vn`, run beside the H.264 one, unlogged)."""
     runs, wrapper = tmp_path / "runs", tmp_path / "ffmpeg-logged"
     wrapper.write_text(
         "#!/bin/sh\n"
+        f'case " $* " in *" -vn "*) exec "{ffmpeg_binary()}" "$@";; esac\n'
         f'case "$*" in *libsvtav1*) echo av1 >> "{runs}";; *) echo h264 >> "{runs}";; esac\n'
         f'exec "{ffmpeg_binary()}" -readrate 1 "$@"\n'
     )
