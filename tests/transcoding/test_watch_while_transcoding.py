@@ -69,7 +69,9 @@ async def test_a_video_plays_while_it_is_transcoded_and_again_whole_when_ready(
     assert 'URI="audio/index.m3u8"' in master.body.decode()
     for rung in ("120p", "360p", "audio"):
         playlist = (await api.get(rung_url(video, rung))).body.decode()
-        assert "#EXT-X-PLAYLIST-TYPE:EVENT" in playlist and "#EXT-X-ENDLIST" not in playlist
+        assert "#EXT-X-PLAYLIST-TYPE:EVENT" in playlist
+        # the audio, made by an FFmpeg of its own, may be whole (ENDLIST) long before the picture
+        assert "#EXT-X-ENDLIST" not in playlist or rung == "audio"
         assert '#EXT-X-MAP:URI="init.mp4"' in playlist
     # The DASH manifest is written once the ladder is whole: HLS EVENT playlists serve the wait.
     assert video["dash_url"] is None
