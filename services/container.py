@@ -29,7 +29,7 @@ from models.videos import Videos
 from services.accounts import AccountService
 from services.admin import AdminService
 from services.analytics import AnalyticsService, ViewsHook, WeeklyViews
-from services.audio_tracks import AudioTrackJobs, AudioTracks
+from services.audio_tracks import AUDIO_TRACK, AudioTrackJobs, AudioTracks
 from services.av1 import AV1, Av1Jobs, Av1Planner, after_publish
 from services.catalogue import CatalogueService
 from services.grants import Grants
@@ -68,9 +68,9 @@ def listening_url(host: str, port: int) -> str:
 # The job types each role runs; every role may queue any of them. A publish runs where its scratch is:
 # a transcode node (services/publishing.py).
 ROLE_JOBS = {
-    "all": (MAIL, TRANSCODE, PUBLISH, AV1),
+    "all": (MAIL, TRANSCODE, PUBLISH, AV1, AUDIO_TRACK),
     "api": (MAIL,),
-    "transcode": (TRANSCODE, PUBLISH, AV1, MAIL),
+    "transcode": (TRANSCODE, PUBLISH, AV1, AUDIO_TRACK, MAIL),
 }
 
 

@@ -58,6 +58,9 @@ def settings(tmp_path, settings_overrides, mail_settings) -> Settings:
         "accounts": {"bcrypt_rounds": 4},
         "media": {"root": str(tmp_path / "media")},
         "jobs": {"poll_interval_s": 0.05, "jitter": 0},
+        # no AV1 follow-up job unless a test asks for one (tests/transcoding/test_av1.py): it would run
+        # beside the tests' own encodes and through their fake FFmpegs
+        "transcode": {"av1": "off"},
     }
     layers = {
         section: {**base.get(section, {}), **settings_overrides.get(section, {})}

@@ -97,7 +97,7 @@ async def test_staff_list_jobs_by_type_and_state_and_a_bad_filter_is_a_field_err
     assert {"last_error", "lease_until", "queued_at", "started_at", "finished_at", "max_attempts"} <= set(job)
     assert (await api.get(f"{ADMIN}/jobs/?type=transcode", token=staff_token)).data["count"] == 0
     assert (await api.get(f"{ADMIN}/jobs/?type=nope", token=staff_token)).data == {
-        "type": ["Select one of: mail, transcode, publish."]
+        "type": ["Select one of: mail, transcode, publish, av1, audio_track."]
     }
     assert (await api.get(f"{ADMIN}/jobs/?limit=0", token=staff_token)).code == 400
 

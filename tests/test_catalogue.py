@@ -152,6 +152,8 @@ async def test_users_see_only_ready_videos_newest_first_as_a_plain_array(api, us
         "subtitles",
         "chapters",
         "chapters_url",
+        "audio_tracks",
+        "codecs",
         "views",
     }
 

@@ -14,9 +14,10 @@ from tests.media import multipart
 
 
 def test_each_role_runs_its_job_types_and_serves_its_routes():
-    assert ROLE_JOBS["all"] == ("mail", "transcode", "publish", "av1")
+    assert ROLE_JOBS["all"] == ("mail", "transcode", "publish", "av1", "audio_track")
     assert "publish" in ROLE_JOBS["transcode"] and "publish" not in ROLE_JOBS["api"]
     assert "av1" in ROLE_JOBS["transcode"] and "av1" not in ROLE_JOBS["api"]
+    assert "audio_track" in ROLE_JOBS["transcode"] and "audio_track" not in ROLE_JOBS["api"]
     assert "transcode" not in ROLE_JOBS["api"] and "mail" in ROLE_JOBS["api"]
     assert "transcode" in ROLE_JOBS["transcode"]
     assert handler_modules_for("all") == HANDLER_MODULES == handler_modules_for("api")
