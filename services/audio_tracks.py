@@ -24,6 +24,7 @@ from pydantic import Field
 from core.clock import Clock, utcnow
 from core.config import MediaSettings, TranscodeSettings
 from core.errors import Conflict, InvalidField, NotFound, TooLarge
+from core.storage import ObjectMissing, StorageUnavailable
 from core.validation import Body
 from models.db import object_id
 from models.videos import READY, AudioTrack, Video, Videos
@@ -147,6 +148,11 @@ class AudioTracks:
         except BaseException:
             await ingest.discard()
             raise
+        try:
+            await self.media.keep_audio_track(ingest.video.id, ingest.track_id, ingest.path)
+        except BaseException:
+            await ingest.discard()
+            raise
         track = AudioTrack(
             id=ingest.track_id,
             language=fields.language,
@@ -155,13 +161,26 @@ class AudioTracks:
             status=PROCESSING,
         )
         await self.videos.add_audio_track(ingest.video.id, track, self.clock())
-        await self.queue.enqueue(
-            AUDIO_TRACK,
-            {"video_id": ingest.video.id, "track_id": track.id, "source": str(ingest.path)},
-            key=track_key(track.id),
-            only_node=self.media.publish_node(self.queue.node),
-        )
+        await self.queue_encode(ingest.video.id, track.id)
         return track
+
+    async def queue_encode(self, video_id: ObjectId, track_id: str) -> None:
+        """Queue a track's encode; any node running `audio_track` jobs fetches the kept file."""
+        await self.queue.enqueue(
+            AUDIO_TRACK, {"video_id": video_id, "track_id": track_id}, key=track_key(track_id)
+        )
+
+    async def restore(self, video: Video) -> None:
+        """Once a new ladder is published (a retranscode): every added track encoded again from its kept
+        file onto it, shown `processing` until it is listed again. A failed track stays failed."""
+        again = [t for t in video.audio_tracks if t.status != FAILED]
+        for track in again:
+            await self.videos.set_audio_track(
+                video.id, track.id, {"status": PROCESSING, "error": None}, self.clock()
+            )
+            await self.queue_encode(video.id, track.id)
+        if again:
+            log.info("video %s: %d audio track(s) queued for its new ladder", video.id, len(again))
 
     async def _duration(self, path: Path) -> float:
         """The file's audio length, read off the IOLoop; 400 when it has no audio FFmpeg reads."""
@@ -187,6 +206,7 @@ class AudioTracks:
                 with contextlib.suppress(ValueError):
                     await self.media.remove_ladder_folder(video, folder_of(track_id))
             await self.videos.remove_audio_track(video.id, track_id, self.clock())
+        await self.media.drop_audio_track(video.id, track_id)
 
 
 # One edit of a video's presentation at a time in this process (read, change, write): the same lock as
@@ -221,20 +241,32 @@ class AudioTrackJobs(JobType):
 
     async def run(self, ctx: JobContext) -> None:
         video_id, track_id = ctx.payload["video_id"], str(ctx.payload["track_id"])
-        source = Path(ctx.payload["source"])
         video = await self.videos.get(video_id)
         track = next((t for t in video.audio_tracks if t.id == track_id), None) if video else None
         if video is None or track is None or video.duration is None:
-            await remove_tree(source.parent)
-            return  # the video or the track was removed meanwhile
-        scratch = source.parent / folder_of(track_id)
+            return  # the video or the track was removed meanwhile (its kept file with it)
+        work = self.media.video_dir(video.id) / f"track-{track_id}"
+        try:
+            await self._encode(video, track, work)
+        finally:
+            await remove_tree(work)
+
+    async def _encode(self, video: Video, track: AudioTrack, work: Path) -> None:
+        try:
+            source = await self.media.fetch_audio_track(video.id, track.id, work)
+        except ObjectMissing as err:
+            raise PermanentError("The audio track's file is gone; add the track again.") from err
+        except StorageUnavailable as err:
+            raise RetryableError(str(err)) from err
+        duration = video.duration or 0.0
+        scratch = work / folder_of(track.id)
         spec = TrackSpec(
             ffmpeg=self.settings.ffmpeg or ffmpeg_binary(),
             source=str(source),
             folder=str(scratch),
             settings=self.encode_settings(),
-            duration=video.duration,
-            timeout_s=self.settings.timeout_base_s + self.settings.timeout_factor * video.duration,
+            duration=duration,
+            timeout_s=self.settings.timeout_base_s + self.settings.timeout_factor * duration,
             nice=self.settings.nice,
         )
         try:
@@ -249,30 +281,34 @@ class AudioTrackJobs(JobType):
             (path, f"{scratch.name}/{path.name}") for path in sorted(scratch.iterdir()) if path.is_file()
         ]
         try:
-            await self.media.add_ladder_files(video, files)
             async with self.locks(video.id):
-                video = await self.videos.get(video.id)
-                if video is None or not any(t.id == track_id for t in video.audio_tracks):
+                # read again: the ladder may be a new one (a retranscode), which the files go into
+                fresh = await self.videos.get(video.id)
+                if fresh is None or not any(t.id == track.id for t in fresh.audio_tracks):
                     return
-                presentation = await self.media.read_presentation(video)
+                presentation = await self.media.read_presentation(fresh)
                 if presentation is None:
                     raise PermanentError("The video's ladder changed; add the audio track again.")
+                await self.media.add_ladder_files(fresh, files)
                 listed = ListedTrack(
                     rendition, language=track.language, label=track.label, default=track.default
                 )
-                await self.media.write_presentation(video, presentation.with_audio(listed))
+                await self.media.write_presentation(fresh, presentation.with_audio(listed))
                 await self.videos.set_audio_track(
-                    video.id, track_id, {"status": READY, "error": None}, self.clock()
+                    fresh.id, track.id, {"status": READY, "error": None}, self.clock()
                 )
-        except OSError as err:
+        except (OSError, StorageUnavailable) as err:
             raise RetryableError(f"Storing the audio track failed: {err}") from err
-        log.info("video %s: audio track %s (%s) added", video_id, track_id, track.language)
-        await remove_tree(source.parent)
+        log.info("video %s: audio track %s (%s) added", video.id, track.id, track.language)
 
     async def on_failed(self, job: dict[str, Any], error: str) -> None:
         payload = job["payload"]
         await self.videos.set_audio_track(
             payload["video_id"], str(payload["track_id"]), {"status": FAILED, "error": error}, self.clock()
         )
-        with contextlib.suppress(KeyError):
-            await remove_tree(Path(payload["source"]).parent)
+
+    async def on_requeued(self, job: dict[str, Any]) -> None:
+        payload = job["payload"]
+        await self.videos.set_audio_track(
+            payload["video_id"], str(payload["track_id"]), {"status": PROCESSING, "error": None}, self.clock()
+        )

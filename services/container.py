@@ -171,7 +171,9 @@ def build_services(
             media,
             settings.publish,
             clock=clock,
-            after_publish=[ladder_tracks.restore],
+            # the new ladder gets the subtitles, then the added audio tracks (queued again: `audio_tracks`
+            # is built below, with the queue, and looked up when a ladder is published)
+            after_publish=[ladder_tracks.restore, lambda video: audio_tracks.restore(video)],
             after_ready=after_publish(videos, settings.transcode),
         ),
         Av1Jobs(videos, media, pool, settings.transcode, media_settings=settings.media, clock=clock),
@@ -195,6 +197,7 @@ def build_services(
         metrics=metrics,
     )
     mailer = Mailer(queue)
+    audio_tracks = AudioTracks(videos, media, queue, settings.media, settings.transcode, locks, clock)
     av1 = Av1Planner(queue, videos, settings.transcode)  # the AV1 follow-up, for av1: popular by views
     accounts = AccountService(
         users,
@@ -269,7 +272,7 @@ def build_services(
             metrics, jobs.counts, list(queue.types), db.ping, interval_s=settings.metrics.interval_s
         ),
         health=Health(db.ping),
-        audio_tracks=AudioTracks(videos, media, queue, settings.media, settings.transcode, locks, clock),
+        audio_tracks=audio_tracks,
         uploads=UploadService(upload_files, media, catalogue, settings.media, clock, free_bytes),
         av1=av1,
         tracks=TracksService(ladder_tracks, videos, grants, catalogue),

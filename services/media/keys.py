@@ -56,6 +56,8 @@ RENDITION_PLAYLIST = re.compile(rf"^({RENDITION}|{SUBTITLES})/index\.m3u8$")
 PRESENTATION = "presentation.json"
 CHAPTERS = "chapters.vtt"
 TRACKS = "tracks"  # videos/<id>/tracks/<track id>/subtitles.vtt: a subtitle track as uploaded, cleaned
+# videos/<id>/tracks/audio-<track id>/source: an added audio track's file as uploaded (a new ladder's
+# audio_track job encodes it again; any transcode node fetches it)
 
 
 def video_id_text(video_id: ObjectId | str) -> str:
@@ -116,6 +118,16 @@ def track_folder(video_id: ObjectId | str, track_id: str) -> str:
 def track_source_key(video_id: ObjectId | str, track_id: str) -> str:
     """A subtitle track's cleaned WebVTT, as kept."""
     return f"{track_folder(video_id, track_id)}subtitles.vtt"
+
+
+def audio_track_folder(video_id: ObjectId | str, track_id: str) -> str:
+    """Where an added audio track's uploaded file is kept beside the ladders."""
+    return f"{video_prefix(video_id)}{TRACKS}/audio-{track_id}/"
+
+
+def audio_track_source_key(video_id: ObjectId | str, track_id: str) -> str:
+    """An added audio track's file, as uploaded."""
+    return f"{audio_track_folder(video_id, track_id)}{SOURCE}"
 
 
 def audio_playlist(language: str) -> str:

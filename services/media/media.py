@@ -338,6 +338,41 @@ class Media:
         with contextlib.suppress(StorageUnavailable):
             await self.storage.delete_prefix(keys.track_folder(video_id, track_id))
 
+    # --- added audio tracks' files as uploaded, kept beside the ladders (any node encodes them) ---
+
+    async def keep_audio_track(self, video_id: Any, track_id: str, path: Path) -> str:
+        """Keep an added audio track's uploaded file (a file below MEDIA_ROOT, moved) where every node
+        reads it: a new ladder gets the track encoded again from it. Its key."""
+        key = keys.audio_track_source_key(video_id, track_id)
+        local = self.storage.local_path(key) if self.in_place else None
+        if local is not None:
+
+            def move() -> None:
+                local.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, local)
+
+            await asyncio.get_running_loop().run_in_executor(None, move)
+        else:
+            await self.storage.put_stream(key, file_chunks(path, STORE_CHUNK))
+        await remove_tree(path.parent)
+        return key
+
+    async def fetch_audio_track(self, video_id: Any, track_id: str, scratch: Path) -> Path:
+        """A kept audio track's file as a local file: where it lies on disk, else fetched into
+        `scratch`. ObjectMissing when it is gone; StorageUnavailable when the store fails."""
+        key = keys.audio_track_source_key(video_id, track_id)
+        if not await self.storage.exists(key):
+            raise ObjectMissing("The audio track's file is missing.")
+        local = self.storage.local_path(key) if self.in_place else None
+        if local is not None:
+            return local
+        return await self.storage.download(key, scratch / keys.SOURCE)
+
+    async def drop_audio_track(self, video_id: Any, track_id: str) -> None:
+        """Forget a kept audio track's file (left for the video's deletion if the store fails)."""
+        with contextlib.suppress(StorageUnavailable):
+            await self.storage.delete_prefix(keys.audio_track_folder(video_id, track_id))
+
     # --- serving ------------------------------------------------------------------------------
 
     async def course_spec_master(self, video: Video, height: int, base_url: str) -> Body | None:

@@ -105,8 +105,11 @@ async def test_an_added_language_is_listed_by_both_manifests_and_the_picture_is_
     loudness = await asyncio.to_thread(loudness_of, joined)
     assert -17 <= loudness.integrated <= -15  # loudness-normalised like every rendition
 
+    kept = Path(settings.media.root) / "videos" / video_id / "tracks" / rendition / "source"
+    assert kept.is_file()  # the upload is kept beside the ladders: a new ladder gets the track again
     gone = await api.delete(f"/api/videos/{video_id}/audio/{track['id']}/", token=staff_token)
     assert gone.code == 204
+    assert not kept.parent.exists()  # and goes with the track
     assert rendition not in (folder / "master.m3u8").read_text()
     assert 'LANGUAGE="und",NAME="Original",DEFAULT=YES' in (folder / "master.m3u8").read_text()
     assert not (folder / rendition).exists()
@@ -173,3 +176,42 @@ async def test_the_source_sound_is_listed_in_the_language_its_stream_is_tagged_w
     master = (ladder(settings, doc) / "master.m3u8").read_text()
     assert 'TYPE=AUDIO,GROUP-ID="aud",LANGUAGE="deu",NAME="Original",DEFAULT=YES' in master
     assert 'lang="deu"' in (ladder(settings, doc) / "manifest.mpd").read_text()
+
+
+async def test_a_retranscoded_video_keeps_its_added_language_in_the_new_ladder(
+    api, staff_token, db, settings, tmp_path
+):
+    video_id = await ready_video(api, staff_token, db, tmp_path)
+    reply = await add_track(
+        api, staff_token, video_id, tone(tmp_path / "de.mp3", SECONDS), language="de", label="Deutsch"
+    )
+    track = reply.data
+    await wait_for(db, video_id, lambda d: d["audio_tracks"][0]["status"] == "ready", timeout=60)
+    old = (await db.videos.find_one({"_id": ObjectId(video_id)}))["hls_path"]
+
+    assert (await api.post(f"/api/videos/{video_id}/retranscode/", token=staff_token)).code == 202
+    doc = await wait_for(
+        db,
+        video_id,
+        lambda d: (
+            d["status"] == "ready" and d["hls_path"] != old and d["audio_tracks"][0]["status"] == "ready"
+        ),
+        timeout=90,
+    )
+    shown = (await api.get(f"/api/videos/{video_id}/", token=staff_token)).data
+    assert shown["audio_tracks"] == [{**track, "status": "ready", "error": None}]
+    rendition = f"audio-{track['id']}"
+    master = (await api.get(shown["hls_url"])).body.decode()
+    assert (
+        f'LANGUAGE="de",NAME="Deutsch",DEFAULT=NO,AUTOSELECT=YES,CHANNELS="2",URI="{rendition}/index.m3u8"'
+        in master
+    )
+    assert 'lang="de"' in (await api.get(shown["dash_url"])).body.decode()
+    base = shown["hls_url"].rsplit("/", 1)[0]
+    playlist = await api.get(f"{base}/{rendition}/index.m3u8")
+    assert playlist.code == 200
+    first = next(line for line in playlist.body.decode().splitlines() if line.startswith("seg_"))
+    for name in ("init.mp4", first):
+        served = await api.get(f"{base}/{rendition}/{name}")
+        assert served.code == 200 and len(served.body) > 0
+    assert (ladder(settings, doc) / rendition / "index.m3u8").is_file()
