@@ -3,6 +3,11 @@ by an `audio_track` job onto the ladder's timeline, and listed by the presentati
 HLS master gains an `EXT-X-MEDIA TYPE=AUDIO` rendition and the MPD an audio AdaptationSet — with nothing
 else encoded again.
 
+The uploaded file is kept in the media store (`videos/<id>/tracks/audio-<id>/source`): the job fetches it
+from there on whichever node runs it, and a retranscode's new ladder gets every added track again (the
+publish job's `after_publish` calls `AudioTracks.restore`, which queues the encodes). Deleting the track
+or the video removes it.
+
 The source's own sound stays the ladder's first audio rendition (`audio/`): it is not listed among
 `audio_tracks` and cannot be removed; an added track made the default takes the default from it.
 """

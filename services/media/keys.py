@@ -17,6 +17,9 @@ the same below MEDIA_ROOT for the scratch folders of a transcode:
         chapters.vtt                        chapters (WebVTT)
         presentation.json                   what the two manifests list (transcode/presentation.py);
                                             stored, never served
+    videos/<id>/tracks/<id>/subtitles.vtt   a subtitle track as uploaded, cleaned (a new ladder gets it)
+    videos/<id>/tracks/audio-<id>/source    an added audio track's file as uploaded (encoded again onto
+                                            a new ladder, by whichever transcode node takes the job)
 
 A new kind of rendition adds its key function here and its name pattern to `LADDER_FILE`.
 """
