@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from models import categories, jobs, mylist, playback, progress, ratelimits, tokens, uploads, users, videos
+from models import (
+    categories,
+    jobs,
+    mylist,
+    playback,
+    progress,
+    ratelimits,
+    tokens,
+    uploads,
+    users,
+    videos,
+)
 from models.db import Database
 
 COLLECTION_INDEXES = {

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from core.clock import Clock, utcnow
 from core.config import MediaSettings, TranscodeSettings
-from core.errors import Conflict, InvalidField, NotFound, TooLarge
+from core.errors import Conflict, InvalidField, Locked, NotFound, TooLarge
 from core.storage import ObjectMissing, StorageUnavailable
 from core.validation import Body
 from models.db import object_id
@@ -304,6 +304,8 @@ class AudioTrackJobs(JobType):
                 )
         except (OSError, StorageUnavailable) as err:
             raise RetryableError(f"Storing the audio track failed: {err}") from err
+        except Locked as err:  # another edit of the manifests held them too long: later
+            raise RetryableError(str(err)) from err
         log.info("video %s: audio track %s (%s) added", video.id, track.id, track.language)
 
     async def on_failed(self, job: dict[str, Any], error: str) -> None:

@@ -23,13 +23,15 @@ import contextlib
 import logging
 import posixpath
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from bson import ObjectId
 
 from core.clock import Clock, utcnow
 from core.config import MediaSettings, TranscodeSettings
+from core.errors import Locked
 from core.storage import ObjectMissing, StorageUnavailable
 from models.videos import READY, Video, Videos
 from services.jobs import (
@@ -155,10 +157,12 @@ class Av1Jobs(JobType):
         *,
         media_settings: MediaSettings | None = None,
         clock: Clock = utcnow,
+        locks: Callable[[ObjectId], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self.videos = videos
         self.media = media
         self.pool = pool
+        self.locks = locks  # one edit of a video's manifests at a time (services/tracks.py)
         self.settings = settings  # attempts and back-off as a transcode's
         self.media_settings = media_settings or MediaSettings()
         self.clock = clock
@@ -273,13 +277,16 @@ class Av1Jobs(JobType):
             await self.media.add_ladder_files(
                 video, await loop.run_in_executor(None, rung_files, scratch, folders)
             )
-            # Read again, as late as possible: a track added meanwhile (subtitles, audio) stays listed.
-            presentation = await self.media.read_presentation(video)
-            if presentation is None or not wants_av1(await self.videos.get(video_id), hls_path):
-                log.info("video %s: AV1 rungs dropped, the ladder changed while they were stored", video_id)
-                return
-            listed = presentation.without_videos(AV1_CODEC).with_videos(av1)
-            await self.media.write_presentation(video, listed)
+            # Read again under the edit lock: a track added meanwhile (subtitles, audio) stays listed.
+            async with self.locks(video.id) if self.locks else contextlib.nullcontext():
+                presentation = await self.media.read_presentation(video)
+                if presentation is None or not wants_av1(await self.videos.get(video_id), hls_path):
+                    log.info("video %s: AV1 rungs dropped, its ladder changed meanwhile", video_id)
+                    return
+                listed = presentation.without_videos(AV1_CODEC).with_videos(av1)
+                await self.media.write_presentation(video, listed)
+        except Locked as err:
+            raise RetryableError(str(err)) from err
         except StorageUnavailable as err:
             raise RetryableError(str(err)) from err
         await self.videos.list_codecs(video_id, hls_path, [H264_CODEC, AV1_CODEC], self.clock())

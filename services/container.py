@@ -18,6 +18,7 @@ from core.signing import Signer
 from models.categories import Categories
 from models.db import Database
 from models.jobs import Jobs
+from models.locks import Leases
 from models.mylist import MyList
 from models.playback import MemoryRawEvents, MongoRawEvents, RawEvents, Sessions, VideoDays
 from models.progress import Progress
@@ -152,7 +153,9 @@ def build_services(
     pool = TranscodePool(settings.transcode.workers)
     metrics = Metrics()
     upload_files = UploadFiles(Uploads(db), media.upload_bytes(), clock)
-    ladder_tracks = LadderTracks(videos, media, clock)  # a new ladder gets the video's tracks again
+    node = node or node_name(settings.jobs, settings.server.port)
+    # a new ladder gets the video's tracks again; one edit of its manifests at a time, on any node
+    ladder_tracks = LadderTracks(videos, media, clock, Leases(db), node)
     locks = ladder_tracks.editing  # one edit of a video's manifests at a time: subtitles and audio alike
     job_types = [
         MailDelivery(settings.email, mail_backend or backend_for(settings.email)),
@@ -176,7 +179,9 @@ def build_services(
             after_publish=[ladder_tracks.restore, lambda video: audio_tracks.restore(video)],
             after_ready=after_publish(videos, settings.transcode),
         ),
-        Av1Jobs(videos, media, pool, settings.transcode, media_settings=settings.media, clock=clock),
+        Av1Jobs(
+            videos, media, pool, settings.transcode, media_settings=settings.media, clock=clock, locks=locks
+        ),
         AudioTrackJobs(
             videos,
             media,
@@ -191,7 +196,7 @@ def build_services(
         jobs,
         settings.jobs,
         job_types,
-        node=node or node_name(settings.jobs, settings.server.port),
+        node=node,
         clock=clock,
         run_types=run_types,
         metrics=metrics,

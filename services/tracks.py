@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,8 +32,9 @@ from dataclasses import dataclass
 from bson import ObjectId
 
 from core.clock import Clock
-from core.errors import Conflict, InvalidField, NotFound
+from core.errors import Conflict, InvalidField, Locked, NotFound
 from core.storage import ObjectMissing, StorageUnavailable
+from models.locks import Leases
 from models.users import User
 from models.videos import READY, Chapter, SubtitleTrack, Video, Videos
 from services.catalogue import CatalogueService
@@ -91,23 +94,46 @@ class SubtitleView:
     url: str | None
 
 
+EDIT_WAIT_S = 30.0  # how long an edit waits for another one on the same video
+EDIT_LEASE_S = 120.0  # a holder that died frees the lease after this long
+
+
 class LadderTracks:
     """The tracks of the ladder a video plays from: written, listed in its manifests, taken away, and
     put into a new ladder after a retranscode."""
 
-    def __init__(self, videos: Videos, media: Media, clock: Clock) -> None:
+    def __init__(
+        self, videos: Videos, media: Media, clock: Clock, leases: Leases | None = None, node: str = "node"
+    ) -> None:
         self.videos = videos
         self.media = media
         self.clock = clock
+        self.leases = leases
+        self.node = node
         self._locks: dict[ObjectId, asyncio.Lock] = {}
 
     @asynccontextmanager
     async def editing(self, video_id: ObjectId) -> AsyncIterator[None]:
-        """One edit of a video's tracks at a time (in this process): each rewrites the manifests."""
+        """One edit of a video's manifests at a time, each a read, change and write of its presentation
+        record: in this process (a lock), and across every process on the database (a lease in
+        MongoDB), so a subtitle edit on an api node and an audio or AV1 job on a transcode node never
+        lose each other's change. Locked (423) when another edit holds it for EDIT_WAIT_S."""
         lock = self._locks.setdefault(video_id, asyncio.Lock())
         try:
             async with lock:
-                yield
+                if self.leases is None:
+                    yield
+                    return
+                name, owner = f"ladder:{video_id}", f"{self.node}/{secrets.token_hex(6)}"
+                deadline = time.monotonic() + EDIT_WAIT_S
+                while not await self.leases.take(name, owner, self.clock(), EDIT_LEASE_S):
+                    if time.monotonic() > deadline:
+                        raise Locked("Another change to this video's tracks is under way; try again shortly.")
+                    await asyncio.sleep(0.1)
+                try:
+                    yield
+                finally:
+                    await self.leases.give_back(name, owner)
         finally:
             if not lock.locked() and not lock._waiters:
                 self._locks.pop(video_id, None)
