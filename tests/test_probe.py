@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import pytest
@@ -215,3 +216,19 @@ def test_the_packet_scans_open_only_the_demuxer_the_probe_found(clips):
     # A clip read as Matroska when the probe said MP4 (a file swapped after the probe) reads nothing.
     assert max_keyframe_gap(clips["small"], 1.0, container="matroska") is None
     assert max_keyframe_gap(clips["small"], 1.0, container="mov") == pytest.approx(1.0)
+
+
+async def test_a_probe_given_up_by_its_caller_leaves_no_child_behind(clips):
+    import psutil
+
+    task = asyncio.ensure_future(probe(clips["small"]))
+    for _ in range(200):  # until its child runs
+        children = [p for p in psutil.Process().children() if "probe_child" in " ".join(p.cmdline())]
+        if children:
+            break
+        await asyncio.sleep(0.01)
+    assert children, "the probe's child never started"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children)

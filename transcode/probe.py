@@ -250,12 +250,21 @@ async def run(args: list[str], limits: SourceLimits) -> tuple[int, str]:
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), limits.timeout_s)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        await end_child(proc)
         raise OverLimit(
             f"Reading the file took longer than the {limits.timeout_s:g} s allowed (media.probe_timeout_s)."
         ) from None
+    except asyncio.CancelledError:  # the request or job that asked went away: no child left behind
+        await asyncio.shield(end_child(proc))
+        raise
     return proc.returncode or 0, out.decode(errors="replace")
+
+
+async def end_child(proc: asyncio.subprocess.Process) -> None:
+    """Kill the probe's child and reap it; one that has just exited on its own is simply reaped."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()
 
 
 # What playlists and manifests start with (FFmpeg refuses them as "invalid data" when their demuxer is off
