@@ -15,12 +15,12 @@ from pymongo.errors import DuplicateKeyError
 
 from models.db import Database
 
-COLLECTION = "locks"  # found by _id (the lease's name) only: no index of its own
+# The collection `locks`: found by _id (the lease's name) only, so no index of its own.
 
 
 class Leases:
     def __init__(self, db: Database) -> None:
-        self.collection = db.db[COLLECTION]
+        self.collection = db.locks
 
     async def take(self, name: str, owner: str, now: datetime, ttl_s: float) -> bool:
         """True when `owner` now holds `name` until now + ttl_s."""
