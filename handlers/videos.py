@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import ClassVar
-
 import tornado.web
 from pydantic import Field
 
@@ -13,13 +10,11 @@ from handlers.base import APIError, staff_only, user_only
 from handlers.categories import CatalogueHandler
 from handlers.openapi import api
 from handlers.replies import Detail, Progress, Video, VideoPage
-from handlers.streaming import StreamedBodyHandler
-from handlers.upload import UploadReceiver
+from handlers.upload import MultipartUploadHandler
 from services.catalogue import NEWEST, ORDERINGS
-from services.uploads import FORM_OVERHEAD, Ingest
+from services.uploads import Ingest
 from services.vocabulary import STATUSES, VideoFields, VideoPatch
 
-MIB = 1024 * 1024
 MAX_SEARCH_WORDS = 10
 # Beyond what MongoDB's skip takes as a 32-bit number.
 MAX_OFFSET = 2**31 - 1
@@ -47,69 +42,11 @@ class LimitQuery(Query):
 
 
 @tornado.web.stream_request_body
-class VideoListHandler(StreamedBodyHandler, CatalogueHandler):
+class VideoListHandler(MultipartUploadHandler, CatalogueHandler):
     """GET lists videos; POST streams an upload into the file the upload service gives (staff)."""
 
-    upload: UploadReceiver | None = None
-    ingest: Ingest | None = None
-    # Removals of abandoned uploads under way (kept so they are not collected).
-    discards: ClassVar[set[asyncio.Task[None]]] = set()
-
-    async def prepare(self) -> None:
-        if self.request.method == "POST":
-            # Tornado checks the declared length against its limit (1 MiB) whenever it reads the body,
-            # also after an early refusal (401/403/413/415): raise it first, so that a refused upload is
-            # answered in JSON and the connection closed (Tornado closes it when the answer comes before
-            # the body), never logged as a malformed message.
-            length = self.request.headers.get("Content-Length", "")
-            declared = int(length) if length.isdigit() else 0
-            limit = self.config.media.max_upload_mb * MIB + FORM_OVERHEAD
-            self.allow_body(max(declared, limit + MIB))
-        await super().prepare()  # authenticates before a single byte of the body is read
-        if self.request.method == "POST":
-            self.upload = await self.begin_upload()
-            self.watch_body()
-
-    async def begin_upload(self) -> UploadReceiver:
-        """Check the type, then ask the upload service for room (size and free space) and a file."""
-        media_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if media_type != "multipart/form-data":
-            raise APIError(
-                415, f'Unsupported media type "{media_type}" in request; send multipart/form-data.'
-            )
-        length = self.request.headers.get("Content-Length")
-        declared = int(length) if length and length.isdigit() else 0
-        self.ingest = await self.services.uploads.open_ingest(declared)
-        # Our own count answers a JSON 413 first; Tornado's limit is the backstop.
-        self.allow_body(max(declared, self.ingest.limit_bytes + MIB))
-        return UploadReceiver(dict(self.request.headers), self.ingest.path, self.ingest.limit_bytes)
-
-    async def data_received(self, chunk: bytes) -> None:
-        self.body_arrived(len(chunk))
-        if self.upload is None or self._finished:
-            return
-        try:
-            await self.upload.feed(chunk)
-        except APIError as err:
-            await self.discard()
-            self.send_error(err.status_code, exc_info=(type(err), err, None))
-
-    async def discard(self) -> None:
-        """Nothing of a refused or abandoned upload stays."""
-        upload, self.upload = self.upload, None
-        ingest, self.ingest = self.ingest, None
-        if upload is not None:
-            upload.close()
-        if ingest is not None:
-            await ingest.discard()
-
-    def on_connection_close(self) -> None:
-        """A client that went away mid-upload leaves no file behind (and is logged as an abort)."""
-        if self.upload is not None:
-            task = asyncio.get_running_loop().create_task(self.discard())
-            self.discards.add(task)
-            task.add_done_callback(self.discards.discard)
-        super().on_connection_close()
+    async def open_ingest(self, declared: int) -> Ingest:
+        return await self.services.uploads.open_ingest(declared)
 
     @api(
         "Videos, newest first: ready ones (staff: all)",
