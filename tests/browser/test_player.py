@@ -452,8 +452,6 @@ def test_the_player_reports_a_playback_session_that_the_stats_show(page, server,
     beat = next(e for e in events if e["type"] == "heartbeat")
     assert beat["position"] > 1 and beat["rendition"] in ("120p", "360p")
 
-    if set(answers) == {404}:
-        pytest.skip("this server has no playback endpoint yet (issue #21)")
     assert set(answers) == {202}, answers
     status, stats = server.call("GET", f"/api/videos/{ready_video['id']}/stats/", token=staff_token)
     assert status == 200, stats
