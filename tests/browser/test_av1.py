@@ -8,19 +8,12 @@ by the test at the server's own origin (Playwright's routing), so the web app is
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
-from urllib.error import HTTPError
 
 import pytest
 
-from tests.mailbox import free_port
 from tests.media import make_clip, multipart
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -31,6 +24,8 @@ if not CHROMIUM.is_file():
     )
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from tests.browser.test_browser import ADMIN, Server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = Path(__file__).with_name("av1_page.html")
@@ -44,77 +39,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--autoplay-policy=no-user-gesture-required",
 ]
-ADMIN = ("staff@example.com", "staff-password-1")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-class Server:
-    """server.py on a free loopback port (segments of 2 s, AV1 after every ladder), its log in a file."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = folder / "config.yaml"
-        config.write_text(
-            "accounts:\n  bcrypt_rounds: 4\n"
-            "transcode:\n  workers: 1\n  preset: ultrafast\n  segment_s: 2\n  av1: after\n"
-            "jobs:\n  poll_interval_s: 0.2\n"
-        )
-        from core.config import ENVIRONMENT
-
-        env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT}
-        env.update(
-            SECRET_KEY="browser-test-secret-key-0123456789",
-            MEDIA_ROOT=str(folder / "media"),
-            ADMIN_EMAIL=ADMIN[0],
-            ADMIN_PASSWORD=ADMIN[1],
-            EMAIL_BACKEND="console",
-        )
-        self.log = folder / "server.log"
-        self.log_file = self.log.open("w")
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, str(ROOT / "server.py")),
-                *("--host", "127.0.0.1", "--port", str(self.port), "--config", str(config)),
-            ],
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-        )
-        deadline = time.monotonic() + 30
-        while "listening on" not in self.log.read_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server.py did not start:\n{self.log.read_text()}")
-            time.sleep(0.1)
-
-    def call(self, method: str, path: str, body=None, *, token=None, content_type=None):
-        headers = {"Authorization": f"Token {token}"} if token else {}
-        if isinstance(body, dict):
-            body, content_type = json.dumps(body).encode(), "application/json"
-        if content_type:
-            headers["Content-Type"] = content_type
-        request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log_file.close()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = Server(tmp_path_factory.mktemp("av1-server"))
+    # segments of 2 s, and AV1 after every ladder
+    running = Server(tmp_path_factory.mktemp("av1-server"), None, transcode={"segment_s": 2, "av1": "after"})
     yield running
     running.stop()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.error import HTTPError
 
 import pytest
+import yaml
 
 from tests.mailbox import Mailbox, free_port, link_in
 from tests.media import make_clip, multipart
@@ -54,18 +55,25 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(170)]
 class Server:
     """server.py on a free loopback port, its log in a file."""
 
-    def __init__(self, folder: Path, mail_port: int, accounts: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        mail_port: int | None,
+        accounts: dict[str, str] | None = None,
+        transcode: dict[str, object] | None = None,
+    ) -> None:
+        """`mail_port`: the test mailbox's SMTP port (None: mails go to the log); `accounts` and
+        `transcode`: settings over the tests' own."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = folder / "config.yaml"
-        more = "".join(f"  {name}: {value}\n" for name, value in (accounts or {}).items())
-        config.write_text(
-            f"accounts:\n  bcrypt_rounds: 4\n{more}"
-            # no AV1 follow-up jobs: they would take the 2 cores from the tests (tests/browser/test_av1.py
-            # plays AV1 on its own server)
-            "transcode:\n  workers: 1\n  preset: ultrafast\n  av1: 'off'\n"
-            "jobs:\n  poll_interval_s: 0.2\n"
-        )
+        settings = {
+            "accounts": {"bcrypt_rounds": 4, **(accounts or {})},
+            # No AV1 follow-up jobs unless asked (tests/browser/test_av1.py): they would take the 2 cores.
+            "transcode": {"workers": 1, "preset": "ultrafast", "av1": "off", **(transcode or {})},
+            "jobs": {"poll_interval_s": 0.2},
+        }
+        config.write_text(yaml.safe_dump(settings))
         from core.config import ENVIRONMENT
 
         env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT}
@@ -75,10 +83,10 @@ class Server:
             FRONTEND_URL=self.url,
             ADMIN_EMAIL=ADMIN[0],
             ADMIN_PASSWORD=ADMIN[1],
-            EMAIL_BACKEND="smtp",
-            EMAIL_HOST="127.0.0.1",
-            EMAIL_PORT=str(mail_port),
+            EMAIL_BACKEND="console",
         )
+        if mail_port is not None:
+            env.update(EMAIL_BACKEND="smtp", EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mail_port))
         config_flag = ("--config", str(config))
         self.log = folder / "server.log"
         self.log_file = self.log.open("w")
