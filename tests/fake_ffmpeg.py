@@ -8,8 +8,11 @@ Usage: fake_ffmpeg.py MODE STATE_DIR REAL_FFMPEG [ffmpeg arguments...]
   slow   print progress slowly for ~1 s, then run the real FFmpeg
   stall  advance to 0.3 s, then keep reporting that same time for ever (an encode that is stuck)
   flaky  fail the first time (per STATE_DIR), run the real FFmpeg after
+  audio-hang  the video and the loudness measurement are the real FFmpeg; the audio rendition's encode
+         ignores SIGTERM and sleeps for ever
 Each run appends a line to STATE_DIR/runs. The audio rendition's FFmpegs (loudness measurement and
-encode, `-vn`: they run beside the ladder's) are the real FFmpeg, not counted: the modes are the video's.
+encode, `-vn`: they run beside the ladder's) are the real FFmpeg, not counted: the modes are the video's
+(but for audio-hang).
 """
 
 import os
@@ -19,6 +22,12 @@ import time
 
 mode, state, real, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 if "-vn" in args:
+    if mode == "audio-hang" and "hls" in args:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with open(os.path.join(state, "audio-hangs"), "a") as hangs:
+            hangs.write(f"{os.getpid()}\n")
+        while True:
+            time.sleep(1)
     os.execv(real, [real, *args])
 with open(os.path.join(state, "runs"), "a") as runs:
     runs.write(f"{os.getpid()} {mode}\n")

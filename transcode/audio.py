@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from transcode.ladder import (
     hls_args,
 )
 from transcode.loudness import Loudness, measure, measure_args, normalise_filter
+from transcode.manifests import encoded_seconds
 
 LOG = "ffmpeg-audio.log"  # beside the rendition folders, like the ladder's ffmpeg.log
 
@@ -102,6 +104,8 @@ class AudioRendition:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audio-rendition", daemon=True)
+        self._advanced = time.monotonic()  # when its FFmpeg last moved on (see advanced_at)
+        self._encoded = 0.0
 
     def start(self) -> None:
         self._thread.start()
@@ -112,6 +116,18 @@ class AudioRendition:
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
+
+    def advanced_at(self) -> float:
+        """When the audio last moved on (time.monotonic): a value of the measurement read, or a segment
+        more in the rendition's playlist. The worker stops a job whose audio stalls as it stops one whose
+        video does, instead of waiting for the whole job's timeout."""
+        encoded = encoded_seconds(self.folder / "index.m3u8")
+        if encoded > self._encoded:
+            self._encoded, self._advanced = encoded, time.monotonic()
+        return self._advanced
+
+    def _moved(self) -> None:
+        self._advanced = time.monotonic()
 
     def stop(self) -> None:
         """End the running FFmpeg (terminate, then kill) and wait for the thread."""
@@ -133,7 +149,7 @@ class AudioRendition:
     def _run(self) -> None:
         try:
             args = measure_args(self.ffmpeg, self.source, self.container, self.max_pixels)
-            loudness, _ = measure(args, self._started, self.preexec)
+            loudness, _ = measure(args, self._started, self.preexec, moved=self._moved)
             if self._stopped.is_set():
                 return
             self.plan = plan_audio(loudness, self.target, self.copyable, self.sample_rate)
@@ -156,6 +172,7 @@ class AudioRendition:
                     preexec_fn=self.preexec,
                 )
             self._started(proc)
+            self._moved()
             code = proc.wait()
             if code != 0 and not self._stopped.is_set():
                 detail = (self.folder.parent / LOG).read_text(errors="replace").strip()

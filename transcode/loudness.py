@@ -84,10 +84,11 @@ def measure(
     args: list[str],
     started: Callable[[subprocess.Popen[bytes]], None] = lambda proc: None,
     preexec: Callable[[], None] | None = None,
+    moved: Callable[[], None] = lambda: None,
 ) -> tuple[Loudness | None, int]:
     """Run a measurement (`measure_args`): the loudness, and FFmpeg's exit code. Only the three values
     are kept while the lines stream by (a 4 h programme writes ten lines every 100 ms). `started` is
-    given the process, so that a supervisor can stop it."""
+    given the process, so that a supervisor can stop it; `moved` hears of every value read (progress)."""
     keep: list[bytes] = []
     with subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=preexec
@@ -97,6 +98,7 @@ def measure(
         for line in proc.stdout:
             if line.startswith((b"lavfi.r128.I=", b"lavfi.r128.LRA=", b"lavfi.r128.true_peak=")):
                 keep = [*keep[-2:], line]
+                moved()
         proc.wait()
     return parse_measurement(keep), proc.returncode
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import faulthandler
 import logging
 import os
 import select
@@ -87,18 +88,31 @@ class Outcome:
     encoding: dict[str, Any] = field(default_factory=dict)  # the video's `encoding.*` fields (CRF chosen)
 
 
+def _find_prctl() -> Any:
+    with contextlib.suppress(OSError, AttributeError):
+        return ctypes.CDLL(None, use_errno=True).prctl
+    return None
+
+
+# Looked up once, at import: die_with_parent runs in a forked child before it execs FFmpeg, where only
+# the forking thread exists; a dlopen or symbol lookup there could wait on a loader lock that another
+# thread of the worker (the audio rendition's, the event queue's feeder) held at the fork.
+_PRCTL = _find_prctl()
+
+
 def die_with_parent() -> None:
     """Ask the kernel to SIGKILL this process when its parent dies (Linux); elsewhere a no-op."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def init_worker(events: Any, parent_pid: int) -> None:
-    """Pool initializer: remember the queue, die with the server, leave SIGINT to the server."""
+    """Pool initializer: remember the queue, die with the server, leave SIGINT to the server. SIGUSR1
+    prints every thread's stack to the server's stderr (where a worker that seems stuck waits)."""
     global _events
     _events = events
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     die_with_parent()
     if os.getppid() != parent_pid:  # the server died before we could ask
         os._exit(1)
@@ -142,6 +156,13 @@ def cancelled_why(cancel_path: Path) -> str:
         return cancel_path.read_text().strip() or "cancelled"
     except OSError:
         return "cancelled"
+
+
+def audio_stalled(spec: JobSpec, audio: AudioRendition) -> str | None:
+    """The error of a job whose audio rendition has not moved on for spec.stall_s; None while it does."""
+    if audio.done or time.monotonic() - audio.advanced_at() <= spec.stall_s:
+        return None
+    return f"FFmpeg encoded no audio for {spec.stall_s:g} s and was stopped."
 
 
 def stalled(spec: JobSpec, done_s: float) -> str:
@@ -197,6 +218,8 @@ def wait_for_audio(
             return Outcome(CANCELLED, cancelled_why(cancel_path))
         if time.monotonic() > deadline:
             return Outcome(TRANSIENT, f"FFmpeg took longer than {spec.timeout_s:.0f} s and was stopped.")
+        if (stuck := audio_stalled(spec, audio)) is not None:
+            return Outcome(TRANSIENT, stuck)
     if audio.error:
         return Outcome(TRANSIENT, audio.error)
     if not playable:
@@ -290,6 +313,9 @@ def transcode(spec: JobSpec) -> Outcome:
             if now - advanced_at > spec.stall_s:
                 stop(proc)
                 return Outcome(TRANSIENT, stalled(spec, done_s))
+            if audio is not None and (stuck := audio_stalled(spec, audio)) is not None:
+                stop(proc)
+                return Outcome(TRANSIENT, stuck)
         code = proc.wait()
         if code == 0 and audio is not None:
             waited = wait_for_audio(audio, spec, cancel_path, out_dir, deadline, playable)

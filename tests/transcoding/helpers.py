@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,27 @@ async def upload(api, token: str, clip: Path, title: str = "clip") -> str:
     return reply.data["id"]
 
 
+async def stuck_report(db, video_id: str) -> str:
+    """What a test that waited in vain saw: the video's jobs, and the processes this one started, which
+    were running or waiting (FFmpeg, the probe). Each pool worker is asked (SIGUSR1, see init_worker)
+    to print its threads' stacks into the test's captured stderr."""
+    jobs = [
+        {k: job.get(k) for k in ("type", "state", "attempts", "progress", "error", "lease_until")}
+        async for job in db.jobs.find({"key": {"$regex": f":{video_id}$"}})
+    ]
+    lines = [f"jobs: {jobs}"]
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(child.cmdline())
+            lines.append(
+                f"pid {child.pid} {child.status()} cpu {sum(child.cpu_times()[:2]):.1f}s: {cmdline[:300]}"
+            )
+            if "spawn_main" in cmdline:
+                os.kill(child.pid, signal.SIGUSR1)
+    await asyncio.sleep(0.5)  # the stacks land before the failure is reported
+    return "\n".join(lines)
+
+
 async def wait_for(db, video_id: str, check, timeout: float = 60.0) -> dict[str, Any]:
     """Poll the video until check(doc) holds; the document."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -41,7 +65,8 @@ async def wait_for(db, video_id: str, check, timeout: float = 60.0) -> dict[str,
         if doc is not None and check(doc):
             return doc
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"video never got there; last state: {doc}")
+            report = await stuck_report(db, video_id)
+            raise AssertionError(f"video never got there; last state: {doc}\n{report}")
         await asyncio.sleep(0.05)
 
 

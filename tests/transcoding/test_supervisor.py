@@ -76,6 +76,27 @@ async def test_an_encode_whose_output_stops_advancing_is_killed_long_before_its_
     assert await gone(pid)
 
 
+async def test_an_audio_encode_that_stops_advancing_is_killed_long_before_the_jobs_timeout(
+    api, staff_token, clips, db, settings, fake_ffmpeg
+):
+    settings.transcode.stall_s = 5.0  # the real video encode of the small clip takes well under that
+    settings.transcode.timeout_base_s = 600.0
+    settings.transcode.max_attempts = 1
+    runs = fake_ffmpeg("audio-hang")
+    video_id = await upload(api, staff_token, clips["small"])
+    hangs = runs.parent / "audio-hangs"
+    while not hangs.exists() or not hangs.read_text().strip():
+        await asyncio.sleep(0.05)
+    pid = int(hangs.read_text().split()[0])
+    started = time.monotonic()
+    doc = await wait_for_status(db, video_id, "failed", timeout=30)
+    assert time.monotonic() - started < 20
+    assert doc["error"] == (
+        "Transcoding failed after 1 attempts: FFmpeg encoded no audio for 5 s and was stopped."
+    )
+    assert await gone(pid)  # it ignored SIGTERM: killed
+
+
 async def test_a_failing_ffmpeg_is_retried_with_back_off_then_fails_with_a_readable_error(
     api, staff_token, clips, db, fake_ffmpeg, clock, services
 ):
