@@ -346,10 +346,18 @@ def encoder_args(codec: str, rung: Rung, preset: str, crf: int, segment_s: int) 
 
 
 def encode_ladder(
-    src: Path, out: Path, rungs: list[Rung], codec: str, preset: str, crf: int, segment_s: int
+    src: Path,
+    out: Path,
+    rungs: list[Rung],
+    codec: str,
+    preset: str,
+    crf: int,
+    segment_s: int,
+    top_crf: int | None = None,
 ) -> tuple[dict[int, Path], float, float]:
-    """Every rung in one FFmpeg pass (decode once, cascade of bicubic scales as the pipeline does):
-    the files by height, wall seconds and CPU seconds."""
+    """Every rung in one FFmpeg pass (decode once, cascade of bicubic scales as the pipeline does), the
+    top one at `top_crf` when given (a per-title choice): the files by height, wall seconds and CPU
+    seconds."""
     graph = [f"[0:v:0]format=yuv420p,split=1[c{len(rungs)}]"]
     for i in range(len(rungs) - 1, -1, -1):
         r = rungs[i]
@@ -358,8 +366,11 @@ def encode_ladder(
     args: list[object] = ["-i", src, "-filter_complex", ";".join(graph)]
     files = {}
     for i, r in enumerate(rungs):
-        files[r.height] = out / f"{codec}-p{preset}-crf{crf}-{r.name}.mp4"
-        args += ["-map", f"[v{i}]", *encoder_args(codec, r, preset, crf, segment_s), "-an", files[r.height]]
+        rung_crf = top_crf if top_crf is not None and i == len(rungs) - 1 else crf
+        files[r.height] = out / f"{codec}-p{preset}-crf{rung_crf}-{r.name}.mp4"
+        args += [
+            "-map", f"[v{i}]", *encoder_args(codec, r, preset, rung_crf, segment_s), "-an", files[r.height]
+        ]  # fmt: skip
     wall = run(args)
     return files, wall, CPU["last"]
 
@@ -603,7 +614,8 @@ def per_title(args: argparse.Namespace, work: Path, points: list[Point]) -> None
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             probe_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
             # the check: the whole ladder at the chosen CRF
-            files, _, _ = encode_ladder(src, work, rungs, codec, p, choice.crf, segment_s)
+            below = pertitle.PROBES[codec].below_top(choice.crf)
+            files, _, _ = encode_ladder(src, work, rungs, codec, p, below, segment_s, top_crf=choice.crf)
             tuned_vmaf = vmaf(src, {top.height: files[top.height]}, rungs, args.subsample, work)[top.height]
             tuned_bytes = sum(f.stat().st_size for f in files.values())
             for f in files.values():

@@ -341,11 +341,12 @@ class TranscodeSettings(Section):
         93.0,
         ge=0,
         le=100,
-        description="Per-title CRF: the top rung's VMAF a short probe aims each title's CRF at (every rung "
-        "of the codec then uses it, under the rung caps); 0 or null: the fixed `crf` for every title.",
+        description="Per-title CRF: the top rung's VMAF a short probe aims each title's CRF at (the rungs "
+        "below use it too, never above 30; the rung caps stay the ceiling); 0 or null: the fixed `crf` "
+        "for every title.",
     )
     per_title_min_s: float = Field(
-        120.0,
+        300.0,
         ge=0,
         description="Probe only sources at least this long: the probe costs about the same whatever the "
         "length, and delays the first playable segments by that much.",

@@ -8,6 +8,7 @@ rendition of its own that every rung refers to. transcode/manifests.py writes th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class EncodeSettings:
     ladder: tuple[tuple[int, int, str], ...] = DEFAULT_LADDER
     storyboard: bool = True
     loudness_lufs: float = -16.0  # every audio rendition's integrated loudness (EBU R128), ±1 LU
+    top_crf: int | None = None  # the top rung's CRF, when the title's was chosen (transcode/pertitle.py)
 
 
 def even(value: float) -> int:
@@ -257,9 +259,11 @@ def ffmpeg_command(
         *input_args(str(source), info.container, max_pixels),
     ]
     args += ["-filter_complex", ";".join(graph)]
+    top = dataclasses.replace(settings, crf=settings.top_crf) if settings.top_crf is not None else settings
     for i, rung in enumerate(rungs):
         if i < encoded:
-            args += ["-map", f"[v{i}]", *x264_args(rung, settings), *gop_args(info.fps, settings, remux)]
+            chosen = top if i == count - 1 else settings
+            args += ["-map", f"[v{i}]", *x264_args(rung, chosen), *gop_args(info.fps, settings, remux)]
         else:
             args += ["-map", "0:v:0", "-c:v", "copy"]
         args += [*KEEP_TIMESTAMPS, *hls_args(settings, out_dir / rung.name)]

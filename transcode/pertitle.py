@@ -41,27 +41,40 @@ VMAF_SUBSAMPLE = 3
 # Sampled windows: three of two seconds, spread over the title (a quarter, half, three quarters in).
 WINDOWS = 3
 WINDOW_S = 2.0
-# A fit that lands further than this past the probed CRFs is measured there once more (a third point).
+# A fit that lands further than this past the probed CRFs is measured there once more (a third point);
+# then, for such a title far from the usual, the fit is followed until it lands on a CRF measured, at
+# most MAX_REFINES passes in all (a steep curve: flat animation goes from VMAF 99 to 90 in three CRFs).
 REFINE_BEYOND = 3
+MAX_REFINES = 3
 # 100 - VMAF never taken below this (a saturated score would give log(0)).
 VMAF_HEADROOM_FLOOR = 0.05
 
 
 @dataclass(frozen=True)
 class CrfProbe:
-    """How one codec's CRF is probed: the CRFs encoded, and the range a choice is clamped to."""
+    """How one codec's CRF is probed: the CRFs encoded, and the range a choice is clamped to: [lo, hi]
+    for the top rung, which is measured, and at most `lower_hi` for the rungs below it, which are not
+    (they keep to the range the quality bench checked them in)."""
 
     codec: str
     crfs: tuple[int, ...]
     lo: int
     hi: int
+    lower_hi: int
+
+    def below_top(self, crf: int) -> int:
+        """The CRF of the rungs below the top one when the top one's is `crf`."""
+        return min(crf, self.lower_hi)
 
 
 # The CRFs bracket where VMAF 93 falls on most content at the top rung (REPORT.md §5: x264 veryfast
-# 25-26 on camera and synthetic; SVT-AV1 preset 10 between 42 and 55).
+# 25-26 on camera and synthetic; SVT-AV1 preset 10 between 42 and 55). Flat animation keeps x264's top
+# rung near VMAF 100 up to CRF 33 and reaches 93 about 35 (docs/quality.md), hence a top rung up to 40;
+# its smaller rungs at that CRF fall to VMAF 65-75 (the pixel detail of a downscale costs more), so they
+# stay at 30 and below, as before the top rung's range was widened.
 PROBES = {
-    "h264": CrfProbe("h264", (22, 28), 16, 30),
-    "av1": CrfProbe("av1", (36, 50), 20, 55),
+    "h264": CrfProbe("h264", (22, 28), 16, 40, 30),
+    "av1": CrfProbe("av1", (36, 50), 20, 55, 55),
 }
 
 
@@ -135,6 +148,17 @@ def crf_for_target(points: Sequence[tuple[int, float]], target: float, lo: int, 
         crf = min(max(round(c1 + (goal - _headroom(v1)) / slope), lo), hi)
     estimate = 100.0 - math.exp(_headroom(v1) + slope * (crf - c1)) if slope > 1e-6 else v1
     return crf, min(100.0, estimate)
+
+
+def refine_wanted(points: Sequence[tuple[int, float]], crf: int, probed: Sequence[int]) -> bool:
+    """Whether the fit's `crf` is measured once more: after the first probe, when it lies more than
+    REFINE_BEYOND past the CRFs probed (a title far from the usual); after a refine, whenever it is not a
+    CRF measured yet (the fit is followed until it lands on one)."""
+    if crf in {c for c, _ in points}:
+        return False
+    if len(points) <= len(probed):
+        return not min(probed) - REFINE_BEYOND <= crf <= max(probed) + REFINE_BEYOND
+    return True
 
 
 def vmaf_filter(distorted: str, reference: str, log_name: str, subsample: int = VMAF_SUBSAMPLE) -> str:
@@ -228,7 +252,8 @@ def choose_crf(
 ) -> Choice:
     """Run the probe for one codec at a rung of `width` x `height` and choose its CRF. When the fit
     reaches more than REFINE_BEYOND past the probed CRFs, one more pass measures the CRF it reached and
-    the fit is made again around it (a third point, only for titles far from the usual). `work` is a
+    the fit is made again around it, and so on (`refine_wanted`, at most MAX_REFINES passes: only for
+    titles far from the usual). `work` is a
     folder of its own (made, then removed). Raises ProbeFailed when FFmpeg fails, takes longer than
     `timeout_s` in all, is asked to stop (`should_stop`, looked at a few times a second) or scores
     nothing."""
@@ -247,7 +272,9 @@ def choose_crf(
     try:
         points = measure(probe.crfs)
         crf, estimate = crf_for_target(points, target_vmaf, probe.lo, probe.hi)
-        if not min(probe.crfs) - REFINE_BEYOND <= crf <= max(probe.crfs) + REFINE_BEYOND:
+        for _ in range(MAX_REFINES):
+            if not refine_wanted(points, crf, probe.crfs):
+                break
             points += measure([crf])
             crf, estimate = crf_for_target(points, target_vmaf, probe.lo, probe.hi)
         return Choice(

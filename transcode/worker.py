@@ -365,8 +365,9 @@ def per_title_skipped(spec: JobSpec, remux: bool) -> str | None:
 def h264_crf(
     spec: JobSpec, rungs: list[Rung], remux: bool, out_dir: Path, cancel_path: Path
 ) -> tuple[EncodeSettings, dict[str, Any]]:
-    """The settings the ladder is encoded with (every rung at the CRF chosen for the title, or the fixed
-    one) and what the video's `encoding` records of the choice. A probe that fails is logged and the
+    """The settings the ladder is encoded with (the top rung at the CRF chosen for the title, the rungs
+    below at it or at their own ceiling, `CrfProbe.below_top`; or every rung at the fixed one) and what
+    the video's `encoding` records of the choice. A probe that fails is logged and the
     fixed CRF is used: it never fails the job."""
     fixed = {"crf.h264": spec.settings.crf}
     skipped = per_title_skipped(spec, remux)
@@ -404,4 +405,6 @@ def h264_crf(
         choice.target_vmaf,
         choice.probe_s,
     )
-    return dataclasses.replace(spec.settings, crf=choice.crf), choice.to_doc()
+    below = PROBES["h264"].below_top(choice.crf)
+    doc = choice.to_doc() | ({"crf.h264_below_top": below} if below != choice.crf else {})
+    return dataclasses.replace(spec.settings, crf=below, top_crf=choice.crf), doc

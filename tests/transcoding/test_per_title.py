@@ -14,14 +14,15 @@ import pytest
 from tests.transcoding.helpers import upload, wait_for_status
 from transcode import pertitle
 from transcode.ffmpeg import ffmpeg_binary
-from transcode.ladder import EncodeSettings, plan_rungs
-from transcode.pertitle import crf_for_target, vmaf_score, window_starts
+from transcode.ladder import EncodeSettings, ffmpeg_command, plan_rungs
+from transcode.pertitle import MAX_REFINES, PROBES, crf_for_target, refine_wanted, vmaf_score, window_starts
 from transcode.probe import MediaInfo, probe
 from transcode.worker import DONE, JobSpec, Outcome, transcode
 
 pytestmark = pytest.mark.slow
 
 TARGET = 93.0
+H264_RANGE = (PROBES["h264"].lo, PROBES["h264"].hi)
 # Two rungs; the top one's cap is far above what the clips need, so the CRF alone sets their quality.
 LADDER = [
     {"height": 144, "max_kbps": 400, "level": "3.0", "enabled": True},
@@ -107,6 +108,38 @@ def test_a_saturated_title_gets_the_cheapest_crf_allowed():
     assert crf_for_target([(22, 99.96), (28, 99.97)], 93.0, 16, 30)[0] == 30
 
 
+def test_a_fit_near_the_probed_crfs_is_trusted_and_a_far_one_is_followed_until_it_lands_on_a_measure():
+    probed = (22, 28)
+    assert not refine_wanted([(22, 96.0), (28, 88.0)], 25, probed)  # the usual title: two passes
+    assert not refine_wanted([(22, 96.0), (28, 88.0)], 31, probed)  # just past: still trusted
+    assert refine_wanted([(22, 99.95), (28, 99.9)], 40, probed)  # flat animation: measured there
+    assert refine_wanted([(22, 99.95), (28, 99.9), (40, 74.0)], 37, probed)  # then followed
+    assert not refine_wanted([(22, 99.95), (28, 99.9), (37, 86.0), (40, 74.0)], 37, probed)
+
+
+def test_a_steep_curve_is_read_between_its_nearest_measures():
+    # flat animation at the top rung: near 100 up to CRF 30, then a cliff (bench/quality.py's cartoon)
+    points = [(22, 99.95), (28, 99.9), (36, 90.07), (40, 74.0)]
+    assert crf_for_target(points, 93.0, *H264_RANGE)[0] == 35
+
+
+def test_the_rungs_below_the_top_keep_to_the_range_the_bench_checked():
+    assert PROBES["h264"].below_top(25) == 25
+    assert PROBES["h264"].below_top(36) == 30
+    assert PROBES["av1"].below_top(50) == 50
+
+
+def test_the_top_rung_alone_is_encoded_at_the_crf_chosen_for_it(tmp_path):
+    info = MediaInfo(
+        duration=10.0, width=1920, height=1080, rotation=0, fps=30.0, has_audio=False, video_codec="h264"
+    )
+    rungs = plan_rungs(info)
+    settings = EncodeSettings(crf=30, top_crf=36)
+    args = ffmpeg_command("ffmpeg", tmp_path / "in.mp4", tmp_path, info, rungs, settings)
+    crfs = [args[i + 1] for i, arg in enumerate(args) if arg == "-crf:v"]
+    assert crfs == ["30"] * (len(rungs) - 1) + ["36"]
+
+
 def test_the_sampled_windows_spread_over_the_title_and_stay_inside_it():
     assert window_starts(600.0) == [149.0, 299.0, 449.0]
     assert all(0 <= start <= 8.0 for start in window_starts(10.0))
@@ -126,8 +159,9 @@ async def test_the_top_rung_lands_within_two_vmaf_points_of_the_target(
     folder = (Path(settings.media.root) / doc["hls_path"]).parent
     chosen = doc["encoding"]["crf"]["h264"]
     assert doc["encoding"]["target_vmaf"] == TARGET
-    assert len(doc["encoding"]["probe"]["h264"]["points"]) in (2, 3)  # a third far from the usual
-    assert crfs_used(folder / "270p") == crfs_used(folder / "144p") == {float(chosen)}
+    assert 2 <= len(doc["encoding"]["probe"]["h264"]["points"]) <= 2 + MAX_REFINES  # more: far from usual
+    assert crfs_used(folder / "270p") == {float(chosen)}
+    assert crfs_used(folder / "144p") == {float(PROBES["h264"].below_top(chosen))}
     vmaf = await top_rung_vmaf(folder / "270p", source, await probe(source), tmp_path)
     assert abs(vmaf - TARGET) <= 2, (kind, chosen, vmaf, doc["encoding"])
 
