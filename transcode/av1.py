@@ -14,9 +14,7 @@ master and the MPD are written from it again, only once every one of them is who
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
 import shutil
 import subprocess
 import time
@@ -34,10 +32,12 @@ from transcode.worker import (
     DONE,
     TRANSIENT,
     Outcome,
+    Watch,
     _child_setup,
     cancelled_why,
     report,
     stop,
+    supervise,
     tail,
 )
 
@@ -148,37 +148,15 @@ def encode_av1(spec: Av1Spec) -> Outcome:
             preexec_fn=lambda: _child_setup(spec.nice),
         )
     report(spec.key, "pid", proc.pid)
-    deadline = started + spec.timeout_s
-    done_s, advanced_at, last_report, buffer = 0.0, time.monotonic(), 0.0, b""
     assert proc.stdout is not None
     try:
-        while True:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.25)
-            if ready:
-                chunk = os.read(proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.startswith(b"out_time_us="):
-                        with contextlib.suppress(ValueError):
-                            reported = int(line.split(b"=", 1)[1]) / 1e6
-                            if reported > done_s:
-                                done_s, advanced_at = reported, time.monotonic()
-            now = time.monotonic()
-            if now - last_report >= spec.progress_interval_s and spec.info.duration > 0:
-                report(spec.key, "progress", min(99, int(100 * done_s / spec.info.duration)))
-                last_report = now
-            if cancel_path.exists() or not out_dir.exists():
-                stop(proc)
-                return Outcome(CANCELLED, cancelled_why(cancel_path))
-            if now > deadline:
-                stop(proc)
-                return Outcome(TRANSIENT, f"FFmpeg took longer than {spec.timeout_s:.0f} s and was stopped.")
-            if now - advanced_at > spec.stall_s:
-                stop(proc)
-                return Outcome(TRANSIENT, f"The AV1 encode made no progress for {spec.stall_s:g} s.")
+        stopped = supervise(
+            proc,
+            Watch.of(spec, started, out_dir),
+            stalled=lambda _: f"The AV1 encode made no progress for {spec.stall_s:g} s.",
+        )
+        if stopped is not None:
+            return stopped
         code = proc.wait()
     finally:
         stop(proc)

@@ -18,9 +18,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from transcode.audio import LOG as AUDIO_LOG
 from transcode.audio import AudioRendition
@@ -227,6 +228,105 @@ def wait_for_audio(
     return None
 
 
+@dataclass(frozen=True)
+class Watch:
+    """What a supervised FFmpeg is held to: its job (progress goes to it), the source's duration, how
+    often progress is reported, how long its output may stand still, the job's time limit counted from
+    `started` (time.monotonic), and its scratch folder (a CANCEL file there, or the folder gone, stops
+    it)."""
+
+    key: str
+    duration: float
+    progress_interval_s: float
+    stall_s: float
+    timeout_s: float
+    started: float
+    out_dir: Path
+
+    @classmethod
+    def of(cls, spec: Supervised, started: float, out_dir: Path) -> Watch:
+        """The watch a job's spec asks for (JobSpec, transcode/av1.py's Av1Spec)."""
+        return cls(
+            spec.key,
+            spec.info.duration,
+            spec.progress_interval_s,
+            spec.stall_s,
+            spec.timeout_s,
+            started,
+            out_dir,
+        )
+
+
+class Supervised(Protocol):
+    """What a job's spec tells its supervisor."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def info(self) -> MediaInfo: ...
+    @property
+    def progress_interval_s(self) -> float: ...
+    @property
+    def stall_s(self) -> float: ...
+    @property
+    def timeout_s(self) -> float: ...
+
+
+def supervise(
+    proc: subprocess.Popen[bytes],
+    watch: Watch,
+    *,
+    stalled: Callable[[float], str],
+    encoded: Callable[[], float] = lambda: 0.0,
+    check: Callable[[], Outcome | None] = lambda: None,
+) -> Outcome | None:
+    """Follow an FFmpeg run with `-progress pipe:1` until its output closes. Its encoded seconds are the
+    larger of FFmpeg's own report and `encoded()` (the segments listed), read each progress interval;
+    the percentage reported never goes back. None when FFmpeg ended on its own (its exit code is the
+    caller's to read); otherwise, with FFmpeg stopped, why: cancelled (or the folder deleted), `check`
+    said so (asked each turn, a few times a second), past the deadline, or encoded nothing new for
+    `stall_s` (`stalled(done_s)` says it), whatever the deadline."""
+    assert proc.stdout is not None
+    last_report, buffer, percent = time.monotonic(), b"", 1
+    done_s, advanced_at = 0.0, time.monotonic()
+    cancel_path = watch.out_dir / CANCEL_FILE
+    while True:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.25)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                return None
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.startswith(b"out_time_us="):
+                    with contextlib.suppress(ValueError):
+                        reported = int(line.split(b"=", 1)[1]) / 1e6
+                        if reported > done_s:
+                            done_s, advanced_at = reported, time.monotonic()
+        now = time.monotonic()
+        if now - last_report >= watch.progress_interval_s:
+            written = encoded()
+            if written > done_s:
+                done_s, advanced_at = written, now
+            if watch.duration > 0:
+                percent = max(percent, min(99, int(100 * done_s / watch.duration)))
+            report(watch.key, "progress", percent)
+            last_report = now
+        if cancel_path.exists() or not watch.out_dir.exists():  # asked to stop, or the video was deleted
+            outcome = Outcome(CANCELLED, cancelled_why(cancel_path))
+        elif (checked := check()) is not None:
+            outcome = checked
+        elif now > watch.started + watch.timeout_s:
+            outcome = Outcome(TRANSIENT, f"FFmpeg took longer than {watch.timeout_s:.0f} s and was stopped.")
+        elif now - advanced_at > watch.stall_s:
+            outcome = Outcome(TRANSIENT, stalled(done_s))
+        else:
+            continue
+        stop(proc)
+        return outcome
+
+
 def transcode(spec: JobSpec) -> Outcome:
     """Run the ladder's FFmpeg for one job and supervise it: progress, stalls, cancellation, timeout."""
     started = time.monotonic()
@@ -270,52 +370,30 @@ def transcode(spec: JobSpec) -> Outcome:
         audio.start()
     report(spec.key, "progress", 1)  # FFmpeg runs: the video shows it moves at once
     deadline = started + spec.timeout_s
-    last_report, buffer, percent, playable = time.monotonic(), b"", 1, False
-    # Encoded seconds, by FFmpeg's report or by the segments listed, and when they last grew: an encode
-    # whose output stops advancing is stopped after spec.stall_s, whatever its overall timeout.
-    done_s, advanced_at = 0.0, time.monotonic()
+    playable = False
+
+    def check() -> Outcome | None:
+        """Each turn: announce the ladder playable once it is; stop the job if its audio failed or stalled."""
+        nonlocal playable
+        if not playable:
+            playable = announce_playable(spec, out_dir)
+        if audio is not None and audio.error:
+            return Outcome(TRANSIENT, audio.error)
+        if audio is not None and (stuck := audio_stalled(spec, audio)) is not None:
+            return Outcome(TRANSIENT, stuck)
+        return None
+
     assert proc.stdout is not None
     try:
-        while True:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.25)
-            if ready:
-                chunk = os.read(proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.startswith(b"out_time_us="):
-                        with contextlib.suppress(ValueError):
-                            reported = int(line.split(b"=", 1)[1]) / 1e6
-                            if reported > done_s:
-                                done_s, advanced_at = reported, time.monotonic()
-            if not playable:
-                playable = announce_playable(spec, out_dir)
-            now = time.monotonic()
-            if now - last_report >= spec.progress_interval_s:
-                written = encoded_seconds(out_dir / spec.rungs[0].name / "index.m3u8")
-                if written > done_s:
-                    done_s, advanced_at = written, now
-                if spec.info.duration > 0:
-                    percent = max(percent, min(99, int(100 * done_s / spec.info.duration)))
-                report(spec.key, "progress", percent)
-                last_report = now
-            if cancel_path.exists() or not out_dir.exists():  # asked to stop, or the video was deleted
-                stop(proc)
-                return Outcome(CANCELLED, cancelled_why(cancel_path))
-            if audio is not None and audio.error:
-                stop(proc)
-                return Outcome(TRANSIENT, audio.error)
-            if now > deadline:
-                stop(proc)
-                return Outcome(TRANSIENT, f"FFmpeg took longer than {spec.timeout_s:.0f} s and was stopped.")
-            if now - advanced_at > spec.stall_s:
-                stop(proc)
-                return Outcome(TRANSIENT, stalled(spec, done_s))
-            if audio is not None and (stuck := audio_stalled(spec, audio)) is not None:
-                stop(proc)
-                return Outcome(TRANSIENT, stuck)
+        stopped = supervise(
+            proc,
+            Watch.of(spec, started, out_dir),
+            stalled=lambda done_s: stalled(spec, done_s),
+            encoded=lambda: encoded_seconds(out_dir / spec.rungs[0].name / "index.m3u8"),
+            check=check,
+        )
+        if stopped is not None:
+            return stopped
         code = proc.wait()
         if code == 0 and audio is not None:
             waited = wait_for_audio(audio, spec, cancel_path, out_dir, deadline, playable)

@@ -171,6 +171,22 @@ async def test_a_failing_av1_encode_leaves_the_h264_ladder_playing_and_the_job_r
     assert master.code == 200 and "av01" not in master.body.decode()
 
 
+async def test_an_av1_encode_that_stops_advancing_is_stopped_and_retried_with_a_sentence(
+    api, staff_token, clip, db, services, settings, fake_ffmpeg
+):
+    video_id, _ = await ready_without_av1(api, staff_token, clip, db)
+    fake_ffmpeg("stall")  # reports the same 0.3 s for ever
+    settings.transcode.stall_s = 1.0
+    settings.transcode.av1 = "after"
+    assert await services.av1.queue_av1(video_id)
+    job = await wait_for_job(
+        db, video_id, lambda j: j["state"] == "queued" and j["attempts"] == 1, timeout=60, kind="av1"
+    )
+    assert job["last_error"] == "The AV1 encode made no progress for 1 s."
+    now = await db.videos.find_one({"_id": ObjectId(video_id)})
+    assert now["status"] == "ready" and now["codecs"] == ["avc1"]
+
+
 async def test_subtitles_added_before_the_av1_rungs_stay_listed_beside_them(
     api, staff_token, clip, db, services, settings
 ):
