@@ -74,6 +74,13 @@ def track_key(track_id: str) -> str:
     return f"{AUDIO_TRACK}:{track_id}"
 
 
+def track_work(track_id: str) -> str:
+    """The folder, in the video's folder below MEDIA_ROOT, where a track's file is received and later
+    encoded: named as a temporary entry (`.<name>.part`), which the media sweeper removes once stale
+    (a process killed mid-upload or mid-encode)."""
+    return f".track-{track_id}.part"
+
+
 def folder_of(track_id: str) -> str:
     """The track's rendition folder inside the ladder."""
     return f"audio-{track_id}"
@@ -130,7 +137,7 @@ class AudioTracks:
         if declared > limit + FORM_OVERHEAD:
             raise TooLarge(f"The upload is larger than the limit of {self.settings.max_upload_mb} MB.")
         track_id = str(ObjectId())
-        path = self.media.video_dir(video.id) / f"track-{track_id}" / "source"
+        path = self.media.video_dir(video.id) / track_work(track_id) / "source"
         path.parent.mkdir(parents=True, exist_ok=True)
         return TrackIngest(video, track_id, path, limit + FORM_OVERHEAD)
 
@@ -250,7 +257,7 @@ class AudioTrackJobs(JobType):
         track = next((t for t in video.audio_tracks if t.id == track_id), None) if video else None
         if video is None or track is None or video.duration is None:
             return  # the video or the track was removed meanwhile (its kept file with it)
-        work = self.media.video_dir(video.id) / f"track-{track_id}"
+        work = self.media.video_dir(video.id) / track_work(track_id)
         try:
             await self._encode(video, track, work)
         finally:

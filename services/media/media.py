@@ -262,10 +262,19 @@ class Media:
         await self.release_source(video_id)
 
     async def release_source(self, video_id: Any) -> None:
-        """With an object store: drop this machine's copy of the source once no run here needs it."""
+        """With an object store: drop this machine's copy of the source once no run here needs it, and
+        the video's scratch folder once nothing else is in it. Only the source: an audio track may be
+        being received or encoded beside it (services/audio_tracks.py) the moment a ladder is published."""
         scratch = self.video_dir(video_id)
-        if not self.in_place and not any(keys.is_scratch(p.name) for p in scratch.glob(".*")):
-            await remove_tree(scratch)
+        if self.in_place or any(keys.is_scratch(p.name) for p in scratch.glob(".*")):
+            return
+
+        def release() -> None:
+            (scratch / keys.SOURCE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not empty (or gone): left as it is
+                scratch.rmdir()
+
+        await asyncio.get_running_loop().run_in_executor(None, release)
 
     async def discard(self, video_id: Any, run: str) -> None:
         """A run that will not be published: its scratch and whatever of it reached the store."""

@@ -4,6 +4,8 @@ it from there and encodes it; the deletion of the track takes its kept file away
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from bson import ObjectId
 
@@ -64,3 +66,21 @@ async def test_a_track_uploaded_to_the_api_node_is_encoded_by_a_transcode_node(
     assert gone.code == 204
     assert [k for k in keys(bucket) if track["id"] in k] == []
     assert await db.videos.find_one({"_id": ObjectId(video_id), "audio_tracks.id": track["id"]}) is None
+
+
+async def test_a_track_received_as_the_ladder_is_published_is_not_swept_away_with_the_source(
+    api, staff_token, db, services, tmp_path
+):
+    video_id = await ready_video(api, staff_token, db, tmp_path)
+    ingest = await services.audio_tracks.open_ingest(video_id, 1000)
+    ingest.path.write_bytes(tone(tmp_path / "de.mp3", SECONDS).read_bytes())
+    await services.media.release_source(ObjectId(video_id))  # what the end of a publish does
+    assert ingest.path.is_file()
+    await ingest.discard()
+    await services.media.release_source(ObjectId(video_id))
+    folder = services.media.video_dir(video_id)
+    for _ in range(400):  # nothing else in it: the folder goes too (by this call, or the publish's own)
+        if not folder.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not folder.exists(), sorted(p.name for p in folder.iterdir())
