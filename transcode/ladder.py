@@ -29,6 +29,7 @@ MAX_INFLATION = 1.3
 # makes the encoder's first packet start exactly with the picture, and keeps lip sync exact.
 AAC_PRIMING_SAMPLES = 1024
 THUMBNAIL_WIDTH = 640
+THUMBNAIL_BATCH = 25  # the thumbnail is the most representative of this many frames from `thumbnail_at`
 
 
 @dataclass(frozen=True)
@@ -249,9 +250,11 @@ def ffmpeg_command(
         rung = rungs[i]
         scaled = f"[c{i + 1}]scale={rung.width}:{rung.height}:flags=bicubic,setsar=1"
         graph.append(f"{scaled},split=2[v{i}][c{i}]" if i > 0 else f"{scaled}[v{i}]")
+    # The thumbnail's branch ends after the frames it chooses from: past them, the split feeds it
+    # nothing more (without the trim it would go on scaling every frame to the end of the film).
     graph.append(
-        f"[sthumb]select='gte(t\\,{thumbnail_at(info.duration)})',"
-        f"scale={THUMBNAIL_WIDTH}:-2,thumbnail=25[thumb]"
+        f"[sthumb]select='gte(t\\,{thumbnail_at(info.duration)})',trim=end_frame={THUMBNAIL_BATCH},"
+        f"scale={THUMBNAIL_WIDTH}:-2,thumbnail={THUMBNAIL_BATCH}[thumb]"
     )
     args = [
         ffmpeg,

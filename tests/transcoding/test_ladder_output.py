@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ from bson import ObjectId
 
 from tests.media import jpeg_size, make_clip
 from tests.transcoding.helpers import media_files, probe_rendition, upload, wait_for, wait_for_status
+from transcode.ffmpeg import ffmpeg_binary
+from transcode.ladder import EncodeSettings, ffmpeg_command, plan_rungs, renditions, thumbnail_at
+from transcode.probe import probe
 
 pytestmark = pytest.mark.slow
 
@@ -226,3 +230,23 @@ async def test_the_admin_recipe_to_queue_a_failed_video_again_works(db, settings
     await db.videos.update_one({"_id": video_id}, {"$set": {"status": "pending", "error": None}})
     await db.jobs.delete_one({"key": f"transcode:{video_id}"})
     assert (await wait_for_status(db, str(video_id), "ready"))["error"] is None
+
+
+async def test_the_thumbnail_is_chosen_from_25_frames_and_no_more_are_scaled_for_it(tmp_path):
+    """The thumbnail's branch of the ladder's graph stops taking frames once it has its 25: a film's
+    every later frame is not scaled for nothing. Seen by a `showinfo` on that branch, in the real FFmpeg."""
+    clip = make_clip(tmp_path / "twelve.mp4", "320x240", seconds=12, audio=False)
+    info = await probe(clip)
+    rungs = plan_rungs(info)
+    for name in renditions(rungs, info.has_audio):
+        (tmp_path / "out" / name).mkdir(parents=True)
+    args = ffmpeg_command(ffmpeg_binary(), clip, tmp_path / "out", info, rungs, EncodeSettings())
+    graph = args.index("-filter_complex") + 1
+    assert args[graph].count(",thumbnail=25[thumb]") == 1
+    args[graph] = args[graph].replace(",thumbnail=25[thumb]", ",showinfo,thumbnail=25[thumb]")
+    args[args.index("-loglevel") + 1] = "info"
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    shown = re.findall(r"Parsed_showinfo.*\bn:\s*(\d+) .*\bpts_time:([\d.]+)", done.stderr)
+    assert len(shown) == 25  # 25 fps: 270 frames after a tenth of the 12 s in, 25 of them taken
+    assert float(shown[0][1]) >= thumbnail_at(info.duration) - 0.001
+    assert jpeg_size((tmp_path / "out" / "thumbnail.jpg").read_bytes())[0] == 640
