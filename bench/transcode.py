@@ -27,13 +27,18 @@ With --loudness: the audio rendition alone, for sources too quiet, too loud, MP3
 target: the loudness measured before and after (EBU R128), which path it took, and what measuring and
 correcting cost against a plain encode of the same audio.
 
+With --breakdown: where the CPU of (b) and (c) goes: one decode, the filter graph (the cascade of
+scalers, the thumbnail and storyboard branches), each rung's x264, the audio; and the least (c) can cost
+with these codec settings (one decode plus the four encoders, nothing else) against (b).
+
 With --threads: the single command with x264 frame threads set per rung (120p,360p,720p,1080p; "auto" is
 x264's own choice, 1.5 per core for each encoder), to pick the setting the pipeline ships.
 
     .venv/bin/python bench/transcode.py [--repeat 3] [--seconds 20] [--audio aac|mp3]
     .venv/bin/python bench/transcode.py --first-playable [--lengths 60,300]
     .venv/bin/python bench/transcode.py --loudness [--repeat 3] [--seconds 60]
-    .venv/bin/python bench/transcode.py --remux | --storyboard | --threads [--repeat 3] [--seconds 20]
+    .venv/bin/python bench/transcode.py --remux | --storyboard | --threads | --breakdown [--repeat 3]
+        [--seconds 20]
 """
 
 from __future__ import annotations
@@ -42,12 +47,14 @@ import argparse
 import asyncio
 import json
 import logging
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import tornado.netutil
@@ -63,7 +70,7 @@ from server import make_server
 from services.container import build_services
 from services.transcoding import TRANSCODE, transcode_key
 from transcode.audio import AudioRendition, audio_command, plan_audio
-from transcode.ffmpeg import ffmpeg_binary
+from transcode.ffmpeg import ffmpeg_binary, input_args
 from transcode.ladder import (
     AUDIO,
     EncodeSettings,
@@ -89,6 +96,19 @@ def timed(args: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes waited for so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def cpu_of(run: Callable[[], object]) -> float:
+    """The CPU seconds of the processes `run` starts and waits for."""
+    before = children_cpu()
+    run()
+    return children_cpu() - before
 
 
 def single_pass(
@@ -217,8 +237,11 @@ class Pipeline:
         )
         started = time.perf_counter()
         await self.services.queue.enqueue(TRANSCODE, {"video_id": video_id}, key=transcode_key(video_id))
-        while (await self.db.videos.find_one({"_id": video_id}))["status"] not in ("ready", "failed"):
-            await asyncio.sleep(0.02)
+        # Watching costs CPU the transcode would use: a look at the status alone, 20 times a second
+        # (looking every 20 ms at the whole document took 0.4 s of CPU per run, 2-3 % of (a)).
+        ended = ("ready", "failed")
+        while (await self.db.videos.find_one({"_id": video_id}, {"status": 1}))["status"] not in ended:
+            await asyncio.sleep(0.05)
         return time.perf_counter() - started
 
     async def first_playable(self, source: Path) -> tuple[float, float]:
@@ -466,6 +489,93 @@ async def thread_settings(args: argparse.Namespace) -> None:
     print(f"\nfastest: {best}, {med[best] / med['auto']:.3f}x the time of x264's own choice (auto)")
 
 
+def nulled(args: list[str], rungs: int, keep: int | None = None) -> list[str]:
+    """The ladder's command with every rung's output (but rung `keep`'s) sent to the null muxer: the
+    decode and the whole filter graph still run, no x264 does. The thumbnail and storyboard stay."""
+    starts = [i for i, arg in enumerate(args) if arg == "-map"]
+    outputs = [args[a:b] for a, b in zip(starts, [*starts[1:], len(args)], strict=True)]
+    body = []
+    for i, output in enumerate(outputs):
+        body += output if i >= rungs or i == keep else [*output[:2], "-f", "null", "-"]
+    return args[: starts[0]] + body
+
+
+async def breakdown(args: argparse.Namespace) -> None:
+    """CPU seconds of each part of (b) and (c), medians of `repeat` runs, interleaved."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        audio = "libmp3lame" if args.audio == "mp3" else "aac"
+        source = lavfi_clip(root / "source.mp4", "1920x1080", args.seconds, bitrate="8M", audio_codec=audio)
+        info = await probe(source)
+        rungs = plan_rungs(info)
+        out = root / "c"
+
+        def ladder(command: list[str]) -> None:
+            shutil.rmtree(out, ignore_errors=True)
+            for name in renditions(rungs, info.has_audio):
+                (out / name).mkdir(parents=True)
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+
+        full = ffmpeg_command(ffmpeg_binary(), source, out, info, rungs, ENCODE)
+        bare = ffmpeg_command(ffmpeg_binary(), source, out, info, rungs, EncodeSettings(storyboard=False))
+        decode = [ffmpeg_binary(), "-v", "error", *input_args(str(source), info.container), "-an"]
+        rung_audio = [ffmpeg_binary(), "-v", "error", "-y", "-i", str(source), "-vn", *aac_args(ENCODE)]
+        rung_audio += hls_args(ENCODE, out / AUDIO)
+        parts: dict[str, Callable[[], object]] = {
+            "one decode of the picture": lambda: timed([*decode, "-f", "null", "-"]),
+            "decode + filter graph (no x264)": lambda: ladder(nulled(full, len(rungs))),
+            "decode + the scalers (no storyboard, no x264)": lambda: ladder(nulled(bare, len(rungs))),
+            **{
+                f"decode + graph + x264 {rung.name}": (lambda i=i: ladder(nulled(full, len(rungs), keep=i)))
+                for i, rung in enumerate(rungs)
+            },
+            "(c) the ladder's command": lambda: ladder(full),
+            "(c) its audio rendition (measured, encoded)": lambda: single_audio(source, root / "audio"),
+            "(b) one FFmpeg per rung": lambda: per_rung(source, root / "b", info),
+            "(b) the audio of one of its rungs": lambda: ladder(rung_audio),
+        }
+        cpu: dict[str, list[float]] = {name: [] for name in parts}
+        for _ in range(args.repeat):
+            for name, part in parts.items():
+                cpu[name].append(cpu_of(part))
+    med = {name: statistics.median(runs) for name, runs in cpu.items()}
+    graph = med["decode + filter graph (no x264)"]
+    x264 = {rung.name: med[f"decode + graph + x264 {rung.name}"] - graph for rung in rungs}
+    b = med["(b) one FFmpeg per rung"]
+    decode_s = med["one decode of the picture"]
+    ladder_s, audio_s = med["(c) the ladder's command"], med["(c) its audio rendition (measured, encoded)"]
+    rows = [(name, med[name], f"{med[name] / b:.3f}") for name in parts]
+    rows += [(f"x264 {name} alone (the difference)", s, f"{s / b:.3f}") for name, s in x264.items()]
+    print(
+        f"CPU seconds, 1080p30 {args.seconds} s clip with {args.audio.upper()} audio, "
+        f"x264 {ENCODE.preset}, median of {args.repeat}\n"
+    )
+    print(table(["part", "CPU s", "of (b)'s CPU"], rows))
+    scaled = med["decode + the scalers (no storyboard, no x264)"]
+    encoders = sum(x264.values())
+    least = scaled + encoders
+    print(f"\n(c)'s CPU / (b)'s CPU = {(ladder_s + audio_s) / b:.3f}")
+    print(
+        f"the least (c) can cost with these settings (one decode, the rungs scaled, the four x264): "
+        f"{least:.1f} CPU s, {least / b:.3f} of (b)'s\n"
+        f"(the decode and x264 alone: {decode_s + encoders:.1f} s, {(decode_s + encoders) / b:.3f}); "
+        f"the rest of (c): the storyboard {graph - scaled:.1f} s, "
+        f"the audio {audio_s:.1f} s, the encoders side by side {ladder_s - graph - encoders:+.1f} s"
+    )
+
+
+def single_audio(source: Path, folder: Path) -> None:
+    """The audio rendition alone, as the worker runs it: measured, then encoded (or copied)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    audio = AudioRendition(
+        ffmpeg_binary(), str(source), folder, ENCODE, target_lufs=ENCODE.loudness_lufs, copyable=lambda: False
+    )
+    audio.start()
+    audio.join()
+    assert audio.error is None, audio.error
+
+
 async def health_latency(url: str, seconds: int, lua: Path | None = None, token: str | None = None) -> tuple:
     """p50/p99 of /api/health/ from wrk at 4 connections."""
     proc = await asyncio.create_subprocess_exec(
@@ -594,6 +704,7 @@ def main() -> None:
     parser.add_argument("--remux", action="store_true", help="the remux path side by side only")
     parser.add_argument("--storyboard", action="store_true", help="the storyboard's share only")
     parser.add_argument("--threads", action="store_true", help="x264 threads per rung only")
+    parser.add_argument("--breakdown", action="store_true", help="where the CPU of (b) and (c) goes")
     parser.add_argument("--loudness", action="store_true", help="loudness before/after and its cost only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -602,6 +713,7 @@ def main() -> None:
         (args.remux, remux_side_by_side),
         (args.storyboard, storyboard_share),
         (args.threads, thread_settings),
+        (args.breakdown, breakdown),
         (args.loudness, loudness_report),
     ):
         if flag:
