@@ -27,9 +27,10 @@ With --loudness: the audio rendition alone, for sources too quiet, too loud, MP3
 target: the loudness measured before and after (EBU R128), which path it took, and what measuring and
 correcting cost against a plain encode of the same audio.
 
-With --breakdown: where the CPU of (b) and (c) goes: one decode, the filter graph (the cascade of
-scalers, the thumbnail and storyboard branches), each rung's x264, the audio; and the least (c) can cost
-with these codec settings (one decode plus the four encoders, nothing else) against (b).
+With --breakdown: where the CPU of (b) and (c) goes, each part measured on its own: one decode, the
+filter graph (the cascade of scalers, the thumbnail and storyboard branches), each rung's x264 (fed raw
+frames through a pipe by another FFmpeg, less what reading them costs), the audio; and the least (c) can
+cost with these codec settings (one decode, the rungs scaled, the four encoders, nothing else) against (b).
 
 With --threads: the single command with x264 frame threads set per rung (120p,360p,720p,1080p; "auto" is
 x264's own choice, 1.5 per core for each encoder), to pick the setting the pipeline ships.
@@ -47,6 +48,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import resource
 import shutil
 import statistics
@@ -489,19 +491,51 @@ async def thread_settings(args: argparse.Namespace) -> None:
     print(f"\nfastest: {best}, {med[best] / med['auto']:.3f}x the time of x264's own choice (auto)")
 
 
-def nulled(args: list[str], rungs: int, keep: int | None = None) -> list[str]:
-    """The ladder's command with every rung's output (but rung `keep`'s) sent to the null muxer: the
-    decode and the whole filter graph still run, no x264 does. The thumbnail and storyboard stay."""
+def nulled(args: list[str], rungs: int) -> list[str]:
+    """The ladder's command with every rung's output sent to the null muxer: the decode and the whole
+    filter graph still run, no x264 does. The thumbnail and storyboard stay."""
     starts = [i for i, arg in enumerate(args) if arg == "-map"]
     outputs = [args[a:b] for a, b in zip(starts, [*starts[1:], len(args)], strict=True)]
     body = []
     for i, output in enumerate(outputs):
-        body += output if i >= rungs or i == keep else [*output[:2], "-f", "null", "-"]
+        body += output if i >= rungs else [*output[:2], "-f", "null", "-"]
     return args[: starts[0]] + body
 
 
+def piped_cpu(producer: list[str], consumer: list[str]) -> tuple[float, float]:
+    """Run `producer | consumer`; the CPU seconds of each process, its own (wait4's rusage)."""
+    feeder = subprocess.Popen(producer, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    encoder = subprocess.Popen(consumer, stdin=feeder.stdout, stdout=subprocess.DEVNULL)
+    assert feeder.stdout is not None
+    feeder.stdout.close()
+    used = []
+    for proc in (feeder, encoder):
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        assert proc.returncode == 0, proc.args
+        used.append(usage.ru_utime + usage.ru_stime)
+    return used[0], used[1]
+
+
+def x264_alone(source: Path, info, rung, folder: Path) -> float:
+    """The CPU seconds of one rung's x264 (and its muxer), fed the scaled picture as raw frames through
+    a pipe by another FFmpeg, less what reading those frames costs (the same reader with no encoder)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    ffmpeg = ffmpeg_binary()
+    size = f"{rung.width}x{rung.height}"
+    scale = f"format=yuv420p,scale={rung.width}:{rung.height}:flags=bicubic,setsar=1"
+    producer = [ffmpeg, "-v", "error", "-i", str(source), "-an", "-vf", scale, "-f", "rawvideo", "pipe:1"]
+    consumer = [ffmpeg, "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", size]
+    consumer += ["-r", f"{info.fps:g}", "-i", "pipe:0"]
+    reader = [*consumer, "-f", "null", "-"]
+    consumer += [*x264_args(rung, ENCODE), *gop_args(info.fps, ENCODE), *hls_args(ENCODE, folder)]
+    return piped_cpu(producer, consumer)[1] - piped_cpu(producer, reader)[1]
+
+
 async def breakdown(args: argparse.Namespace) -> None:
-    """CPU seconds of each part of (b) and (c), medians of `repeat` runs, interleaved."""
+    """CPU seconds of each part of (b) and (c), each measured on its own, medians of `repeat` runs,
+    interleaved."""
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         audio = "libmp3lame" if args.audio == "mp3" else "aac"
@@ -521,46 +555,47 @@ async def breakdown(args: argparse.Namespace) -> None:
         decode = [ffmpeg_binary(), "-v", "error", *input_args(str(source), info.container), "-an"]
         rung_audio = [ffmpeg_binary(), "-v", "error", "-y", "-i", str(source), "-vn", *aac_args(ENCODE)]
         rung_audio += hls_args(ENCODE, out / AUDIO)
-        parts: dict[str, Callable[[], object]] = {
-            "one decode of the picture": lambda: timed([*decode, "-f", "null", "-"]),
-            "decode + filter graph (no x264)": lambda: ladder(nulled(full, len(rungs))),
-            "decode + the scalers (no storyboard, no x264)": lambda: ladder(nulled(bare, len(rungs))),
+        measured: dict[str, Callable[[], float]] = {
+            "one decode of the picture": lambda: cpu_of(lambda: timed([*decode, "-f", "null", "-"])),
+            "decode + the scalers (no storyboard, no x264)": lambda: cpu_of(lambda: ladder(nulled(bare, 4))),
+            "decode + the whole filter graph (no x264)": lambda: cpu_of(lambda: ladder(nulled(full, 4))),
             **{
-                f"decode + graph + x264 {rung.name}": (lambda i=i: ladder(nulled(full, len(rungs), keep=i)))
-                for i, rung in enumerate(rungs)
+                f"x264 {rung.name} alone (raw frames in)": (
+                    lambda r=rung: x264_alone(source, info, r, root / "x264" / r.name)
+                )
+                for rung in rungs
             },
-            "(c) the ladder's command": lambda: ladder(full),
-            "(c) its audio rendition (measured, encoded)": lambda: single_audio(source, root / "audio"),
-            "(b) one FFmpeg per rung": lambda: per_rung(source, root / "b", info),
-            "(b) the audio of one of its rungs": lambda: ladder(rung_audio),
+            "(c) the ladder's command": lambda: cpu_of(lambda: ladder(full)),
+            "(c) its audio rendition (measured, encoded)": lambda: cpu_of(
+                lambda: single_audio(source, root / "audio")
+            ),
+            "(b) one FFmpeg per rung": lambda: cpu_of(lambda: per_rung(source, root / "b", info)),
+            "(b) the audio of one of its rungs": lambda: cpu_of(lambda: ladder(rung_audio)),
         }
-        cpu: dict[str, list[float]] = {name: [] for name in parts}
+        cpu: dict[str, list[float]] = {name: [] for name in measured}
         for _ in range(args.repeat):
-            for name, part in parts.items():
-                cpu[name].append(cpu_of(part))
+            for name, measure_it in measured.items():
+                cpu[name].append(measure_it())
     med = {name: statistics.median(runs) for name, runs in cpu.items()}
-    graph = med["decode + filter graph (no x264)"]
-    x264 = {rung.name: med[f"decode + graph + x264 {rung.name}"] - graph for rung in rungs}
     b = med["(b) one FFmpeg per rung"]
-    decode_s = med["one decode of the picture"]
-    ladder_s, audio_s = med["(c) the ladder's command"], med["(c) its audio rendition (measured, encoded)"]
-    rows = [(name, med[name], f"{med[name] / b:.3f}") for name in parts]
-    rows += [(f"x264 {name} alone (the difference)", s, f"{s / b:.3f}") for name, s in x264.items()]
+    rows = [
+        (name, med[name], f"{med[name] / b:.3f}", " ".join(f"{t:.1f}" for t in cpu[name])) for name in med
+    ]
     print(
         f"CPU seconds, 1080p30 {args.seconds} s clip with {args.audio.upper()} audio, "
         f"x264 {ENCODE.preset}, median of {args.repeat}\n"
     )
-    print(table(["part", "CPU s", "of (b)'s CPU"], rows))
-    scaled = med["decode + the scalers (no storyboard, no x264)"]
-    encoders = sum(x264.values())
+    print(table(["part", "CPU s", "of (b)'s CPU", "all runs"], rows))
+    decode_s, scaled = med["one decode of the picture"], med["decode + the scalers (no storyboard, no x264)"]
+    encoders = sum(med[f"x264 {rung.name} alone (raw frames in)"] for rung in rungs)
+    ladder_s, audio_s = med["(c) the ladder's command"], med["(c) its audio rendition (measured, encoded)"]
     least = scaled + encoders
     print(f"\n(c)'s CPU / (b)'s CPU = {(ladder_s + audio_s) / b:.3f}")
     print(
         f"the least (c) can cost with these settings (one decode, the rungs scaled, the four x264): "
         f"{least:.1f} CPU s, {least / b:.3f} of (b)'s\n"
         f"(the decode and x264 alone: {decode_s + encoders:.1f} s, {(decode_s + encoders) / b:.3f}); "
-        f"the rest of (c): the storyboard {graph - scaled:.1f} s, "
-        f"the audio {audio_s:.1f} s, the encoders side by side {ladder_s - graph - encoders:+.1f} s"
+        f"(c) beyond it: {ladder_s + audio_s - least:+.1f} s, of which the audio {audio_s:.1f} s"
     )
 
 
