@@ -456,6 +456,8 @@ def s3_media(bucket_name: str, moto_url: str) -> dict:
             "max_attempts": 2,
             "retry_base_s": 0.05,
             "connect_timeout_s": 1,
+            # a request the local moto server drops is tried again well within a test's 60 s wait
+            "read_timeout_s": 10,
         },
     }
 

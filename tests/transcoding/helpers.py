@@ -53,8 +53,24 @@ async def stuck_report(db, video_id: str) -> str:
             )
             if "spawn_main" in cmdline:
                 os.kill(child.pid, signal.SIGUSR1)
+    lines += task_stacks()
     await asyncio.sleep(0.5)  # the stacks land before the failure is reported
     return "\n".join(lines)
+
+
+def task_stacks() -> list[str]:
+    """Where each task of this process's event loop waits, down its chain of awaits (a job stuck after
+    its worker returned)."""
+    lines = []
+    for task in asyncio.all_tasks():
+        chain, awaited = [], task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                chain.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        lines.append(f"task {task.get_name()}: {' > '.join(chain)}")
+    return lines
 
 
 async def wait_for(db, video_id: str, check, timeout: float = 60.0) -> dict[str, Any]:
