@@ -557,8 +557,12 @@ async def breakdown(args: argparse.Namespace) -> None:
         rung_audio += hls_args(ENCODE, out / AUDIO)
         measured: dict[str, Callable[[], float]] = {
             "one decode of the picture": lambda: cpu_of(lambda: timed([*decode, "-f", "null", "-"])),
-            "decode + the scalers (no storyboard, no x264)": lambda: cpu_of(lambda: ladder(nulled(bare, 4))),
-            "decode + the whole filter graph (no x264)": lambda: cpu_of(lambda: ladder(nulled(full, 4))),
+            "decode + the scalers (no storyboard, no x264)": lambda: cpu_of(
+                lambda: ladder(nulled(bare, len(rungs)))
+            ),
+            "decode + the whole filter graph (no x264)": lambda: cpu_of(
+                lambda: ladder(nulled(full, len(rungs)))
+            ),
             **{
                 f"x264 {rung.name} alone (raw frames in)": (
                     lambda r=rung: x264_alone(source, info, r, root / "x264" / r.name)
